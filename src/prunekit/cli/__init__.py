@@ -1,0 +1,46 @@
+"""The ``prunekit`` command line: argument parsing only; the work is done by the library.
+
+Run ``prunekit --help`` or ``prunekit COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import PrunekitError
+from . import bench_cmd, prune_cmd, sweep_cmd, train_cmd
+
+COMMAND_MODULES = (train_cmd, prune_cmd, sweep_cmd, bench_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prunekit",
+        description="Train, prune, compress and measure neural networks (PyTorch).",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"prunekit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``prunekit`` console command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except PrunekitError as exc:
+        print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"prunekit {args.command}: interrupted; everything already written is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""``prunekit prune`` and ``prunekit info``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..checkpoint import load_checkpoint
+from ..prune import METHODS, SCOPES, sparsity_report
+from ..workflows import prune_checkpoint
+from .common import add_command
+
+
+def register(commands) -> None:
+    parser = add_command(
+        commands, "prune", help="prune a checkpoint once and save it with its mask",
+        description="Prune a trained checkpoint one-shot, evaluate it on the test set, write the pruned "
+        "checkpoint (weights, masks, config, metrics) and print the sparsity report.\n\nExample:\n"
+        "  prunekit prune --checkpoint runs/mlp --method weight --sparsity 90 --out runs/mlp-w90",
+        run=run_prune,
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder to prune")
+    parser.add_argument("--method", choices=list(METHODS), default="weight",
+                        help="weight: zero the smallest-magnitude weights; unit: zero the units "
+                        "(rows / conv filters) of smallest L2 norm")
+    parser.add_argument("--sparsity", type=float, required=True,
+                        help="percent of weights (or units) to prune, in [0, 100), e.g. 92.5")
+    parser.add_argument("--scope", choices=list(SCOPES), default="layer",
+                        help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
+    parser.add_argument("--layers", default=None,
+                        help="comma-separated fnmatch patterns of module names to prune "
+                        "(default: every Linear/Conv2d; the classifier is never unit-pruned)")
+    parser.add_argument("--out", required=True, help="folder for the pruned checkpoint")
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    info = add_command(commands, "info", help="print the sparsity report of a checkpoint",
+                       description="Print a checkpoint's model, metrics and per-layer sparsity report.\n\n"
+                       "Example:\n  prunekit info runs/mlp-w90", run=run_info)
+    info.add_argument("checkpoint", help="checkpoint folder")
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
+    result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, scope=args.scope,
+                              layers=layers, out=args.out, data_dir=args.data_dir, progress=not args.quiet)
+    print(sparsity_report(result.model).format_table())
+    dense = result.metrics.get("dense_test_accuracy")
+    dense_text = f" (dense {dense:.4f})" if dense is not None else ""
+    print(f"\n{args.method} pruning at {args.sparsity:g}% ({args.scope}): test accuracy "
+          f"{result.metrics['test_accuracy']:.4f}{dense_text} -> {result.path}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    model = ckpt.config.get("model", {})
+    print(f"checkpoint {ckpt.path}: model {model.get('name')} {model.get('args') or ''}".rstrip())
+    if "pruning" in ckpt.config:
+        print(f"pruning: {ckpt.config['pruning']}")
+    metrics = {k: v for k, v in ckpt.metrics.items() if not isinstance(v, (list, dict))}
+    print(f"metrics: {metrics}\n")
+    print(sparsity_report(ckpt.model).format_table())
+    return 0

@@ -1,0 +1,46 @@
+"""``prunekit train`` and ``prunekit models``."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..models import list_models
+from ..workflows import train_model
+from .common import add_command, add_data_options, add_train_options, key_value, train_config
+
+
+def register(commands) -> None:
+    parser = add_command(
+        commands, "train", help="train a model and save a checkpoint",
+        description="Train a registered model on MNIST (or Fashion-MNIST) and write OUT/model.safetensors, "
+        "OUT/config.json and OUT/metrics.json.\n\nExample:\n  prunekit train --model mlp --epochs 5 --out runs/mlp",
+        run=run_train,
+    )
+    parser.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
+    parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                        help="a model builder argument, VALUE in JSON, e.g. hidden=[300,100]; repeatable")
+    parser.add_argument("--out", required=True, help="checkpoint folder to write")
+    add_train_options(parser)
+    add_data_options(parser)
+
+    add_command(commands, "models", help="list the available models",
+                description="List the registered models with their default arguments.", run=run_models)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = train_config(args)
+    result = train_model(
+        args.model, model_args=dict(args.model_arg) or None, dataset=args.dataset, data_dir=args.data_dir,
+        config=config, out=args.out, progress=not args.quiet,
+    )
+    m = result.metrics
+    print(f"{args.model}: test accuracy {m['test_accuracy']:.4f} after {config.epochs:g} epochs "
+          f"in {m['train_seconds']:.1f} s -> {result.path}")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    for info in list_models():
+        print(f"{info.name:10s} {info.description}")
+        print(f"{'':10s} arguments: {info.default_args()}")
+    return 0

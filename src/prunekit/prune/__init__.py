@@ -1,0 +1,49 @@
+"""Pruning: importance scores, selection, masks, and the ``prune_model`` entry point.
+
+Pieces (each replaceable on its own):
+
+* :mod:`~prunekit.prune.scores` -- criteria ``weight -> importance`` (``CRITERIA`` registry);
+* :mod:`~prunekit.prune.select` -- ``scores + sparsity (+ previous mask) -> keep mask``;
+* :mod:`~prunekit.prune.targets` -- which layers are pruned and what a unit consists of;
+* :mod:`~prunekit.prune.mask` -- :class:`Mask`: apply, hold through training, save/load;
+* :mod:`~prunekit.prune.api` -- :func:`prune_model`;
+* :mod:`~prunekit.prune.report` -- :func:`sparsity_report` (per-layer counts and FLOPs).
+
+Example:
+    >>> from torch import nn
+    >>> from prunekit.prune import prune_model, sparsity_report
+    >>> model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 10))
+    >>> mask = prune_model(model, "unit", 50.0)
+    >>> sparsity_report(model, mask, input_shape=(1, 784)).rows[0].live_units
+    150
+"""
+
+from prunekit.prune.api import METHODS, SCOPES, prune_model
+from prunekit.prune.mask import Mask, MaskHold
+from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
+from prunekit.prune.scores import CRITERIA, get_criterion, magnitude, random_scores, unit_l2
+from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
+from prunekit.prune.targets import classifier_name, prunable_layers, select_layers, unit_groups
+
+__all__ = [
+    "CRITERIA",
+    "LayerStats",
+    "METHODS",
+    "Mask",
+    "MaskHold",
+    "SCOPES",
+    "SparsityReport",
+    "check_sparsity",
+    "classifier_name",
+    "get_criterion",
+    "global_keep_masks",
+    "keep_mask",
+    "magnitude",
+    "prunable_layers",
+    "prune_model",
+    "random_scores",
+    "select_layers",
+    "sparsity_report",
+    "unit_groups",
+    "unit_l2",
+]

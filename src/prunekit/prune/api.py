@@ -1,0 +1,176 @@
+"""``prune_model``: score, select, build a :class:`Mask`, apply it in place."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Mapping, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from prunekit.errors import ConfigError
+from prunekit.prune.mask import Mask
+from prunekit.prune.scores import Criterion, get_criterion
+from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
+from prunekit.prune.targets import param_name, select_layers, unit_groups
+
+METHODS: dict[str, str] = {
+    "weight": "individual weights, lowest score first (default criterion: magnitude)",
+    "unit": "whole output neurons / conv filters (default criterion: unit_l2)",
+}
+SCOPES: dict[str, str] = {
+    "layer": "the same sparsity in every pruned tensor (or every layer's units)",
+    "global": "one ranking over all pruned tensors (or all units) together",
+}
+DEFAULT_CRITERION = {"weight": "magnitude", "unit": "unit_l2"}
+
+
+def prune_model(
+    model: nn.Module,
+    method: str = "weight",
+    sparsity: float = 50.0,
+    *,
+    scope: str = "layer",
+    layers: Optional[Sequence[str]] = None,
+    criterion: Union[str, Criterion, None] = None,
+    mask: Optional[Mapping[str, torch.Tensor]] = None,
+) -> Mask:
+    """Prune ``model`` in place to a total ``sparsity`` percent and return the mask.
+
+    ``round(sparsity / 100 * n)`` entries are pruned, where ``n`` counts the weights of each
+    pruned tensor (``scope="layer"``), or of all of them (``scope="global"``); for
+    ``method="unit"`` it counts units (output neurons / conv filters) instead of weights.
+    A unit's row/filter, bias entry and following BatchNorm weight/bias entries are masked
+    together (see :mod:`prunekit.prune.targets`); the classifier is never unit-pruned.
+    Scores are computed on the currently masked weights. With ``mask`` (a previous mask),
+    entries already pruned stay pruned and count toward the target, so an iterative schedule
+    calls ``prune_model`` with an increasing total target each round; a target below the
+    current sparsity leaves the mask as it is.
+
+    Args:
+        model: the model; its parameters are zeroed in place (objects unchanged).
+        method: ``"weight"`` or ``"unit"`` (see :data:`METHODS`).
+        sparsity: percentage to prune, in ``[0, 100)``; e.g. ``92.5``.
+        scope: ``"layer"`` or ``"global"`` (see :data:`SCOPES`).
+        layers: ``fnmatch`` patterns on module names selecting the layers to prune.
+        criterion: a name in :data:`~prunekit.prune.scores.CRITERIA` or a callable
+            ``fn(weight, grad=None) -> scores`` (per weight, or per unit for ``"unit"``;
+            per-weight scores are reduced to their L2 norm per unit).
+        mask: the previous mask; the result only shrinks it.
+
+    Returns:
+        The new :class:`Mask` (already applied to ``model``).
+
+    Raises:
+        ConfigError: for an invalid sparsity, method, scope, criterion or layer pattern.
+        CheckpointError: if ``mask`` does not fit ``model``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 10))
+        >>> mask = prune_model(model, "weight", 90.0)
+        >>> round(mask.sparsity(), 1)
+        90.0
+        >>> mask = prune_model(model, "weight", 95.0, scope="global", mask=mask)
+    """
+    _check_choice("method", method, METHODS)
+    _check_choice("scope", scope, SCOPES)
+    sparsity = check_sparsity(sparsity)
+    fn = _resolve_criterion(criterion, method)
+    targets = select_layers(model, method, layers)
+    previous = None
+    if mask is not None:
+        previous = mask if isinstance(mask, Mask) else Mask(mask)
+        previous.validate(model)
+    build = _weight_masks if method == "weight" else _unit_masks
+    new = Mask(build(model, targets, sparsity, scope, fn, previous or {}))
+    result = new & previous if previous is not None else new
+    result.apply_(model)
+    return result
+
+
+def _weight_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    scores, prev = {}, {}
+    for layer, _ in targets:
+        name = param_name(layer, "weight")
+        s, w = _score(fn, params[name], previous.get(name))
+        if s.shape != w.shape:
+            raise ConfigError(
+                f"criterion gave scores of shape {tuple(s.shape)} for {name!r} of shape "
+                f"{tuple(w.shape)}; method='weight' needs one score per weight (use method='unit')"
+            )
+        scores[name] = s
+        if name in previous:
+            prev[name] = previous[name]
+    return _select(scores, sparsity, scope, prev)
+
+
+def _unit_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    groups = unit_groups(model, targets)
+    scores, prev = {}, {}
+    for g in groups:
+        s, w = _score(fn, params[g.weight], previous.get(g.weight))
+        scores[g.layer] = _unit_scores(s, w, g.weight)
+        if g.weight in previous:  # a unit is already pruned if its whole row/filter is
+            prev[g.layer] = previous[g.weight].reshape(g.num_units, -1).any(dim=1)
+    keep = _select(scores, sparsity, scope, prev)
+    out: dict[str, torch.Tensor] = {}
+    for g in groups:
+        out.update(g.expand(keep[g.layer]))
+    return out
+
+
+def _select(scores, sparsity, scope, prev) -> dict[str, torch.Tensor]:
+    if scope == "global":
+        return global_keep_masks(scores, sparsity, prev)
+    return {n: keep_mask(s, sparsity, prev.get(n)) for n, s in scores.items()}
+
+
+def _score(fn: Criterion, param: torch.Tensor, prev: Optional[torch.Tensor]):
+    """Scores of ``param`` with already-pruned entries (and their gradients) zeroed."""
+    w, grad = param.detach(), param.grad
+    if prev is not None:
+        w = w.masked_fill(~prev.to(w.device), 0)
+        grad = None if grad is None else grad.masked_fill(~prev.to(grad.device), 0)
+    scores = fn(w, grad=grad) if _takes_grad(fn) else fn(w)
+    if not isinstance(scores, torch.Tensor):
+        raise ConfigError(f"criterion must return a tensor, got {type(scores).__name__}")
+    return scores.detach(), w
+
+
+def _unit_scores(s: torch.Tensor, w: torch.Tensor, name: str) -> torch.Tensor:
+    if s.shape == w.shape:
+        return s.reshape(w.shape[0], -1).norm(p=2, dim=1)
+    if s.shape == (w.shape[0],):
+        return s
+    raise ConfigError(
+        f"criterion gave scores of shape {tuple(s.shape)} for {name!r} of shape {tuple(w.shape)}; "
+        f"method='unit' needs one score per weight or one per unit ({w.shape[0]})"
+    )
+
+
+def _takes_grad(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "grad" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _resolve_criterion(criterion, method: str) -> Criterion:
+    if criterion is None:
+        return get_criterion(DEFAULT_CRITERION[method])
+    if isinstance(criterion, str):
+        fn = get_criterion(criterion)
+        if method == "weight" and criterion == "unit_l2":
+            raise ConfigError("criterion 'unit_l2' scores whole units; use it with method='unit'")
+        return fn
+    if callable(criterion):
+        return criterion
+    raise ConfigError(f"criterion must be a name or a callable, got {criterion!r}")
+
+
+def _check_choice(what: str, value: object, valid: Mapping[str, str]) -> None:
+    if not isinstance(value, str) or value not in valid:
+        raise ConfigError(f"unknown pruning {what} {value!r}; valid: {', '.join(valid)}")

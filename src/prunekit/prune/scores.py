@@ -1,0 +1,122 @@
+"""Importance scores: pure functions from a weight tensor to an importance tensor.
+
+A criterion is a callable ``criterion(weight, grad=None) -> Tensor`` where ``weight`` is the
+*currently masked* weight of one layer (already-pruned entries are zero) and ``grad`` its
+gradient (or ``None``). It returns either
+
+* a tensor of the same shape as ``weight`` (one score per weight), or
+* a 1-D tensor of length ``weight.shape[0]`` (one score per unit).
+
+Higher score = more important = kept longer. A unit is an output neuron: in PyTorch layout
+``nn.Linear.weight`` is ``[out, in]``, so a unit is a ROW (dim 0); for ``nn.Conv2d`` it is a
+whole filter ``weight[i]``. (The reference study used TensorFlow's ``[in, out]`` layout, where
+a unit is a column.) The ``grad`` argument lets gradient-based criteria (e.g. Taylor,
+``|w * grad|``) be registered later without changing the pruning code.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from prunekit.errors import ConfigError
+
+Criterion = Callable[..., torch.Tensor]
+
+
+def magnitude(w: torch.Tensor, grad: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Weight magnitude ``|w|`` (Han et al. 2015), same shape as ``w``.
+
+    Args:
+        w: a weight tensor.
+        grad: ignored (accepted so all criteria share one signature).
+
+    Returns:
+        ``w.abs()``.
+
+    Example:
+        >>> magnitude(torch.tensor([-3.0, 1.0]))
+        tensor([3., 1.])
+    """
+    return w.detach().abs()
+
+
+def unit_l2(w: torch.Tensor, grad: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """L2 norm of each unit (output neuron / conv filter) over all other dims.
+
+    For ``nn.Linear`` (``[out, in]``) this is the norm of each ROW; for ``nn.Conv2d``
+    (``[out, in, kh, kw]``) the norm of each filter. In TensorFlow's ``[in, out]`` layout
+    the same quantity is the norm of each column.
+
+    Args:
+        w: a weight tensor with at least one dim; dim 0 indexes the units.
+        grad: ignored.
+
+    Returns:
+        A 1-D tensor of length ``w.shape[0]``.
+
+    Example:
+        >>> unit_l2(torch.tensor([[3.0, 4.0], [0.0, 1.0]]))
+        tensor([5., 1.])
+    """
+    if w.dim() == 0:
+        raise ConfigError("unit_l2 needs a weight with at least one dim, got a scalar")
+    return w.detach().reshape(w.shape[0], -1).norm(p=2, dim=1)
+
+
+def random_scores(
+    w: torch.Tensor,
+    generator: Optional[torch.Generator] = None,
+    grad: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Uniform random scores, same shape as ``w`` (the random-pruning baseline).
+
+    Args:
+        w: a weight tensor (only its shape, dtype and device are used).
+        generator: a ``torch.Generator``; ``None`` uses torch's global RNG, so
+            ``torch.manual_seed`` makes the result reproducible.
+        grad: ignored.
+
+    Returns:
+        A tensor of ``U[0, 1)`` values shaped like ``w`` (ties have probability ~0).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> random_scores(torch.zeros(3), g).shape
+        torch.Size([3])
+    """
+    device = generator.device if generator is not None else w.device
+    scores = torch.rand(w.shape, generator=generator, dtype=torch.float64, device=device)
+    return scores.to(w.device)
+
+
+CRITERIA: dict[str, Criterion] = {
+    "magnitude": magnitude,
+    "unit_l2": unit_l2,
+    "random": random_scores,
+}
+"""Registered criteria by name. Add one with ``CRITERIA["name"] = fn``."""
+
+
+def get_criterion(name: str) -> Criterion:
+    """Look up a criterion by name.
+
+    Args:
+        name: a key of :data:`CRITERIA`.
+
+    Returns:
+        The criterion function.
+
+    Raises:
+        ConfigError: if ``name`` is unknown; the message lists the valid names.
+
+    Example:
+        >>> get_criterion("magnitude") is magnitude
+        True
+    """
+    try:
+        return CRITERIA[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(CRITERIA))
+        raise ConfigError(f"unknown pruning criterion {name!r}; valid: {valid}") from None

@@ -1,0 +1,148 @@
+"""Selection: scores + sparsity (+ previous mask) -> keep mask. Pure functions.
+
+Rules shared by every pruning method:
+
+* ``sparsity`` is a percentage in ``[0, 100)``; the number pruned is
+  ``round(sparsity / 100 * n)`` with Python's ``round`` (as in
+  ``torch.nn.utils.prune._compute_nparams_toprune``).
+* The lowest scores are pruned; ties are broken by flat index (stable sort on
+  ``(score, index)``), so the same input always gives the same mask.
+* Masks only shrink: entries already pruned in ``previous`` rank first (score ``-inf``)
+  and count toward the target. If the target is below the current sparsity the previous
+  mask is returned unchanged (nothing regrows).
+
+The same functions serve weight-level selection (scores shaped like the weight) and
+unit-level selection (1-D scores, one per unit).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Mapping, Optional
+
+import torch
+
+from prunekit.errors import ConfigError
+
+
+def check_sparsity(sparsity: object) -> float:
+    """Validate a sparsity percentage.
+
+    Args:
+        sparsity: the percentage of entries to prune, a real number in ``[0, 100)``.
+
+    Returns:
+        ``sparsity`` as a float.
+
+    Raises:
+        ConfigError: for a non-number, NaN, a negative value or a value >= 100.
+
+    Example:
+        >>> check_sparsity(92.5)
+        92.5
+    """
+    ok = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool)
+    if ok:
+        value = float(sparsity)
+        ok = not math.isnan(value) and 0.0 <= value < 100.0
+    if not ok:
+        raise ConfigError(
+            f"sparsity must be a percentage in [0, 100) (e.g. 92.5 for 92.5%), got {sparsity!r}"
+        )
+    return value
+
+
+def num_to_prune(sparsity: float, n: int) -> int:
+    """Number of entries to prune out of ``n``: ``round(sparsity / 100 * n)``.
+
+    Example:
+        >>> num_to_prune(92.5, 10)
+        9
+    """
+    return round(check_sparsity(sparsity) / 100 * n)
+
+
+def keep_mask(
+    scores: torch.Tensor, sparsity: float, previous: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Keep mask that prunes the lowest-scoring ``round(sparsity/100 * n)`` entries.
+
+    Args:
+        scores: importance scores of any shape (higher = more important).
+        sparsity: target percentage of pruned entries, in ``[0, 100)``, counting the
+            entries already pruned in ``previous``.
+        previous: optional bool keep mask of the same shape (``True`` = kept); its pruned
+            entries stay pruned.
+
+    Returns:
+        A bool tensor shaped like ``scores``; ``True`` = keep.
+
+    Example:
+        >>> keep_mask(torch.tensor([3.0, 1.0, 2.0, 4.0]), 50.0)
+        tensor([ True, False, False,  True])
+    """
+    n_prune = num_to_prune(sparsity, scores.numel())
+    if previous is not None:
+        _check_previous(scores, previous)
+        if n_prune <= int((~previous).sum()):
+            return previous.clone()
+    ranked = scores.detach().to(torch.float64).reshape(-1)
+    if previous is not None:
+        ranked = ranked.masked_fill(~previous.reshape(-1).to(ranked.device), -math.inf)
+    order = torch.sort(ranked, stable=True).indices
+    keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
+    keep[order[:n_prune]] = False
+    return keep.reshape(scores.shape)
+
+
+def global_keep_masks(
+    scores: Mapping[str, torch.Tensor],
+    sparsity: float,
+    previous: Optional[Mapping[str, torch.Tensor]] = None,
+) -> dict[str, torch.Tensor]:
+    """One ranking over several tensors: flatten, select, slice back.
+
+    Args:
+        scores: ``{name: scores}``; tensors may differ in shape and size.
+        sparsity: target percentage of pruned entries over all tensors together.
+        previous: optional ``{name: bool keep mask}``; a missing name means all kept.
+
+    Returns:
+        ``{name: bool keep mask}`` with the same keys and shapes as ``scores``.
+
+    Example:
+        >>> masks = global_keep_masks({"a": torch.tensor([1.0, 5.0]), "b": torch.tensor([2.0, 6.0])}, 50.0)
+        >>> masks["a"], masks["b"]
+        (tensor([False,  True]), tensor([False,  True]))
+    """
+    if not scores:
+        raise ConfigError("global selection needs at least one score tensor, got none")
+    names = list(scores)
+    device = scores[names[0]].device
+    flat = torch.cat([scores[n].detach().to(device, torch.float64).reshape(-1) for n in names])
+    prev_flat = None
+    if previous is not None:
+        parts = []
+        for n in names:
+            p = previous.get(n)
+            if p is None:
+                p = torch.ones(scores[n].shape, dtype=torch.bool, device=device)
+            _check_previous(scores[n], p, n)
+            parts.append(p.to(device).reshape(-1))
+        prev_flat = torch.cat(parts)
+    keep = keep_mask(flat, sparsity, prev_flat)
+    out, start = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = keep[start : start + size].reshape(scores[n].shape).to(scores[n].device)
+        start += size
+    return out
+
+
+def _check_previous(scores: torch.Tensor, previous: torch.Tensor, name: str = "scores") -> None:
+    if previous.dtype != torch.bool or previous.shape != scores.shape:
+        raise ConfigError(
+            f"previous mask for {name} must be a bool tensor of shape {tuple(scores.shape)}, "
+            f"got {previous.dtype} of shape {tuple(previous.shape)}"
+        )

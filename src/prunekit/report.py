@@ -1,0 +1,109 @@
+"""REPORT.md for a sweep folder: the table, the plots, the config and findings computed from
+the data. Reads result files; never trains or prunes.
+
+Example:
+    >>> write_report("runs/reference", baseline_accuracy=0.9853, config={...})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+from .checkpoint import atomic_write_text
+from .plot import plot_accuracy
+from .results import read_results
+
+KEEP_POINTS = 1.0
+"""A method 'keeps accuracy' while it stays within this many percentage points of the baseline."""
+
+
+def _series(points: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    series: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for p in points:
+        series[(p["schedule"], p["method"], p["scope"])].append(p)
+    return {k: sorted(v, key=lambda p: p["sparsity_target"]) for k, v in sorted(series.items())}
+
+
+def findings(points: list[dict[str, Any]], baseline_accuracy: float) -> list[str]:
+    """Sentences computed from the results: how far each method keeps accuracy, where it
+    collapses, and how the methods compare at shared sparsities."""
+    lines = []
+    base = 100 * baseline_accuracy
+    for (schedule, method, scope), pts in _series(points).items():
+        name = f"{method} pruning ({schedule}, {scope}-wise)"
+        kept = [p for p in pts if 100 * p["test_accuracy"] >= base - KEEP_POINTS]
+        last_kept = max((p["sparsity_target"] for p in kept), default=None)
+        below = [p for p in pts if 100 * p["test_accuracy"] < base - KEEP_POINTS]
+        collapse = next((p for p in pts if p["test_accuracy"] < 0.5), None)
+        text = f"- **{name}** stays within {KEEP_POINTS:g} point of the dense {base:.2f}%"
+        text += f" up to {last_kept:g}% sparsity" if last_kept is not None else " at no tested sparsity"
+        if below:
+            first = below[0]
+            text += f"; at {first['sparsity_target']:g}% it has {100 * first['test_accuracy']:.2f}%"
+        if collapse is not None:
+            text += (f"; it collapses below 50% at {collapse['sparsity_target']:g}% "
+                     f"({100 * collapse['test_accuracy']:.2f}%)")
+        lines.append(text + ".")
+    lines += _comparisons(points)
+    return lines
+
+
+def _comparisons(points: list[dict[str, Any]]) -> list[str]:
+    by_k: dict[float, dict[str, float]] = defaultdict(dict)
+    for p in points:
+        if p["schedule"] == "oneshot":
+            by_k[p["sparsity_target"]][p["method"]] = p["test_accuracy"]
+    shared = [k for k, accs in by_k.items() if {"weight", "unit"} <= accs.keys() and k > 0]
+    if not shared:
+        return []
+    gap_k = max(shared, key=lambda k: by_k[k]["weight"] - by_k[k]["unit"])
+    w, u = by_k[gap_k]["weight"], by_k[gap_k]["unit"]
+    return [f"- One-shot, the largest gap between the methods is at {gap_k:g}% sparsity: weight pruning "
+            f"{100 * w:.2f}% vs unit pruning {100 * u:.2f}% ({100 * (w - u):+.2f} points)."]
+
+
+def results_table(points: list[dict[str, Any]]) -> str:
+    """A Markdown table of the points."""
+    head = ("| schedule | method | scope | target % | actual % | non-zero weights | test acc. % | seconds |\n"
+            "|---|---|---|---:|---:|---:|---:|---:|")
+    rows = [
+        f"| {p['schedule']} | {p['method']} | {p['scope']} | {p['sparsity_target']:g} | "
+        f"{p['sparsity_actual']:.2f} | {p['params_nonzero']:,} | {100 * p['test_accuracy']:.2f} | {p['seconds']:.2f} |"
+        for p in points
+    ]
+    return "\n".join([head, *rows])
+
+
+def write_report(
+    folder: str | Path,
+    *,
+    baseline_accuracy: float,
+    config: dict[str, Any],
+    timing: str = "",
+) -> Path:
+    """Write ``accuracy_vs_sparsity.png`` and ``REPORT.md`` into ``folder`` from its results."""
+    folder = Path(folder)
+    points = read_results(folder)
+    plot_accuracy(points, folder / "accuracy_vs_sparsity.png", baseline_accuracy=baseline_accuracy)
+    parts = [
+        "# Pruning sweep report\n",
+        f"Dense baseline: **{100 * baseline_accuracy:.2f}%** test accuracy "
+        f"({config.get('model')}, {config.get('dataset')}).\n",
+        "## Findings\n", *findings(points, baseline_accuracy), "",
+        "## Accuracy vs sparsity\n", "![accuracy vs sparsity](accuracy_vs_sparsity.png)\n",
+        "## Results\n", results_table(points), "",
+    ]
+    if timing:
+        parts += ["## Timing\n", timing, ""]
+    parts += ["## Config\n", "```json", _json(config), "```", ""]
+    path = folder / "REPORT.md"
+    atomic_write_text(path, "\n".join(parts))
+    return path
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2)

@@ -1,0 +1,58 @@
+"""One point of a sweep: prune a copy of the baseline, evaluate it, describe it."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .prune import Mask, prune_model, sparsity_report
+from .train import evaluate
+
+
+def time_dense_pass(model: nn.Module, x: Tensor, repeats: int = 3) -> float:
+    """Median seconds of one forward pass of ``model`` over all of ``x`` (the sweep's floor)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        evaluate(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=len(x))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Counts for a pruned model: actual sparsity (weights or units, as the method prunes), non-zeros, FLOPs."""
+    report = sparsity_report(model, mask, input_shape=(1, *input_shape))
+    pruned = [r for r in report.rows if f"{r.name}.weight" in mask]
+    if method == "unit":
+        units = sum(r.units for r in pruned)
+        actual = 100.0 * (units - sum(r.live_units for r in pruned)) / units
+    else:
+        actual = mask.sparsity()
+    total = report.total
+    return {
+        "sparsity_actual": actual, "weight_sparsity": total.sparsity, "params_total": total.params,
+        "params_nonzero": total.nonzero, "units_live": total.live_units,
+        "flops_dense": total.dense_flops, "flops_effective": total.effective_flops,
+    }
+
+
+def evaluate_oneshot(
+    model: nn.Module, baseline_state: dict[str, Tensor], method: str, sparsity: float, scope: str,
+    x_test: Tensor, y_test: Tensor,
+) -> dict[str, Any]:
+    """Reset ``model`` to ``baseline_state``, prune it one-shot and evaluate it on the test set."""
+    started = time.perf_counter()
+    model.load_state_dict(baseline_state)
+    mask = prune_model(model, method, sparsity, scope=scope)
+    metrics = evaluate(model, x_test, y_test, batch_size=len(x_test))
+    seconds = time.perf_counter() - started
+    return {
+        "schedule": "oneshot", "method": method, "scope": scope, "sparsity_target": sparsity,
+        **describe_pruned(model, mask, method, tuple(x_test.shape[1:])),
+        "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
+        "train_epochs": 0.0, "train_seconds": 0.0, "seconds": seconds,
+    }
