@@ -87,13 +87,29 @@ def keep_mask(
         _check_previous(scores, previous)
         if n_prune <= int((~previous).sum()):
             return previous.clone()
-    ranked = scores.detach().to(torch.float64).reshape(-1)
+    ranked = scores.detach().reshape(-1)
+    if not ranked.is_floating_point():
+        ranked = ranked.to(torch.float64)
     if previous is not None:
         ranked = ranked.masked_fill(~previous.reshape(-1).to(ranked.device), -math.inf)
-    order = torch.sort(ranked, stable=True).indices
-    keep = torch.ones(scores.numel(), dtype=torch.bool, device=scores.device)
-    keep[order[:n_prune]] = False
-    return keep.reshape(scores.shape)
+    return _prune_lowest(ranked, n_prune).reshape(scores.shape)
+
+
+def _prune_lowest(ranked: torch.Tensor, n_prune: int) -> torch.Tensor:
+    """Keep mask pruning the ``n_prune`` lowest entries of the 1-D ``ranked``, ties by index.
+
+    Same result as a stable sort on ``(score, index)``, in linear time: everything below the
+    ``n_prune``-th smallest value goes, then the lowest-index entries equal to it.
+    """
+    keep = torch.ones(ranked.numel(), dtype=torch.bool, device=ranked.device)
+    if n_prune == 0:
+        return keep
+    threshold = torch.kthvalue(ranked.cpu(), n_prune).values.to(ranked.device)
+    below = ranked < threshold
+    keep[below] = False
+    ties = torch.nonzero(ranked == threshold).flatten()
+    keep[ties[: n_prune - int(below.sum())]] = False
+    return keep
 
 
 def global_keep_masks(
