@@ -20,7 +20,7 @@ endif
 .PHONY: demo test install clean
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/prunekit train --model mlp --out $(DEMO_OUT)/baseline
+	$(VENV)/bin/prunekit sweep --model mlp --methods weight,unit --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -93,8 +93,9 @@ def prune_checkpoint(
         >>> prune_checkpoint("runs/mlp", method="weight", sparsity=90, out="runs/mlp-w90")  # doctest: +SKIP
     """
     from .checkpoint import load_checkpoint
-    from .prune import prune_model
+    from .prune import check_sparsity, prune_model
 
+    check_sparsity(sparsity)  # fail before any loading
     ckpt = load_checkpoint(checkpoint)
     mask = prune_model(ckpt.model, method, sparsity, scope=scope, layers=layers, mask=ckpt.mask)
     data = load_dataset(ckpt.config.get("dataset", "mnist"), data_dir, progress=progress)
