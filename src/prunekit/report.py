@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from .checkpoint import atomic_write_text
 from .plot import plot_accuracy
+from .report_schedules import cost_findings, cost_table, series_costs
 from .results import read_results
 
 KEEP_POINTS = 1.0
@@ -66,14 +67,45 @@ def _comparisons(points: list[dict[str, Any]]) -> list[str]:
 
 def results_table(points: list[dict[str, Any]]) -> str:
     """A Markdown table of the points."""
-    head = ("| schedule | method | scope | target % | actual % | non-zero weights | test acc. % | seconds |\n"
-            "|---|---|---|---:|---:|---:|---:|---:|")
+    head = ("| schedule | method | scope | target % | actual % | non-zero weights | test acc. % | train epochs "
+            "| train s | seconds |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     rows = [
         f"| {p['schedule']} | {p['method']} | {p['scope']} | {p['sparsity_target']:g} | "
-        f"{p['sparsity_actual']:.2f} | {p['params_nonzero']:,} | {100 * p['test_accuracy']:.2f} | {p['seconds']:.2f} |"
+        f"{p['sparsity_actual']:.2f} | {p['params_nonzero']:,} | {100 * p['test_accuracy']:.2f} | "
+        f"{p.get('train_epochs') or 0:g} | {p.get('train_seconds') or 0:.1f} | {p['seconds']:.2f} |"
         for p in points
     ]
     return "\n".join([head, *rows])
+
+
+def write_plots(points: list[dict[str, Any]], folder: Path, baseline_accuracy: float) -> list[str]:
+    """``accuracy_vs_sparsity.png`` (a line per method, or per method and schedule) and one
+    ``accuracy_vs_sparsity_<method>.png`` per method with a line per schedule. Returns the names."""
+    several = len({p["schedule"] for p in points}) > 1
+    lines = [{**p, "line": f"{p['method']} ({p['schedule']})" if several else p["method"]} for p in points]
+    plot_accuracy(lines, folder / "accuracy_vs_sparsity.png", baseline_accuracy=baseline_accuracy, line_key="line")
+    names = ["accuracy_vs_sparsity.png"]
+    for method in sorted({p["method"] for p in points}):
+        name = f"accuracy_vs_sparsity_{method}.png"
+        plot_accuracy([p for p in points if p["method"] == method], folder / name, line_key="schedule",
+                      baseline_accuracy=baseline_accuracy,
+                      title=f"{method} pruning: test accuracy vs sparsity by schedule")
+        names.append(name)
+    return names
+
+
+def schedule_sections(points: list[dict[str, Any]]) -> list[str]:
+    """The report's comparison of schedules at equal cost (empty with a single schedule)."""
+    if len({p["schedule"] for p in points}) < 2:
+        return []
+    parts = ["## Schedules at equal cost\n",
+             "Each cell: test accuracy % (epochs of training spent to reach that point from the dense "
+             "model; cumulative for chained schedules). Best per row in bold.\n"]
+    for method in sorted({p["method"] for p in points}):
+        parts += [f"### {method} pruning\n", *cost_findings(points, method), "", cost_table(points, method), "",
+                  f"![{method} pruning by schedule](accuracy_vs_sparsity_{method}.png)\n"]
+    parts += ["### Training spent per series\n", series_costs(points), ""]
+    return parts
 
 
 def write_report(
@@ -83,16 +115,17 @@ def write_report(
     config: dict[str, Any],
     timing: str = "",
 ) -> Path:
-    """Write ``accuracy_vs_sparsity.png`` and ``REPORT.md`` into ``folder`` from its results."""
+    """Write the plots (see :func:`write_plots`) and ``REPORT.md`` into ``folder`` from its results."""
     folder = Path(folder)
     points = read_results(folder)
-    plot_accuracy(points, folder / "accuracy_vs_sparsity.png", baseline_accuracy=baseline_accuracy)
+    write_plots(points, folder, baseline_accuracy)
     parts = [
         "# Pruning sweep report\n",
         f"Dense baseline: **{100 * baseline_accuracy:.2f}%** test accuracy "
         f"({config.get('model')}, {config.get('dataset')}).\n",
         "## Findings\n", *findings(points, baseline_accuracy), "",
         "## Accuracy vs sparsity\n", "![accuracy vs sparsity](accuracy_vs_sparsity.png)\n",
+        *schedule_sections(points),
         "## Results\n", results_table(points), "",
     ]
     if timing:

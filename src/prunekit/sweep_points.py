@@ -40,6 +40,26 @@ def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: tupl
     }
 
 
+def evaluate_point(model: nn.Module, mask: Mask, method: str, x_test: Tensor, y_test: Tensor) -> dict[str, Any]:
+    """Evaluate a pruned model on the test set and describe it: the one place a sweep
+    evaluates a pruned model (so a faster evaluator can replace it here).
+
+    Args:
+        model: the pruned model (pruned entries already zero).
+        mask: its mask.
+        method: ``"weight"`` or ``"unit"`` (what ``sparsity_actual`` counts).
+        x_test, y_test: the test set.
+
+    Returns:
+        :func:`describe_pruned`'s counts plus ``test_accuracy`` (a fraction) and ``test_loss``.
+    """
+    metrics = evaluate(model, x_test, y_test, batch_size=len(x_test))
+    return {
+        **describe_pruned(model, mask, method, tuple(x_test.shape[1:])),
+        "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
+    }
+
+
 def evaluate_oneshot(
     model: nn.Module, baseline_state: dict[str, Tensor], method: str, sparsity: float, scope: str,
     x_test: Tensor, y_test: Tensor,
@@ -48,11 +68,9 @@ def evaluate_oneshot(
     started = time.perf_counter()
     model.load_state_dict(baseline_state)
     mask = prune_model(model, method, sparsity, scope=scope)
-    metrics = evaluate(model, x_test, y_test, batch_size=len(x_test))
+    measured = evaluate_point(model, mask, method, x_test, y_test)
     seconds = time.perf_counter() - started
     return {
-        "schedule": "oneshot", "method": method, "scope": scope, "sparsity_target": sparsity,
-        **describe_pruned(model, mask, method, tuple(x_test.shape[1:])),
-        "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
+        "schedule": "oneshot", "method": method, "scope": scope, "sparsity_target": sparsity, **measured,
         "train_epochs": 0.0, "train_seconds": 0.0, "seconds": seconds,
     }

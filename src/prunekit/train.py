@@ -94,6 +94,7 @@ class TrainState:
     epoch: int = 0
     loss: float = float("nan")
     stop: bool = False  # a callback may set this to end training early
+    batch: Tensor | None = None  # indices into the training data of the current batch
     history: list[dict] = field(default_factory=list)
 
 
@@ -200,6 +201,7 @@ def _run_epoch(state, x, y, generator, loss_fn, callbacks, bar) -> None:
             break
         idx = order[start:start + config.batch_size]
         xb, yb = x[idx], y[idx]
+        state.batch = idx
         for group in optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(config, state.step, state.total_steps)
         for cb in callbacks:

@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from ..errors import PrunekitError
-from . import bench_cmd, prune_cmd, sweep_cmd, train_cmd
+from . import bench_cmd, compact_cmd, prune_cmd, sweep_cmd, train_cmd
 
-COMMAND_MODULES = (train_cmd, prune_cmd, sweep_cmd, bench_cmd)
+COMMAND_MODULES = (train_cmd, prune_cmd, sweep_cmd, bench_cmd, compact_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``prunekit bench train``: how fast training runs here."""
+"""``prunekit bench train`` (how fast training runs here) and ``prunekit bench latency`` (inference)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import platform
 import torch
 
 from ..bench_train import benchmark_training
+from .bench_latency_cmd import register_latency
 from .common import add_command, add_data_options, key_value
 
 
@@ -28,6 +29,7 @@ def register(commands) -> None:
     train.add_argument("--batch-size", type=int, default=256, help="samples per step")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     add_data_options(train)
+    register_latency(sub)
 
 
 def run_bench_train(args: argparse.Namespace) -> int:

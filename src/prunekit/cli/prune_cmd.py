@@ -8,14 +8,18 @@ from ..checkpoint import load_checkpoint
 from ..prune import METHODS, SCOPES, sparsity_report
 from ..workflows import prune_checkpoint
 from .common import add_command
+from .recovery_options import add_recovery_options, recovery_from_args, schedule_help
 
 
 def register(commands) -> None:
     parser = add_command(
         commands, "prune", help="prune a checkpoint once and save it with its mask",
-        description="Prune a trained checkpoint one-shot, evaluate it on the test set, write the pruned "
-        "checkpoint (weights, masks, config, metrics) and print the sparsity report.\n\nExample:\n"
-        "  prunekit prune --checkpoint runs/mlp --method weight --sparsity 90 --out runs/mlp-w90",
+        description="Prune a trained checkpoint (one-shot, or with a schedule that recovers accuracy), evaluate "
+        "it on the test set, write the pruned checkpoint (weights, masks, config, metrics) and print the "
+        "sparsity report.\n\nExamples:\n"
+        "  prunekit prune --checkpoint runs/mlp --method weight --sparsity 90 --out runs/mlp-w90\n"
+        "  prunekit prune --checkpoint runs/mlp --method unit --sparsity 90 --schedule lottery --out runs/mlp-u90\n"
+        "  prunekit prune --checkpoint runs/mlp --sparsity 99 --schedule iterative --distill --out runs/mlp-w99",
         run=run_prune,
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder to prune")
@@ -29,9 +33,11 @@ def register(commands) -> None:
     parser.add_argument("--layers", default=None,
                         help="comma-separated fnmatch patterns of module names to prune "
                         "(default: every Linear/Conv2d; the classifier is never unit-pruned)")
+    parser.add_argument("--schedule", default="oneshot", help="pruning schedule; " + schedule_help())
     parser.add_argument("--out", required=True, help="folder for the pruned checkpoint")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_recovery_options(parser)
 
     info = add_command(commands, "info", help="print the sparsity report of a checkpoint",
                        description="Print a checkpoint's model, metrics and per-layer sparsity report.\n\n"
@@ -42,12 +48,15 @@ def register(commands) -> None:
 def run_prune(args: argparse.Namespace) -> int:
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
     result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, scope=args.scope,
-                              layers=layers, out=args.out, data_dir=args.data_dir, progress=not args.quiet)
+                              layers=layers, out=args.out, data_dir=args.data_dir, progress=not args.quiet,
+                              schedule=args.schedule, recovery=recovery_from_args(args))
     print(sparsity_report(result.model).format_table())
     dense = result.metrics.get("dense_test_accuracy")
     dense_text = f" (dense {dense:.4f})" if dense is not None else ""
-    print(f"\n{args.method} pruning at {args.sparsity:g}% ({args.scope}): test accuracy "
-          f"{result.metrics['test_accuracy']:.4f}{dense_text} -> {result.path}")
+    m = result.metrics
+    cost = f", {m['train_epochs']:g} epochs of training in {m['train_seconds']:.1f} s" if m["train_epochs"] else ""
+    print(f"\n{args.method} pruning at {args.sparsity:g}% ({args.scope}, {args.schedule}{cost}): test accuracy "
+          f"{m['test_accuracy']:.4f}{dense_text} -> {result.path}")
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ..report import write_report
+from ..report_schedules import training_spent
 from ..sweep import REFERENCE_SPARSITIES, SweepConfig, run_sweep, sweep_config_dict
 from .common import add_command, add_data_options, add_train_options, key_value, train_config
+from .recovery_options import add_recovery_options, recovery_from_args, schedule_help
 
 
 def float_list(text: str) -> tuple[float, ...]:
@@ -26,7 +28,11 @@ def register(commands) -> None:
         description="Train (or reuse) a baseline, prune a fresh copy for every (method, sparsity), evaluate "
         "each on the full test set, and write OUT/results.csv, OUT/results.json, "
         "OUT/accuracy_vs_sparsity.png and OUT/REPORT.md. Finished points are kept; a rerun resumes.\n\n"
-        "Example:\n  prunekit sweep --model mlp --methods weight,unit --out runs/reference",
+        "Example:\n  prunekit sweep --model mlp --methods weight,unit --out runs/reference\n"
+        "  prunekit sweep --schedules oneshot,iterative,gradual,lottery --out runs/recovery\n\n"
+        "With several schedules, OUT/accuracy_vs_sparsity_<method>.png draws one line per schedule, and "
+        "results record the epochs and seconds of training spent per point (cumulative for chained "
+        "schedules, which checkpoint every level under OUT/chains/ and resume after an interruption).",
         run=run_sweep_cmd,
     )
     parser.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
@@ -36,26 +42,31 @@ def register(commands) -> None:
                         help="comma-separated pruning methods: weight, unit")
     parser.add_argument("--sparsities", type=float_list, default=REFERENCE_SPARSITIES,
                         help="comma-separated percentages in [0, 100)")
-    parser.add_argument("--scope", default="layer", help="layer or global")
+    parser.add_argument("--scope", default="layer",
+                        help="layer or global, or one per method, e.g. weight=global,unit=layer")
+    parser.add_argument("--schedules", type=name_list, default=("oneshot",),
+                        help="comma-separated pruning schedules; a name ending in +distill distils in that "
+                        "series only (e.g. iterative,iterative+distill); " + schedule_help())
+    parser.add_argument("--layers", type=name_list, default=None,
+                        help="comma-separated fnmatch patterns of module names to prune (default: all prunable)")
     parser.add_argument("--checkpoint", default=None,
                         help="baseline checkpoint folder to prune (default: train one, or reuse the one "
                         "trained before in OUT with the same config)")
     parser.add_argument("--out", required=True, help="sweep folder")
     add_train_options(parser)
+    add_recovery_options(parser)
     add_data_options(parser)
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
     config = SweepConfig(
         model=args.model, model_args=dict(args.model_arg), dataset=args.dataset, methods=args.methods,
-        sparsities=args.sparsities, scope=args.scope, train=train_config(args),
+        sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
+        recovery=recovery_from_args(args), layers=args.layers,
     )
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
                        progress=not args.quiet)
-    floor = result.dense_pass_seconds * max(1, result.points_run)
-    timing = (f"{result.points_run} prune+evaluate points in {result.points_seconds:.2f} s; one dense pass over "
-              f"the test set takes {result.dense_pass_seconds:.3f} s, so {result.points_run} dense passes "
-              f"would take {floor:.2f} s.")
+    timing = timing_text(result)
     baseline_acc = result.baseline.metrics["test_accuracy"]
     report = write_report(result.out, baseline_accuracy=baseline_acc, config=sweep_config_dict(config),
                           timing=timing)
@@ -63,3 +74,16 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     print(timing)
     print(f"results: {result.out / 'results.csv'}, report: {report}")
     return 0
+
+
+def timing_text(result) -> str:
+    """The sweep's timing: one-shot points beside the floor of one dense test-set pass each;
+    with schedules that train, the training the folder's points cost."""
+    floor = result.dense_pass_seconds * max(1, result.points_run)
+    epochs, seconds = training_spent(result.points)
+    what = "prune+evaluate points" if not epochs else "points (prune, recover, evaluate)"
+    text = (f"{result.points_run} {what} in {result.points_seconds:.2f} s; one dense pass over the test set "
+            f"takes {result.dense_pass_seconds:.3f} s, so {result.points_run} dense passes would take {floor:.2f} s.")
+    if epochs:
+        text += f" The folder's points were trained for {epochs:.1f} epochs in {seconds:.0f} s in total."
+    return text

@@ -1,0 +1,104 @@
+"""``prunekit bench latency``: dense vs masked vs sparse vs compact inference, as ratios in one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from ..bench import benchmark_latency, format_latency
+from ..compact_io import load_any_checkpoint
+from ..errors import ConfigError
+from ..models import get_model
+from ..prune import METHODS, SCOPES, prune_model, sparsity_report
+from .common import add_command, key_value
+from .compact_cmd import shape
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def register_latency(sub) -> None:
+    parser = add_command(
+        sub, "latency", help="inference latency of dense, masked, sparse and compact versions",
+        description="Measure the median latency (after a warm-up, versions interleaved) and throughput of the "
+        "dense, masked (torch.nn.utils.prune), sparse (measured kernel choice), compact and compact+sparse "
+        "versions of a model, printed as ratios to dense measured in the same run, with the FLOP ratio (the "
+        "ideal) beside them. The model comes from --checkpoint, or is built with random weights from --model; "
+        "--method/--sparsity prune it first.\n\nExamples:\n"
+        "  prunekit bench latency --checkpoint runs/mlp-w95\n"
+        "  prunekit bench latency --checkpoint runs/mlp --method unit --sparsity 75\n"
+        "  prunekit bench latency --model mlp --method weight --sparsity 95 --threads 1",
+        run=run_bench_latency,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint folder (regular or compact)")
+    source.add_argument("--model", help="registered model name, random weights (seed 0)")
+    parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                        help="with --model: a builder argument, VALUE in JSON; repeatable")
+    parser.add_argument("--method", choices=list(METHODS), default=None, help="prune first with this method")
+    parser.add_argument("--sparsity", type=float, default=None, help="with --method: percent to prune")
+    parser.add_argument("--scope", choices=list(SCOPES), default="layer", help="with --method: pruning scope")
+    parser.add_argument("--batch-sizes", type=int_list, default=(1, 256), help="comma-separated batch sizes")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed calls per version and batch size (default: 200 at batch 1, 40 at large batches)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--input-shape", type=shape, default=(1, 28, 28), help="one sample's shape")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+
+
+def _model_and_mask(args: argparse.Namespace):
+    if args.checkpoint:
+        model, mask, _, _ = load_any_checkpoint(args.checkpoint)
+    else:
+        model, mask = get_model(args.model, seed=0, **dict(args.model_arg)), None
+    if (args.method is None) != (args.sparsity is None):
+        raise ConfigError("give --method and --sparsity together (or neither)")
+    if args.method is not None:
+        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask)
+    return model, mask
+
+
+def busy_warning() -> str | None:
+    """A note when other processes already keep the CPUs busy (timings of multi-threaded torch then suffer)."""
+    try:
+        load, cpus = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if load < cpus - 0.5:
+        return None
+    return (f"note: load average {load:.1f} on {cpus} CPUs before this run: other processes compete for the cores, "
+            f"so multi-threaded timings stall and are noisy; compare with --threads 1")
+
+
+def run_bench_latency(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warning = busy_warning()
+    model, mask = _model_and_mask(args)
+    repeats = {b: args.repeats for b in args.batch_sizes} if args.repeats else None
+    rows = benchmark_latency(model, mask, input_shape=args.input_shape, batch_sizes=args.batch_sizes,
+                             repeats=repeats)
+    total = sparsity_report(model, mask, input_shape=(1, *args.input_shape)).total
+    print(f"{args.checkpoint or args.model}: {total.nonzero:,}/{total.params:,} weights non-zero "
+          f"({total.sparsity:.2f}% sparse), ideal FLOP ratio {total.effective_flops / total.dense_flops:.3f}; "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}")
+    print(format_latency(rows))
+    print("x dense time: median latency / dense median latency in this run (lower is faster); medians of "
+          "interleaved repeats, so shared-machine noise remains")
+    if warning and torch.get_num_threads() > 1:
+        print(warning)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+    return 0

@@ -1,0 +1,128 @@
+"""What a schedule works on (:class:`Job`), what one level produces (:class:`Level`), and the
+shared recovery step (prune, optionally rewind, train with the mask held).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Union
+
+from torch import Tensor, nn
+
+from ..distill import Distiller
+from ..errors import ConfigError
+from ..prune import Mask, prune_model
+from ..train import Callback, TrainConfig, train
+from .recipe import PruneSpec, Recovery
+
+StateDict = dict[str, Tensor]
+RewindSource = Union[StateDict, Callable[[], StateDict], None]
+
+
+@dataclass
+class Job:
+    """A schedule's inputs.
+
+    Args:
+        model: the model, holding the trained dense weights when the schedule starts; it is
+            pruned and trained in place.
+        train_data: ``(x, y)`` training tensors.
+        spec: what to prune (:class:`PruneSpec`).
+        recipe: how to recover (:class:`Recovery`).
+        rewind: for ``lottery``: the state dict to rewind surviving weights to (the
+            initialisation), or a function returning it (called once, when first needed).
+        distiller: distillation loss and callback, built from the dense model when
+            ``recipe.distill`` is set (see :func:`prepare_distiller`).
+        callbacks: extra :class:`~prunekit.train.Callback` objects for every training run
+            (logging, early stopping, inspection).
+        mask: a mask the model already has (e.g. from a pruned checkpoint); every level
+            keeps its pruned entries pruned.
+        progress: show training progress bars.
+    """
+
+    model: nn.Module
+    train_data: tuple[Tensor, Tensor]
+    spec: PruneSpec = field(default_factory=PruneSpec)
+    recipe: Recovery = field(default_factory=Recovery)
+    rewind: RewindSource = None
+    distiller: Distiller | None = None
+    callbacks: tuple[Callback, ...] = ()
+    mask: Mask | None = None
+    progress: bool = True
+
+    def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
+        """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""
+        s = self.spec
+        return prune_model(self.model, s.method, sparsity, scope=s.scope, layers=s.layers, mask=mask)
+
+    def rewind_state(self) -> StateDict:
+        """The weights ``lottery`` rewinds to (computed once)."""
+        if self.rewind is None:
+            raise ConfigError("the lottery schedule needs the weights to rewind to: pass Job(rewind=state_dict) "
+                              "or use a registered model so its initialisation can be rebuilt from its seed")
+        if callable(self.rewind):
+            self.rewind = self.rewind()
+        return self.rewind
+
+
+@dataclass
+class Level:
+    """One finished level (round) of a schedule; the job's model holds its weights.
+
+    Attributes:
+        index: the round number (1 for the first pruned level; 0 for the dense model).
+        sparsity: the target sparsity (percent) this level reached.
+        recorded: whether ``sparsity`` is one of the requested targets (``False`` for rounds
+            a chained schedule inserts on its way).
+        mask: the mask after this level.
+        train_epochs: epochs of training spent (cumulative over a chain's rounds).
+        train_seconds: seconds of pruning and training spent (cumulative over a chain's rounds).
+    """
+
+    index: int
+    sparsity: float
+    recorded: bool
+    mask: Mask
+    train_epochs: float = 0.0
+    train_seconds: float = 0.0
+
+
+def recover(job: Job, mask: Mask | None, config: TrainConfig, seed_offset: int, *,
+            callbacks: tuple[Callback, ...] = (), desc: str = "recover") -> float:
+    """Train ``job.model`` with ``mask`` held (distilling if the job says so).
+
+    The seed is ``config.seed + seed_offset``, so every level has its own fixed seed and a
+    resumed run repeats exactly the levels an uninterrupted one would.
+
+    Returns:
+        The number of epochs trained.
+    """
+    config = replace(config, seed=config.seed + seed_offset)
+    callbacks = (*callbacks, *job.callbacks)
+    loss_fn = None
+    if job.distiller is not None:
+        callbacks = (job.distiller, *callbacks)
+        loss_fn = job.distiller.loss_fn
+    train(job.model, job.train_data, config, callbacks=callbacks, mask=mask, loss_fn=loss_fn,
+          progress=job.progress, desc=desc)
+    return float(config.epochs)
+
+
+def prepare_distiller(job: Job) -> None:
+    """Precompute the dense model's logits on the training set, if the recipe distils.
+
+    Call it while ``job.model`` still holds the dense weights.
+    """
+    if job.recipe.distill is not None and job.distiller is None:
+        job.distiller = Distiller.from_teacher(job.model, job.train_data[0], job.recipe.distill)
+
+
+class Timer:
+    """Seconds since creation (``float(timer)``)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __float__(self) -> float:
+        return time.perf_counter() - self.started

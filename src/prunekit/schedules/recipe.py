@@ -1,0 +1,125 @@
+"""The recovery recipe: how much and how each schedule trains, as one frozen dataclass.
+
+The defaults are tuned on MNIST with the reference MLP (see ``scripts/bench_recovery.sh``):
+they reach the issue's accuracy targets while the whole comparison (every schedule x weight,
+unit x 13 sparsities) fits in an hour on two CPU cores.
+
+Example:
+    >>> recipe = Recovery(iterative=TrainConfig(epochs=1, lr=0.01, lr_schedule="cosine"))
+    >>> recipe.train_config("iterative").epochs
+    1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..distill import DistillConfig
+from ..errors import ConfigError
+from ..prune import METHODS, SCOPES
+from ..train import TrainConfig
+
+
+def _finetune() -> TrainConfig:
+    # learning-rate rewinding (Renda et al. 2020): the baseline's one-cycle schedule again,
+    # which recovers far more per epoch than fine-tuning at a small constant or decaying rate
+    return TrainConfig(epochs=2.0, lr=0.1, lr_schedule="onecycle")
+
+
+def _gradual() -> TrainConfig:
+    return TrainConfig(epochs=3.0, lr=0.1, lr_schedule="onecycle")
+
+
+def _lottery() -> TrainConfig:
+    return TrainConfig(epochs=3.0, lr=0.1, lr_schedule="onecycle")
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How pruned models recover accuracy.
+
+    Args:
+        finetune: training after the single pruning step of ``finetune``.
+        iterative: fine-tuning after every round of ``iterative`` (per level).
+        gradual: the whole run of ``gradual`` (pruning happens during it).
+        lottery: retraining from the rewound weights after every round of ``lottery``.
+        round_fraction: chained schedules prune at most this fraction of the remaining weights
+            (or units) per round; extra rounds are inserted between targets further apart.
+        gradual_start: fraction of the gradual run's steps before the first pruning step (t0).
+        gradual_end: fraction of the steps by which the final sparsity is reached (t0 + n dt);
+            the rest fine-tunes at the final sparsity.
+        gradual_prunings: number of pruning steps ``n`` of the cubic schedule.
+        rewind_epoch: ``lottery`` rewinds surviving weights to their values after this many
+            epochs of the baseline's training (0: the initial values).
+        distill: if given, every recovery trains against the dense model's soft targets.
+    """
+
+    finetune: TrainConfig = field(default_factory=_finetune)
+    iterative: TrainConfig = field(default_factory=_finetune)
+    gradual: TrainConfig = field(default_factory=_gradual)
+    lottery: TrainConfig = field(default_factory=_lottery)
+    round_fraction: float = 0.6
+    gradual_start: float = 0.0
+    gradual_end: float = 0.7
+    gradual_prunings: int = 20
+    rewind_epoch: float = 0.0
+    distill: DistillConfig | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.round_fraction < 1.0:
+            raise ConfigError(f"round_fraction must be in (0, 1), got {self.round_fraction!r}")
+        if not 0.0 <= self.gradual_start < self.gradual_end <= 1.0:
+            raise ConfigError(f"need 0 <= gradual_start < gradual_end <= 1, got "
+                              f"{self.gradual_start!r} and {self.gradual_end!r}")
+        if int(self.gradual_prunings) != self.gradual_prunings or self.gradual_prunings < 1:
+            raise ConfigError(f"gradual_prunings must be a positive integer, got {self.gradual_prunings!r}")
+        if not (self.rewind_epoch >= 0 and math.isfinite(self.rewind_epoch)):
+            raise ConfigError(f"rewind_epoch must be >= 0, got {self.rewind_epoch!r}")
+
+    def train_config(self, schedule: str) -> TrainConfig:
+        """The :class:`~prunekit.train.TrainConfig` a schedule recovers with."""
+        if schedule not in ("finetune", "iterative", "gradual", "lottery"):
+            raise ConfigError(f"schedule {schedule!r} does not train")
+        return getattr(self, schedule)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """What to prune: the method, the scope and (optionally) the layers, as for
+    :func:`~prunekit.prune.prune_model`."""
+
+    method: str = "weight"
+    scope: str = "layer"
+    layers: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown pruning method {self.method!r}; valid: {', '.join(METHODS)}")
+        if self.scope not in SCOPES:
+            raise ConfigError(f"unknown pruning scope {self.scope!r}; valid: {', '.join(SCOPES)}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+
+
+def with_overrides(recipe: Recovery, **changes: Any) -> Recovery:
+    """A copy of ``recipe`` with per-schedule training fields changed, e.g.
+    ``with_overrides(r, iterative={"epochs": 1})``; other keys replace top-level fields."""
+    values = {}
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            values[key] = replace(getattr(recipe, key), **value)
+        else:
+            values[key] = value
+    return replace(recipe, **values)
+
+
+def fingerprint(data: Any) -> str:
+    """A short stable hash of JSON-able ``data``."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
