@@ -189,3 +189,11 @@ def test_a_chain_resumes_from_its_checkpoint_with_the_same_weights(trained, mnis
     other = job_for(trained, mnist_slice, "unit")
     assert [lvl.index for lvl in run_schedule("iterative", other, targets, chain_dir=tmp_path,
                                               fingerprint="another run")] == [1, 2, 3]
+
+
+def test_a_diverging_recipe_is_a_clear_error_not_a_silent_result(trained, mnist_slice):
+    recipe = Recovery(finetune=TrainConfig(epochs=0.5, batch_size=200, lr=1e6, lr_schedule="constant"))
+    job = job_for(trained, mnist_slice)
+    job.recipe = recipe
+    with pytest.raises(ConfigError, match="training diverged during finetune 50%"):
+        list(run_schedule("finetune", job, [50.0]))

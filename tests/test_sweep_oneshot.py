@@ -64,6 +64,14 @@ def test_results_csv_json_png_and_report_hold_what_they_claim(tmp_path, mnist_di
     assert by_key[("unit", 50.0)]["units_live"] == 150 + 50 + 10  # the classifier keeps its 10 units
     assert by_key[("unit", 90.0)]["test_accuracy"] < by_key[("weight", 90.0)]["test_accuracy"]
 
+    weight_bytes = [by_key[("weight", k)]["file_bytes"] for k in (0.0, 50.0, 90.0)]
+    assert weight_bytes[0] > weight_bytes[1] > weight_bytes[2]  # the real file shrinks with sparsity
+    assert by_key[("unit", 90.0)]["file_bytes"] < by_key[("unit", 50.0)]["file_bytes"]
+    assert all(float(row["latency_b256_ratio"]) > 0 for row in rows)
+    for name in ("accuracy_vs_latency.png", "accuracy_vs_file_size.png"):
+        assert matplotlib.image.imread(tmp_path / name).shape[0] > 300
+        assert f"]({name})" in (tmp_path / "REPORT.md").read_text()
+
     image = matplotlib.image.imread(tmp_path / "accuracy_vs_sparsity.png")
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 500
     report = (tmp_path / "REPORT.md").read_text()

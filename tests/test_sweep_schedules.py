@@ -80,7 +80,7 @@ def test_interrupted_chains_resume_to_the_same_results(baseline, mnist_dir, tmp_
     assert rerun == [("iterative", 90.0), ("lottery", 50.0), ("lottery", 75.0), ("lottery", 90.0)]
 
     def comparable(points):
-        return [{k: v for k, v in p.items() if k not in ("seconds", "train_seconds")} for p in points]
+        return [{k: v for k, v in p.items() if k not in ("seconds", "train_seconds", "latency_b1_ratio", "latency_b256_ratio")} for p in points]
 
     assert len(resumed.points) == 6
     assert comparable(resumed.points) == comparable(whole.points)
@@ -100,8 +100,8 @@ def test_a_finished_sweep_reruns_nothing_and_a_changed_recipe_reruns_only_its_sc
 
 
 def test_a_distill_suffix_adds_a_distilled_series_beside_the_plain_one(baseline, mnist_dir, tmp_path):
-    config = SweepConfig(model="lenet300", methods=("unit",), sparsities=(80,), schedules=("finetune", "finetune+distill"),
-                         recovery=Recovery(finetune=TINY))
+    config = SweepConfig(model="lenet300", methods=("unit",), sparsities=(80,),
+                         schedules=("finetune", "finetune+distill"), recovery=Recovery(finetune=TINY))
     result = run_sweep(config, tmp_path, checkpoint=str(baseline), data_dir=str(mnist_dir), progress=False)
     by = {p["schedule"]: p for p in result.points}
     assert set(by) == {"finetune", "finetune+distill"}

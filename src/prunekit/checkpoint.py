@@ -176,6 +176,10 @@ def build_model(config: dict[str, Any], source: Path) -> nn.Module:
     """Rebuild the model a ``config.json`` describes, from the registry."""
     spec = config.get("model") or {}
     name = spec.get("name")
+    if name is None and spec.get("architecture"):
+        from .architecture import model_from_architecture
+
+        return model_from_architecture(read_json(source.parent / spec["architecture"]))
     if name is None:
         raise CheckpointError(
             f"{source} holds a user model with no registry name; pass the model to load_checkpoint(path, model=...)"

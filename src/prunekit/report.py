@@ -66,13 +66,16 @@ def _comparisons(points: list[dict[str, Any]]) -> list[str]:
 
 
 def results_table(points: list[dict[str, Any]]) -> str:
-    """A Markdown table of the points."""
+    """A Markdown table of the points (file size and latency when measured)."""
     head = ("| schedule | method | scope | target % | actual % | non-zero weights | test acc. % | train epochs "
-            "| train s | seconds |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+            "| train s | seconds | file KB | latency b1 x dense | latency b256 x dense |\n"
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = [
         f"| {p['schedule']} | {p['method']} | {p['scope']} | {p['sparsity_target']:g} | "
         f"{p['sparsity_actual']:.2f} | {p['params_nonzero']:,} | {100 * p['test_accuracy']:.2f} | "
-        f"{p.get('train_epochs') or 0:g} | {p.get('train_seconds') or 0:.1f} | {p['seconds']:.2f} |"
+        f"{p.get('train_epochs') or 0:g} | {p.get('train_seconds') or 0:.1f} | {p['seconds']:.2f} | "
+        f"{_fmt(p.get('file_bytes'), 1e-3, '.0f')} | {_fmt(p.get('latency_b1_ratio'), 1, '.2f')} | "
+        f"{_fmt(p.get('latency_b256_ratio'), 1, '.2f')} |"
         for p in points
     ]
     return "\n".join([head, *rows])
@@ -91,7 +94,40 @@ def write_plots(points: list[dict[str, Any]], folder: Path, baseline_accuracy: f
                       baseline_accuracy=baseline_accuracy,
                       title=f"{method} pruning: test accuracy vs sparsity by schedule")
         names.append(name)
+    measured = [p for p in lines if p.get("latency_b256_ratio") is not None]
+    if measured:
+        plot_accuracy(measured, folder / "accuracy_vs_latency.png", baseline_accuracy=baseline_accuracy,
+                      line_key="line", x_key="latency_b256_ratio", log_x=True,
+                      x_label="CPU latency at batch 256, x dense (compact + sparse kernels; lower is faster)",
+                      title="Test accuracy vs measured latency")
+        plot_accuracy(measured, folder / "accuracy_vs_file_size.png", baseline_accuracy=baseline_accuracy,
+                      line_key="line", x_key="file_bytes", log_x=True,
+                      x_label="compressed file size (bytes, sparse export of the compact model)",
+                      title="Test accuracy vs file size")
+        names += ["accuracy_vs_latency.png", "accuracy_vs_file_size.png"]
     return names
+
+
+def tradeoff_section(points: list[dict[str, Any]]) -> list[str]:
+    """Plots and a sentence on what pruning buys in size and speed (empty if not measured)."""
+    measured = [p for p in points if p.get("latency_b256_ratio") is not None and p.get("file_bytes")]
+    if not measured:
+        return []
+    smallest = min(measured, key=lambda p: p["file_bytes"])
+    fastest = min(measured, key=lambda p: p["latency_b256_ratio"])
+    return [
+        "## What it buys: size and speed\n",
+        "Each point's compact model (dead units removed) with sparse kernels where measured faster, "
+        "saved as a sparse file; latency ratios are medians measured against the dense model in the "
+        "same run.\n",
+        f"- Smallest file: {smallest['file_bytes']:,} bytes ({smallest['method']} pruning, {smallest['schedule']}, "
+        f"{smallest['sparsity_target']:g}%) at {100 * smallest['test_accuracy']:.2f}% accuracy.",
+        f"- Fastest at batch 256: {fastest['latency_b256_ratio']:.3f}x the dense latency ({fastest['method']} "
+        f"pruning, {fastest['schedule']}, {fastest['sparsity_target']:g}%) at "
+        f"{100 * fastest['test_accuracy']:.2f}% accuracy.\n",
+        "![accuracy vs latency](accuracy_vs_latency.png)\n",
+        "![accuracy vs file size](accuracy_vs_file_size.png)\n",
+    ]
 
 
 def schedule_sections(points: list[dict[str, Any]]) -> list[str]:
@@ -126,6 +162,7 @@ def write_report(
         "## Findings\n", *findings(points, baseline_accuracy), "",
         "## Accuracy vs sparsity\n", "![accuracy vs sparsity](accuracy_vs_sparsity.png)\n",
         *schedule_sections(points),
+        *tradeoff_section(points),
         "## Results\n", results_table(points), "",
     ]
     if timing:
@@ -134,6 +171,10 @@ def write_report(
     path = folder / "REPORT.md"
     atomic_write_text(path, "\n".join(parts))
     return path
+
+
+def _fmt(value: Any, scale: float, spec: str) -> str:
+    return "" if value is None else format(value * scale, spec)
 
 
 def _json(data: Any) -> str:

@@ -17,7 +17,7 @@ Example:
     >>> w = np.zeros((4, 300), np.float32); w[0, 7] = 1.5
     >>> kind, arrays = encode(w)
     >>> kind, {k: a.dtype.name for k, a in arrays.items()}
-    ('csr', {'values': 'float32', 'indices': 'uint16', 'indptr': 'uint8'})
+    ('csr_rel', {'values': 'float32', 'gaps': 'uint8', 'indptr': 'uint8'})
     >>> np.array_equal(decode(kind, arrays, w.shape, "float32"), w)
     True
 """

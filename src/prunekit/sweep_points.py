@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .prune import Mask, prune_model, sparsity_report
+from .prune import Mask, sparsity_report
+from .fast_eval import fast_evaluate
 from .train import evaluate
 
 
@@ -53,24 +54,8 @@ def evaluate_point(model: nn.Module, mask: Mask, method: str, x_test: Tensor, y_
     Returns:
         :func:`describe_pruned`'s counts plus ``test_accuracy`` (a fraction) and ``test_loss``.
     """
-    metrics = evaluate(model, x_test, y_test, batch_size=len(x_test))
+    metrics = fast_evaluate(model, None, x_test, y_test)  # pruned entries are already zero
     return {
         **describe_pruned(model, mask, method, tuple(x_test.shape[1:])),
         "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
-    }
-
-
-def evaluate_oneshot(
-    model: nn.Module, baseline_state: dict[str, Tensor], method: str, sparsity: float, scope: str,
-    x_test: Tensor, y_test: Tensor,
-) -> dict[str, Any]:
-    """Reset ``model`` to ``baseline_state``, prune it one-shot and evaluate it on the test set."""
-    started = time.perf_counter()
-    model.load_state_dict(baseline_state)
-    mask = prune_model(model, method, sparsity, scope=scope)
-    measured = evaluate_point(model, mask, method, x_test, y_test)
-    seconds = time.perf_counter() - started
-    return {
-        "schedule": "oneshot", "method": method, "scope": scope, "sparsity_target": sparsity, **measured,
-        "train_epochs": 0.0, "train_seconds": 0.0, "seconds": seconds,
     }

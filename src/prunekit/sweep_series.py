@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .schedules import (ChainStore, Job, PruneSpec, Recovery, Schedule, checkpoint_rewind, fingerprint,
                         get_schedule, plan_levels, run_schedule)
 from .schedules.base import RewindSource
+from .bench import measure_point
 from .sweep_points import evaluate_point
 
 LEVEL_COST_EPOCHS = 0.05
@@ -49,10 +50,13 @@ class SeriesContext:
     layers: tuple[str, ...] | None = None
     progress: bool = True
     on_point: Callable[[dict[str, Any]], None] | None = None
+    measure: bool = True  # add file size and latency ratios to every point
+    measure_seconds: float = 0.0  # time spent measuring, kept apart from prune+evaluate time
 
 
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
-                 scopes: dict[str, str], layers=None, progress: bool = True, on_point=None) -> SeriesContext:
+                 scopes: dict[str, str], layers=None, progress: bool = True, on_point=None,
+                 measure: bool = True) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
@@ -69,7 +73,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         model=baseline.model, baseline_state={k: v.clone() for k, v in baseline.model.state_dict().items()},
         baseline_id=baseline_id, train_data=train_data, test_data=data.split("test"),
         store=ResultStore(out, baseline_id), out=out, scope=scopes, recipe=recovery, rewind=rewind,
-        distiller=distiller, layers=layers, progress=progress, on_point=on_point,
+        distiller=distiller, layers=layers, progress=progress, on_point=on_point, measure=measure,
     )
 
 
@@ -158,6 +162,7 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
                      **evaluate_point(ctx.model, level.mask, method, *ctx.test_data),
                      "train_epochs": level.train_epochs, "train_seconds": level.train_seconds,
                      "seconds": time.perf_counter() - started, "round": level.index, "config_id": config_id}
+            point.update(_measure(ctx, method))
             _store(ctx, point)
             stored += 1
             shown = {"acc": f"{point['test_accuracy']:.4f}"}
@@ -165,6 +170,16 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
                          "sparsity": f"{level.sparsity:.4g}%", **shown})
         started = time.perf_counter()
     return stored
+
+
+def _measure(ctx: SeriesContext, method: str) -> dict[str, Any]:
+    """File size and latency ratios of the pruned model now in ``ctx.model`` (empty if off)."""
+    if not ctx.measure:
+        return {}
+    started = time.perf_counter()
+    measured = measure_point(ctx.model, None, method)
+    ctx.measure_seconds += time.perf_counter() - started
+    return {k: measured[k] for k in ("file_bytes", "latency_b1_ratio", "latency_b256_ratio")}
 
 
 def _store(ctx: SeriesContext, point: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from ..report import write_report
 from ..report_schedules import training_spent
 from ..sweep import REFERENCE_SPARSITIES, SweepConfig, run_sweep, sweep_config_dict
@@ -49,6 +51,8 @@ def register(commands) -> None:
                         "series only (e.g. iterative,iterative+distill); " + schedule_help())
     parser.add_argument("--layers", type=name_list, default=None,
                         help="comma-separated fnmatch patterns of module names to prune (default: all prunable)")
+    parser.add_argument("--no-measure", action="store_true",
+                        help="skip measuring each point's compressed file size and CPU latency ratios")
     parser.add_argument("--checkpoint", default=None,
                         help="baseline checkpoint folder to prune (default: train one, or reuse the one "
                         "trained before in OUT with the same config)")
@@ -65,7 +69,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         recovery=recovery_from_args(args), layers=args.layers,
     )
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
-                       progress=not args.quiet)
+                       progress=not args.quiet, measure=not args.no_measure)
     timing = timing_text(result)
     baseline_acc = result.baseline.metrics["test_accuracy"]
     report = write_report(result.out, baseline_accuracy=baseline_acc, config=sweep_config_dict(config),
@@ -84,6 +88,9 @@ def timing_text(result) -> str:
     what = "prune+evaluate points" if not epochs else "points (prune, recover, evaluate)"
     text = (f"{result.points_run} {what} in {result.points_seconds:.2f} s; one dense pass over the test set "
             f"takes {result.dense_pass_seconds:.3f} s, so {result.points_run} dense passes would take {floor:.2f} s.")
+    if result.measure_seconds:
+        text += (f" Measuring file sizes and latencies took another {result.measure_seconds:.2f} s "
+                 f"({torch.get_num_threads()} threads).")
     if epochs:
         text += f" The folder's points were trained for {epochs:.1f} epochs in {seconds:.0f} s in total."
     return text

@@ -19,6 +19,8 @@ Example:
 """
 
 from prunekit.prune.api import METHODS, SCOPES, prune_model
+from prunekit.prune.compact import CompactResult, compact
+from prunekit.prune.compact_report import CompactionReport
 from prunekit.prune.mask import Mask, MaskHold
 from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
 from prunekit.prune.scores import CRITERIA, get_criterion, magnitude, random_scores, unit_l2
@@ -27,6 +29,9 @@ from prunekit.prune.targets import classifier_name, prunable_layers, select_laye
 
 __all__ = [
     "CRITERIA",
+    "CompactResult",
+    "CompactionReport",
+    "compact",
     "LayerStats",
     "METHODS",
     "Mask",

@@ -40,6 +40,7 @@ from torch import nn
 from prunekit.errors import ConfigError
 from prunekit.prune.compact_report import CompactionReport, LayerCompaction
 from prunekit.prune.mask import Mask
+from prunekit.prune.slicing import take_bn, take_inputs, take_outputs
 
 PRODUCERS = (nn.Linear, nn.Conv2d)
 ZERO_MAPS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardtanh, nn.Identity,
@@ -164,11 +165,11 @@ def _compact_at(slots: list[_Slot], i: int) -> tuple[LayerCompaction, Optional[t
                           "no live unit: kept one zero unit" if empty else "")
     if keep.numel() == units:
         return row, None
-    _take_outputs(producer, keep)
+    take_outputs(producer, keep)
     for m in chain:
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            _take_bn(m, keep)
-    _take_inputs(consumer, keep, factor)
+            take_bn(m, keep)
+    take_inputs(consumer, keep, factor)
     return row, keep
 
 
@@ -220,35 +221,3 @@ def _constant_value(layer: nn.Module, chain: list) -> torch.Tensor:
         elif type(m) in ZERO_MAPS and not isinstance(m, nn.modules.dropout._DropoutNd):
             value = m(value)  # dropout is the identity in eval mode
     return value
-
-
-def _param(t: torch.Tensor, like: nn.Parameter) -> nn.Parameter:
-    return nn.Parameter(t, requires_grad=like.requires_grad)  # t comes from advanced indexing: a copy
-
-
-def _take_outputs(layer: nn.Module, keep: torch.Tensor) -> None:
-    layer.weight = _param(layer.weight.detach()[keep], layer.weight)
-    if layer.bias is not None:
-        layer.bias = _param(layer.bias.detach()[keep], layer.bias)
-    if isinstance(layer, nn.Linear):
-        layer.out_features = keep.numel()
-    else:
-        layer.out_channels = keep.numel()
-
-
-def _take_inputs(layer: nn.Module, keep: torch.Tensor, factor: int) -> None:
-    cols = (keep[:, None] * factor + torch.arange(factor, device=keep.device)).reshape(-1)
-    layer.weight = _param(layer.weight.detach()[:, cols], layer.weight)
-    if isinstance(layer, nn.Linear):
-        layer.in_features = cols.numel()
-    else:
-        layer.in_channels = cols.numel()
-
-
-def _take_bn(bn: nn.modules.batchnorm._BatchNorm, keep: torch.Tensor) -> None:
-    if bn.affine:
-        bn.weight = _param(bn.weight.detach()[keep], bn.weight)
-        bn.bias = _param(bn.bias.detach()[keep], bn.bias)
-    bn.running_mean = bn.running_mean[keep]
-    bn.running_var = bn.running_var[keep]
-    bn.num_features = keep.numel()

@@ -21,7 +21,7 @@ from .base import Job, Level, prepare_distiller, recover
 from .chain import ChainStore
 from .cubic import GradualPruner, cubic_sparsity
 from .kinds import SCHEDULES, Gradual, PruneThenTrain, Schedule, get_schedule, register_schedule
-from .recipe import PruneSpec, Recovery, fingerprint, with_overrides
+from .recipe import PruneSpec, Recovery, fingerprint
 from .rewind import cached_rewind_state, checkpoint_rewind, rewind_state
 from .run import plan_levels, planned_epochs, run_schedule
 
@@ -29,5 +29,5 @@ __all__ = [
     "SCHEDULES", "ChainStore", "Gradual", "GradualPruner", "Job", "Level", "PruneSpec", "PruneThenTrain",
     "Recovery", "Schedule", "cached_rewind_state", "checkpoint_rewind", "cubic_sparsity", "fingerprint", "get_schedule",
     "plan_levels", "planned_epochs", "prepare_distiller", "recover", "register_schedule", "rewind_state",
-    "run_schedule", "with_overrides",
+    "run_schedule",
 ]

@@ -4,6 +4,7 @@ shared recovery step (prune, optionally rewind, train with the mask held).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Union
@@ -71,7 +72,8 @@ class Level:
     """One finished level (round) of a schedule; the job's model holds its weights.
 
     Attributes:
-        index: the round number (1 for the first pruned level; 0 for the dense model).
+        index: the level's position in the run, from 1 (for chains: in :func:`plan_levels`'s plan;
+            a target of 0% is a level too, the dense model itself).
         sparsity: the target sparsity (percent) this level reached.
         recorded: whether ``sparsity`` is one of the requested targets (``False`` for rounds
             a chained schedule inserts on its way).
@@ -97,6 +99,9 @@ def recover(job: Job, mask: Mask | None, config: TrainConfig, seed_offset: int, 
 
     Returns:
         The number of epochs trained.
+
+    Raises:
+        ConfigError: if the loss became NaN or infinite (the recipe diverged).
     """
     config = replace(config, seed=config.seed + seed_offset)
     callbacks = (*callbacks, *job.callbacks)
@@ -104,8 +109,11 @@ def recover(job: Job, mask: Mask | None, config: TrainConfig, seed_offset: int, 
     if job.distiller is not None:
         callbacks = (job.distiller, *callbacks)
         loss_fn = job.distiller.loss_fn
-    train(job.model, job.train_data, config, callbacks=callbacks, mask=mask, loss_fn=loss_fn,
-          progress=job.progress, desc=desc)
+    history = train(job.model, job.train_data, config, callbacks=callbacks, mask=mask, loss_fn=loss_fn,
+                    progress=job.progress, desc=desc)
+    if any(not math.isfinite(epoch["loss"]) for epoch in history):
+        raise ConfigError(f"training diverged during {desc} (loss {history[-1]['loss']}); lower the learning rate "
+                          f"(now {config.lr:g}){' or the distillation weight' if job.distiller else ''}")
     return float(config.epochs)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..distill import DistillConfig
@@ -106,18 +106,6 @@ class PruneSpec:
             raise ConfigError(f"unknown pruning scope {self.scope!r}; valid: {', '.join(SCOPES)}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
-
-
-def with_overrides(recipe: Recovery, **changes: Any) -> Recovery:
-    """A copy of ``recipe`` with per-schedule training fields changed, e.g.
-    ``with_overrides(r, iterative={"epochs": 1})``; other keys replace top-level fields."""
-    values = {}
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            values[key] = replace(getattr(recipe, key), **value)
-        else:
-            values[key] = value
-    return replace(recipe, **values)
 
 
 def fingerprint(data: Any) -> str:
