@@ -17,7 +17,7 @@ export PRUNEKIT_DATA := $(SHARED_MNIST)
 endif
 endif
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean bench-recovery
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/prunekit sweep --model mlp --methods weight,unit --out $(DEMO_OUT)
@@ -26,6 +26,10 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 install: $(VENV)/.installed
+
+# The recovery benchmark (issue 4): every schedule x weight,unit x the 13 reference sparsities.
+bench-recovery: $(VENV)/.installed
+	PRUNEKIT=$(VENV)/bin/prunekit PYTHON=$(PY) scripts/bench_recovery.sh runs/recovery --quiet
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -41,7 +41,7 @@ def test_unit_pruning_removes_rows_but_never_classifier_units(trained, tmp_path,
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     info = capsys.readouterr().out
-    assert "lenet300" in info and "150" in info and "'method': 'unit'" in info
+    assert "lenet300" in info and "150" in info and "method=unit" in info
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     except PrunekitError as exc:
         print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"prunekit {args.command}: interrupted; everything already written is kept", file=sys.stderr)
         return 130

@@ -63,10 +63,14 @@ def run_prune(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = ckpt.config.get("model", {})
-    print(f"checkpoint {ckpt.path}: model {model.get('name')} {model.get('args') or ''}".rstrip())
-    if "pruning" in ckpt.config:
-        print(f"pruning: {ckpt.config['pruning']}")
+    name = model.get("name") or f"compact ({model.get('architecture', 'user model')})"
+    print(f"checkpoint {ckpt.path}: model {name} {model.get('args') or ''}".rstrip())
+    pruning = ckpt.config.get("pruning")
+    if pruning:
+        shown = ("method", "sparsity", "scope", "schedule", "layers", "source")
+        print("pruning: " + ", ".join(f"{k}={pruning[k]}" for k in shown if pruning.get(k) is not None))
     metrics = {k: v for k, v in ckpt.metrics.items() if not isinstance(v, (list, dict))}
-    print(f"metrics: {metrics}\n")
+    print("metrics: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    print()
     print(sparsity_report(ckpt.model).format_table())
     return 0
