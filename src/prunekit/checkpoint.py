@@ -126,10 +126,7 @@ def save_checkpoint(
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = path / f".{WEIGHTS_FILE}.tmp"
-    safetensors.torch.save_file(state, str(tmp))
-    os.replace(tmp, path / WEIGHTS_FILE)
+    save_state_dict_file(model, path / WEIGHTS_FILE)
     if mask is not None:
         mask.save(path / MASK_FILE)
     else:
@@ -143,6 +140,17 @@ def save_checkpoint(
     write_json(path / CONFIG_FILE, config)
     write_json(path / METRICS_FILE, _jsonable(metrics or {}))
     return path
+
+
+def save_state_dict_file(model: nn.Module, path: Path) -> None:
+    """Write ``model.state_dict()`` as safetensors through a temporary file (atomic)."""
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        safetensors.torch.save_file(state, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:

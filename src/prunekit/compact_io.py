@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import safetensors.torch
 from torch import nn
 
 from .architecture import architecture_to_json, model_from_architecture
 from .checkpoint import (CONFIG_FILE, FORMAT_VERSION, METRICS_FILE, WEIGHTS_FILE, check_state_dict_fits,
-                         library_versions, load_state_dict_file, read_json, write_json)
+                         library_versions, load_state_dict_file, read_json, save_state_dict_file,
+                         write_json)
 from .errors import CheckpointError, ConfigError
 from .prune.compact_report import CompactionReport
 
@@ -74,10 +74,7 @@ def save_compact(
     spec = architecture_to_json(model)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = path / f".{WEIGHTS_FILE}.tmp"
-    safetensors.torch.save_file(state, str(tmp))
-    os.replace(tmp, path / WEIGHTS_FILE)
+    save_state_dict_file(model, path / WEIGHTS_FILE)
     write_json(path / ARCHITECTURE_FILE, spec)
     config = {
         "format_version": FORMAT_VERSION,

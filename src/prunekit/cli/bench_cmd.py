@@ -9,7 +9,7 @@ import torch
 
 from ..bench_train import benchmark_training
 from .bench_latency_cmd import register_latency
-from .common import add_command, add_data_options, key_value
+from .common import add_command, add_data_options, add_model_options
 
 
 def register(commands) -> None:
@@ -22,9 +22,7 @@ def register(commands) -> None:
         "seconds per epoch and samples per second.\n\nExample:\n  prunekit bench train --model mlp --epochs 3",
         run=run_bench_train,
     )
-    train.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
-    train.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                       help="a model builder argument, VALUE in JSON; repeatable")
+    add_model_options(train)
     train.add_argument("--epochs", type=int, default=3, help="epochs to time (the median is reported)")
     train.add_argument("--batch-size", type=int, default=256, help="samples per step")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

@@ -20,6 +20,13 @@ def add_command(commands, name: str, help: str, description: str, run) -> argpar
     return parser
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model NAME`` and repeatable ``--model-arg KEY=VALUE``."""
+    parser.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
+    parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                        help="a model builder argument, VALUE in JSON, e.g. hidden=[300,100]; repeatable")
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default="mnist", help="dataset name: mnist or fashion-mnist")

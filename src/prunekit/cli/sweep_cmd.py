@@ -9,7 +9,7 @@ import torch
 from ..report import write_report
 from ..report_schedules import training_spent
 from ..sweep import REFERENCE_SPARSITIES, SweepConfig, run_sweep, sweep_config_dict
-from .common import add_command, add_data_options, add_train_options, key_value, train_config
+from .common import add_command, add_data_options, add_model_options, add_train_options, train_config
 from .recovery_options import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -37,9 +37,7 @@ def register(commands) -> None:
         "schedules, which checkpoint every level under OUT/chains/ and resume after an interruption).",
         run=run_sweep_cmd,
     )
-    parser.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
-    parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                        help="a model builder argument, VALUE in JSON; repeatable")
+    add_model_options(parser)
     parser.add_argument("--methods", type=name_list, default=("weight", "unit"),
                         help="comma-separated pruning methods: weight, unit")
     parser.add_argument("--sparsities", type=float_list, default=REFERENCE_SPARSITIES,

@@ -6,7 +6,7 @@ import argparse
 
 from ..models import list_models
 from ..workflows import train_model
-from .common import add_command, add_data_options, add_train_options, key_value, train_config
+from .common import add_command, add_data_options, add_model_options, add_train_options, train_config
 
 
 def register(commands) -> None:
@@ -16,9 +16,7 @@ def register(commands) -> None:
         "OUT/config.json and OUT/metrics.json.\n\nExample:\n  prunekit train --model mlp --epochs 5 --out runs/mlp",
         run=run_train,
     )
-    parser.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
-    parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                        help="a model builder argument, VALUE in JSON, e.g. hidden=[300,100]; repeatable")
+    add_model_options(parser)
     parser.add_argument("--out", required=True, help="checkpoint folder to write")
     add_train_options(parser)
     add_data_options(parser)
