@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoint, load_checkpoint
@@ -207,7 +206,3 @@ def run_sweep(
 def sweep_config_dict(config: SweepConfig) -> dict[str, Any]:
     """The config as plain JSON-ready data."""
     return json.loads(json.dumps(asdict(config)))
-
-
-def default_threads() -> int:
-    return torch.get_num_threads()
