@@ -1,4 +1,4 @@
-"""Shared fixtures. The real MNIST files come from $PRUNEKIT_DATA or ../shared/data/mnist."""
+"""Shared fixtures. The real MNIST files come from $PRUNEKIT_DATA or ../shared/data/mnist (see ../conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def find_mnist_dir() -> Path:
-    """The folder with the real MNIST files used by tests (CI: ../shared/data/mnist)."""
-    env = os.environ.get("PRUNEKIT_DATA")
-    candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "data" / "mnist"]
-    for path in candidates:
-        if (path / "t10k-labels-idx1-ubyte.gz").exists() or (path / "mnist" / "t10k-labels-idx1-ubyte.gz").exists():
-            return path
-    raise RuntimeError(f"the MNIST test files are not in any of {[str(c) for c in candidates]}; set PRUNEKIT_DATA")
-
-
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    return find_mnist_dir()
+    """The real MNIST folder (the root conftest.py points $PRUNEKIT_DATA at it)."""
+    return Path(os.environ["PRUNEKIT_DATA"])
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +29,24 @@ def mnist_slice(mnist):
     x, y = mnist.split("train")
     xt, yt = mnist.split("test")
     return (x[:6000], y[:6000]), (xt[:2000], yt[:2000])
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(mnist_dir) -> Path:
+    """The folder with the real Fashion-MNIST files (CI: ../shared/data/fashion-mnist)."""
+    for folder in (mnist_dir.resolve().parent / "fashion-mnist", REPO.parent / "shared" / "data" / "fashion-mnist"):
+        if (folder / "t10k-labels-idx1-ubyte.gz").exists():
+            return folder
+    raise RuntimeError("the Fashion-MNIST test files are not beside the MNIST ones nor in ../shared/data")
+
+
+@pytest.fixture(scope="session")
+def baseline(tmp_path_factory, mnist):
+    """One trained baseline checkpoint shared by the tests that prune one: LeNet-300-100, 0.3 epochs
+    of MNIST (about 90% test accuracy), seed 1. Tests must not modify the folder."""
+    from prunekit.study import train_model
+    from prunekit.training import TrainConfig
+
+    folder = tmp_path_factory.mktemp("baseline") / "lenet300"
+    train_model("lenet300", dataset=mnist, config=TrainConfig(epochs=0.3, seed=1), out=folder, progress=False)
+    return folder

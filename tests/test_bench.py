@@ -10,17 +10,17 @@ from prunekit.bench import VERSIONS, benchmark_latency, flop_ratio, masked_versi
 from prunekit.cli import main
 from prunekit.models import get_model
 from prunekit.prune import prune_model, sparsity_report
-from prunekit.sparse_infer import sparsify
+from prunekit.deploy.sparsify import sparsify
 
 
 def test_benchmark_rows_cover_every_version_and_batch_size():
     model = get_model("lenet300", seed=0)
     mask = prune_model(model, "unit", 50.0)
-    rows = benchmark_latency(model, mask, batch_sizes=(1, 8), repeats={1: 3, 8: 3})
+    rows = benchmark_latency(model, mask, input_shape=(1, 28, 28), batch_sizes=(1, 8), repeats={1: 3, 8: 3})
     assert [(r.batch, r.version) for r in rows] == [(b, v) for b in (1, 8) for v in VERSIONS]
     by = {(r.batch, r.version): r for r in rows}
     assert by[1, "dense"].ratio == 1.0 and by[1, "dense"].flop_ratio == 1.0 and by[1, "masked"].flop_ratio == 1.0
-    report = sparsity_report(model, mask)
+    report = sparsity_report(model, mask, input_shape=(1, 1, 28, 28))
     compact_flops = 2 * (784 * 150 + 150 * 50 + 50 * 10)
     assert by[8, "compact"].flop_ratio == pytest.approx(compact_flops / report.total.dense_flops)
     assert all(r.median_s > 0 and math.isclose(r.samples_per_s, r.batch / r.median_s) for r in rows)
@@ -45,7 +45,7 @@ def test_flop_ratio_counts_non_zeros_only_for_layers_running_sparse():
     model = get_model("lenet300", seed=0).eval()
     mask = prune_model(model, "weight", 90.0)
     runner = sparsify(model, mask, batch_sizes=(4,), input_shape=(1, 28, 28), timer=fake_timer)
-    report = sparsity_report(model, mask)
+    report = sparsity_report(model, mask, input_shape=(1, 1, 28, 28))
     dense = report.total.dense_flops
     assert flop_ratio(runner, model, dense, 4, (1, 28, 28)) == pytest.approx(report.total.effective_flops / dense)
     assert flop_ratio(runner, model, dense, 1, (1, 28, 28)) == 1.0  # no sparse choice at batch 1
@@ -55,7 +55,7 @@ def test_flop_ratio_counts_non_zeros_only_for_layers_running_sparse():
 def test_measure_point_reports_file_size_and_latency_ratios():
     model = get_model("mlp", seed=0)
     mask = prune_model(model, "unit", 75.0)
-    point = measure_point(model, mask, "unit", repeats=(3, 2))
+    point = measure_point(model, mask, "unit", input_shape=(1, 28, 28), repeats=(3, 2))
     assert point["method"] == "unit"
     assert point["dense_file_bytes"] / point["file_bytes"] == pytest.approx(point["file_ratio"])
     assert point["file_ratio"] > 7  # 8.05x fewer parameters after compaction

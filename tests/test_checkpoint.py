@@ -44,7 +44,7 @@ def test_checkpoint_that_does_not_fit_names_the_tensors(tmp_path):
 def test_pickle_masquerading_as_safetensors_is_refused(tmp_path):
     save_checkpoint(tmp_path, get_model("lenet300"), model_name="lenet300")
     (tmp_path / "model.safetensors").write_bytes(pickle.dumps({"fc1.weight": torch.zeros(3)}))
-    with pytest.raises(CheckpointError, match="model.safetensors is not a readable safetensors file"):
+    with pytest.raises(CheckpointError, match="model.safetensors is not a readable weights file"):
         load_checkpoint(tmp_path)
 
 

@@ -7,12 +7,9 @@ from prunekit.checkpoint import load_checkpoint
 from prunekit.cli import main
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, mnist_dir):
-    out = tmp_path_factory.mktemp("base")
-    assert main(["train", "--model", "lenet300", "--epochs", "0.3", "--out", str(out),
-                 "--data-dir", str(mnist_dir), "--quiet"]) == 0
-    return out
+@pytest.fixture
+def trained(baseline):
+    return baseline
 
 
 def test_prune_writes_a_masked_checkpoint_and_prints_the_report(trained, tmp_path, mnist_dir, capsys):

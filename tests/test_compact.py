@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from prunekit.architecture import architecture_to_json, model_from_architecture
-from prunekit.compact_io import load_compact, save_compact
+from prunekit.compact.architecture import architecture_to_json, model_from_architecture
+from prunekit.checkpoint import load_checkpoint, save_checkpoint
 from prunekit.errors import CheckpointError, ConfigError
 from prunekit.models import get_model
 from prunekit.prune import Mask, prune_model, sparsity_report
-from prunekit.prune.compact import compact
+from prunekit.compact import compact
 
 
 def randomise_batchnorm(model, seed=0):
@@ -211,13 +211,14 @@ def test_architecture_errors_name_the_layer():
 def test_compact_checkpoint_round_trip_without_pickles(tmp_path):
     model = randomise_batchnorm(get_model("convnet", seed=2))
     result = compact(model, prune_model(model, "unit", 50.0))
-    save_compact(tmp_path / "c", result.model, report=result.report, source={"name": "convnet"})
+    save_checkpoint(tmp_path / "c", result.model, model_name=None, architecture=True,
+                    compaction=result.report.to_dict(), compacted_from={"name": "convnet"})
     files = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert files == ["architecture.json", "config.json", "metrics.json", "model.safetensors"]
-    loaded = load_compact(tmp_path / "c")
+    loaded = load_checkpoint(tmp_path / "c")
     assert max_diff(loaded.model, result.model, torch.randn(4, 1, 28, 28)) == 0.0
     assert loaded.config["compaction"]["params_after"] == result.report.params_after
     (tmp_path / "c" / "architecture.json").write_text('{"format": "prunekit.architecture", "version": 1, '
                                                       '"layers": [{"name": "x", "type": "Bogus"}]}')
     with pytest.raises(CheckpointError, match="architecture.json.*Bogus"):
-        load_compact(tmp_path / "c")
+        load_checkpoint(tmp_path / "c")

@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prunekit.distill import DistillConfig, Distiller, distillation_loss, soft_target_kl, teacher_logits
+from prunekit.training.distill import DistillConfig, Distiller, distillation_loss, soft_target_kl, teacher_logits
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
 from prunekit.schedules import Job, PruneSpec, Recovery, run_schedule
-from prunekit.train import TrainConfig, train
+from prunekit.training import TrainConfig, train
 
 
 def test_loss_is_alpha_t2_kl_plus_weighted_cross_entropy():

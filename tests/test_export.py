@@ -11,16 +11,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torch import nn
 
-from prunekit.checkpoint import save_checkpoint
+from prunekit.checkpoint import load_checkpoint, save_checkpoint
 from prunekit.cli import main
-from prunekit.compact_io import load_compact
 from prunekit.errors import CheckpointError
-from prunekit.export import export_sparse, load_sparse, load_sparse_model, sparse_file_bytes
+from prunekit.deploy.sparse_file import export_sparse, load_sparse, load_sparse_model, sparse_file_bytes
 from prunekit.models import get_model
-from prunekit.onnx_export import export_onnx
+from prunekit.deploy import export_onnx
 from prunekit.prune import prune_model
-from prunekit.prune.compact import compact
-from prunekit.sparse_format import candidates, decode, encode, index_dtype, nbytes
+from prunekit.compact import compact
+from prunekit.deploy.sparse_format import candidates, decode, encode, index_dtype, nbytes
 
 
 def sparse_array(shape, density, seed=0):
@@ -111,7 +110,7 @@ def test_corrupt_or_foreign_files_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="not a prunekit sparse file"):
         load_sparse(tmp_path / "plain")
     model = nn.Linear(300, 20, bias=False)
-    prune_model(model, "weight", 95.0)
+    prune_model(model, "weight", 95.0, include_output=True)
     info = export_sparse(model, tmp_path / "ok")
     assert info.tensors[0].encoding == "csr_rel"
     with safetensors.safe_open(str(tmp_path / "ok"), "np") as f:
@@ -137,18 +136,18 @@ def test_onnx_of_a_compact_model_matches_onnxruntime(tmp_path):
 def pruned_checkpoint(tmp_path):
     model = get_model("lenet300", seed=0)
     mask = prune_model(model, "unit", 50.0)
-    return save_checkpoint(tmp_path / "ck", model, model_name="lenet300", mask=mask), model.eval()
+    return save_checkpoint(tmp_path / "ck", model, model_name="lenet300", mask=mask, dataset="mnist"), model.eval()
 
 
 def test_cli_compact_and_export(pruned_checkpoint, tmp_path, capsys):
     ckpt, model = pruned_checkpoint
     assert main(["compact", "--checkpoint", str(ckpt), "--out", str(tmp_path / "c")]) == 0
     x = torch.randn(4, 1, 28, 28)
-    assert torch.allclose(load_compact(tmp_path / "c").model(x), model(x), atol=1e-5)
+    assert torch.allclose(load_checkpoint(tmp_path / "c").model(x), model(x), atol=1e-5)
     assert main(["export", "--checkpoint", str(ckpt), "--format", "sparse", "--fp16",
                  "--out", str(tmp_path / "s.safetensors")]) == 0
     out = capsys.readouterr().out
-    assert "compacted" in out and "x smaller (fp16 values)" in out
+    assert "compacted" in out and "(fp16 values)" in out and "x smaller" in out
     assert (tmp_path / "s.safetensors").stat().st_size < (ckpt / "model.safetensors").stat().st_size / 2
 
 

@@ -37,7 +37,7 @@ def layers_of(model, types=(nn.Linear, nn.Conv2d)):
 @pytest.mark.parametrize("make", [mlp, convnet])
 def test_layer_weight_pruning_equals_l1_unstructured(make, k):
     ours, peer = make(), make()
-    mask = prune_model(ours, "weight", k)
+    mask = prune_model(ours, "weight", k, include_output=True)
     for name, module in layers_of(peer):
         tprune.l1_unstructured(module, "weight", amount=k / 100)
         assert torch.equal(mask[f"{name}.weight"], module.weight_mask.bool()), name
@@ -59,7 +59,7 @@ def test_unit_pruning_equals_ln_structured(make, k):
 @pytest.mark.parametrize("make", [mlp, convnet])
 def test_global_pruning_equals_global_unstructured(make, k):
     ours, peer = make(), make()
-    mask = prune_model(ours, "weight", k, scope="global")
+    mask = prune_model(ours, "weight", k, scope="global", include_output=True)
     pairs = [(m, "weight") for _, m in layers_of(peer)]
     tprune.global_unstructured(pairs, pruning_method=tprune.L1Unstructured, amount=k / 100)
     for name, module in layers_of(peer):
@@ -135,21 +135,30 @@ def test_ties_all_equal_weights_exact_and_deterministic():
     a = prune_model(copy.deepcopy(model), "weight", 92.5)
     b = prune_model(copy.deepcopy(model), "weight", 92.5)
     assert a == b and (~a["0.weight"]).sum() == round(0.925 * 40)
-    g = prune_model(copy.deepcopy(model), "weight", 92.5, scope="global")
+    g = prune_model(copy.deepcopy(model), "weight", 92.5, scope="global", include_output=True)
     assert g.num_pruned() == round(0.925 * 55)
     u = prune_model(copy.deepcopy(model), "unit", 60.0)
     assert (~u["0.weight"][:, 0]).tolist() == [True, True, True, False, False]
 
 
-def test_classifier_units_never_removed_by_default():
+@pytest.mark.parametrize("method", ["weight", "unit"])
+def test_the_output_layer_is_left_whole_by_default(method):
     model = mlp()
     classifier = model[4].weight.detach().clone()
-    mask = prune_model(model, "unit", 90.0)
+    mask = prune_model(model, method, 90.0)
     assert "4.weight" not in mask and torch.equal(model[4].weight, classifier)
-    with pytest.raises(ConfigError, match="classifier") as err:
-        prune_model(mlp(), "unit", 50.0, layers=["*"])
-    assert "'4'" in str(err.value)
-    assert [n for n, _ in select_layers(mlp(), "weight")] == ["0", "2", "4"]
+    assert set(prune_model(mlp(), method, 50.0, layers=["*"])) == set(mask)  # '*' chooses among the hidden layers
+    with pytest.raises(ConfigError, match="names only the output layer '4'.*include_output"):
+        prune_model(mlp(), method, 50.0, layers=["4"])
+
+
+def test_include_output_prunes_the_classifier_weights_but_never_its_units():
+    assert [n for n, _ in select_layers(mlp(), "weight")] == ["0", "2"]
+    assert [n for n, _ in select_layers(mlp(), "weight", include_output=True)] == ["0", "2", "4"]
+    mask = prune_model(mlp(), "weight", 50.0, include_output=True)
+    assert mask.per_tensor_sparsity()["4.weight"] == 50.0
+    with pytest.raises(ConfigError, match="never removes the output layer's units"):
+        prune_model(mlp(), "unit", 50.0, include_output=True)
 
 
 def test_conv_only_model_classifier_is_last_conv():
@@ -208,7 +217,9 @@ def test_model_without_prunable_layers(model):
         prune_model(model)
 
 
-def test_unit_pruning_of_a_lone_classifier_is_refused():
-    with pytest.raises(ConfigError, match="classifier"):
+def test_a_lone_output_layer_is_pruned_only_on_request():
+    with pytest.raises(ConfigError, match="output layer.*units are never removed"):
         prune_model(nn.Linear(4, 2), "unit", 50.0)
-    assert set(prune_model(nn.Linear(4, 2), "weight", 50.0)) == {"weight"}
+    with pytest.raises(ConfigError, match="output layer.*include_output"):
+        prune_model(nn.Linear(4, 2), "weight", 50.0)
+    assert set(prune_model(nn.Linear(4, 2), "weight", 50.0, include_output=True)) == {"weight"}

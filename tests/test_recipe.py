@@ -2,8 +2,8 @@
 
 import pytest
 
-from prunekit.train import TrainConfig
-from prunekit.workflows import train_model
+from prunekit.training import TrainConfig
+from prunekit.study import train_model
 
 
 @pytest.mark.slow

@@ -6,17 +6,11 @@ import pytest
 
 from prunekit.checkpoint import load_checkpoint
 from prunekit.cli import main
-from prunekit.cli.recovery_options import parse_setting
-from prunekit.errors import ConfigError
-from prunekit.train import TrainConfig
-from prunekit.workflows import train_model
 
 
-@pytest.fixture(scope="module")
-def dense(tmp_path_factory, mnist):
-    folder = tmp_path_factory.mktemp("dense")
-    train_model("lenet300", dataset=mnist, config=TrainConfig(epochs=0.3, seed=1), out=folder, progress=False)
-    return folder
+@pytest.fixture
+def dense(baseline):
+    return baseline
 
 
 @pytest.mark.parametrize("schedule,rounds", [("iterative", 2), ("lottery", 2), ("gradual", 1)])
@@ -26,7 +20,7 @@ def test_prune_with_a_schedule_saves_the_recovered_model_and_its_rounds(dense, m
     code = main(["prune", "--checkpoint", str(dense), "--method", "weight", "--sparsity", "90", "--scope", "global",
                  "--schedule", schedule, "--out", str(out), "--data-dir", str(mnist_dir), "--quiet",
                  "--iterative-epochs", "0.05", "--lottery-epochs", "0.05", "--gradual-epochs", "0.1",
-                 "--round-fraction", "0.8", "--distill", "--recovery-set", "lottery.lr_schedule=cosine"])
+                 "--round-fraction", "0.8", "--distill", "--lottery-lr-schedule", "cosine", "--finetune-momentum", "0.5"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     config = json.loads((out / "config.json").read_text())
@@ -36,19 +30,20 @@ def test_prune_with_a_schedule_saves_the_recovered_model_and_its_rounds(dense, m
     assert config["pruning"]["schedule"] == schedule
     assert config["pruning"]["recovery"]["distill"]["temperature"] == 4.0
     assert config["pruning"]["recovery"]["lottery"]["lr_schedule"] == "cosine"
+    assert config["pruning"]["recovery"]["finetune"]["momentum"] == 0.5
     ckpt = load_checkpoint(out)
     assert ckpt.mask.sparsity() == pytest.approx(90.0, abs=0.01)
     assert metrics["test_accuracy"] > 0.5
     assert f"(global, {schedule}, " in capsys.readouterr().out
 
 
-def test_recovery_set_is_checked():
-    assert parse_setting("iterative.lr=0.02") == ("iterative", "lr", 0.02)
-    assert parse_setting("lottery.batch_size=128") == ("lottery", "batch_size", 128)
-    with pytest.raises(ConfigError, match="SCHEDULE.FIELD=VALUE"):
-        parse_setting("oneshot.lr=0.1")
-    with pytest.raises(ConfigError, match="needs a float"):
-        parse_setting("gradual.lr=fast")
+def test_every_recipe_field_is_an_option_and_bad_values_are_refused(dense, tmp_path, capsys):
+    code = main(["prune", "--checkpoint", str(dense), "--sparsity", "50", "--schedule", "finetune",
+                 "--finetune-momentum", "1.5", "--out", str(tmp_path / "x"), "--quiet"])
+    assert code == 2 and "momentum must be a number in [0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["prune", "--checkpoint", str(dense), "--sparsity", "50", "--gradual-lr", "fast", "--out", "x"])
+    assert "invalid float value: 'fast'" in capsys.readouterr().err
 
 
 def test_unknown_schedule_fails_before_any_work(dense, tmp_path, capsys):

@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 from prunekit.errors import ConfigError
-from prunekit.fast_eval import crossover_densities, fast_evaluate, fast_forward, fast_model
+from prunekit.deploy.fast_eval import crossover_densities, fast_evaluate, fast_forward, fast_model
 from prunekit.models import get_model
 from prunekit.prune import prune_model
-from prunekit.sparse_infer import KERNELS, MAX_SPARSE_DENSITY, SparseLinear, kernel_choices, sparsify
-from prunekit.train import evaluate
+from prunekit.deploy.sparsify import KERNELS, MAX_SPARSE_DENSITY, SparseLinear, kernel_choices, sparsify
+from prunekit.training import evaluate
 
 
 def sparse_linear(density=0.05, bias=True, seed=0, **kwargs):
@@ -78,7 +78,7 @@ def test_sparsify_matches_the_masked_model_and_reverts_layers_where_dense_wins()
     mask = prune_model(model, "weight", 95.0)
     x = torch.randn(32, 1, 28, 28)
     fast = sparsify(model, mask, batch_sizes=(1, 32), input_shape=(1, 28, 28), timer=fake_timer("scipy_csr"))
-    assert kernel_choices(fast) == {n: {1: "scipy_csr", 32: "scipy_csr"} for n in ("fc1", "fc2", "classifier")}
+    assert kernel_choices(fast) == {n: {1: "scipy_csr", 32: "scipy_csr"} for n in ("fc1", "fc2")}
     assert torch.allclose(fast(x), model(x), atol=1e-4)
     slow = sparsify(model, mask, batch_sizes=(1,), input_shape=(1, 28, 28), timer=fake_timer("dense"))
     assert kernel_choices(slow) == {} and all(type(m) is nn.Linear for m in slow if hasattr(m, "weight"))
@@ -112,7 +112,7 @@ def test_fast_model_uses_sparse_kernels_only_below_the_crossover():
     mask = prune_model(model, "weight", 95.0)
     sparse = fast_model(model, mask, crossover={"scipy_csr": 0.2})
     dense = fast_model(model, mask, crossover={"scipy_csr": 0.01})
-    assert sum(isinstance(m, SparseLinear) for m in sparse.modules()) == 5
+    assert sum(isinstance(m, SparseLinear) for m in sparse.modules()) == 4  # the dense classifier stays dense
     assert not any(isinstance(m, SparseLinear) for m in dense.modules())
     fresh = get_model("mlp", seed=0)
     unit = fast_model(fresh, prune_model(fresh, "unit", 75.0), crossover={"scipy_csr": 0.2})

@@ -8,23 +8,15 @@ import pytest
 
 from prunekit.cli import main
 from prunekit.errors import ConfigError
-from prunekit.results import read_results
+from prunekit.study import read_results
 from prunekit.schedules import Recovery
-from prunekit.sweep import SweepConfig, run_sweep
-from prunekit.train import TrainConfig
-from prunekit.workflows import train_model
+from prunekit.study import SweepConfig, run_sweep
+from prunekit.training import TrainConfig
 
 TINY = TrainConfig(epochs=0.05, batch_size=256, lr=0.02, lr_schedule="cosine")
 TINY_ARGS = ["--finetune-epochs", "0.05", "--iterative-epochs", "0.05", "--gradual-epochs", "0.05",
              "--lottery-epochs", "0.05", "--gradual-prunings", "3"]
 SCHEDULES = ("oneshot", "finetune", "iterative", "gradual", "lottery")
-
-
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory, mnist):
-    folder = tmp_path_factory.mktemp("baseline")
-    train_model("lenet300", dataset=mnist, config=TrainConfig(epochs=0.3, seed=2), out=folder, progress=False)
-    return folder
 
 
 def test_sweep_with_schedules_writes_every_point_per_method_plots_and_costs(baseline, mnist_dir, tmp_path, capsys):

@@ -4,7 +4,7 @@ from torch import nn
 
 from prunekit.errors import ConfigError
 from prunekit.models import get_model
-from prunekit.train import Callback, TrainConfig, evaluate, lr_factor, train
+from prunekit.training import Callback, TrainConfig, evaluate, lr_factor, train
 
 QUICK = TrainConfig(epochs=2, batch_size=100, lr=0.1)
 
@@ -85,7 +85,7 @@ def test_lr_schedule_warms_up_then_anneals_to_zero():
 @pytest.mark.parametrize("kwargs, message", [
     ({"epochs": 0}, "epochs must be a positive number"),
     ({"batch_size": 0}, "batch_size must be a positive integer"),
-    ({"lr": -1}, "lr must be positive"),
+    ({"lr": -1}, "lr must be a positive number"),
     ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
     ({"lr_schedule": "step"}, "unknown lr_schedule 'step'"),
 ])

@@ -1,8 +1,16 @@
 """Exceptions raised by prunekit.
 
-Every error a user can cause derives from :class:`PrunekitError`; the CLI prints
-its message (which names the file or value at fault and what was expected) and
-exits with status 2 instead of showing a traceback.
+Every error a user can cause derives from :class:`PrunekitError`; the CLI prints its message
+(which names the file or value at fault and what was expected) and exits with status 2 instead
+of showing a traceback.
+
+Example:
+    >>> from prunekit.models import get_model
+    >>> try:
+    ...     get_model("alexnet")
+    ... except UnknownNameError as exc:
+    ...     print(exc)
+    unknown model 'alexnet'; known: convnet, lenet300, lenet5, mlp
 """
 
 
@@ -14,6 +22,17 @@ class ConfigError(PrunekitError, ValueError):
     """An impossible or unknown setting: a sparsity outside [0, 100), an unknown name, ..."""
 
 
+class UnknownNameError(ConfigError, KeyError):
+    """A name that no registry knows (model, dataset, criterion, schedule, exporter...).
+
+    The message lists the valid names. (``KeyError`` is a base so ``except KeyError`` still works;
+    ``str()`` gives the plain message.)
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class DataError(PrunekitError):
     """A data file that is missing, corrupt or of the wrong shape."""
 
@@ -23,4 +42,8 @@ class ChecksumError(DataError):
 
 
 class CheckpointError(PrunekitError):
-    """A checkpoint folder that is missing files or does not fit the model."""
+    """A checkpoint, mask, plan or model file that is missing, malformed or does not fit the model."""
+
+
+class OutputError(PrunekitError):
+    """An output path that cannot be written (an existing file, an unwritable folder, the input itself)."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._version import __version__
 from ..errors import PrunekitError
-from . import bench_cmd, compact_cmd, prune_cmd, sweep_cmd, train_cmd
+from . import bench, compact, export, info, listing, prune, sweep, train
 
-COMMAND_MODULES = (train_cmd, prune_cmd, sweep_cmd, bench_cmd, compact_cmd)
+COMMAND_MODULES = (train, prune, info, sweep, compact, export, bench, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,8 +20,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prunekit",
         description="Train, prune, compress and measure neural networks (PyTorch).",
     )
-    from .. import __version__
-
     parser.add_argument("--version", action="version", version=f"prunekit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
@@ -40,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a file system error prunekit did not foresee: still no traceback
+        print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"prunekit {args.command}: interrupted; everything already written is kept", file=sys.stderr)
         return 130

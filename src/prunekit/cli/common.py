@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
-from ..train import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+from ..training import TrainConfig
+from .options import add_dataclass_options, dataclass_from_args
 
-DEFAULTS = TrainConfig()
+_BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -20,53 +22,87 @@ def add_command(commands, name: str, help: str, description: str, run) -> argpar
     return parser
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = "mlp") -> None:
     """``--model NAME`` and repeatable ``--model-arg KEY=VALUE``."""
-    parser.add_argument("--model", default="mlp", help="model name (see `prunekit models`)")
+    parser.add_argument("--model", default=default, help="model name (see `prunekit models`)")
     parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
-                        help="a model builder argument, VALUE in JSON, e.g. hidden=[300,100]; repeatable")
+                        help="a model builder argument, VALUE in JSON (e.g. hidden=[300,100], num_classes=10) "
+                        "or a bare word taken as a string; repeatable")
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
+def add_data_options(parser: argparse.ArgumentParser, *, default: str | None = "mnist") -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", default="mnist", help="dataset name: mnist or fashion-mnist")
+    group.add_argument("--dataset", default=default, help="dataset name (see `prunekit datasets`)")
     group.add_argument(
         "--data-dir", default=None,
-        help="folder holding the dataset's IDX files (.gz or raw); default: $PRUNEKIT_DATA, "
-        "then the user cache folder, downloading there if missing",
-    )
+        help="folder holding the dataset's files; default: $PRUNEKIT_DATA, then the user cache folder, "
+        "downloading there if missing")
     group.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_train_options(parser: argparse.ArgumentParser, *, epochs: float = DEFAULTS.epochs) -> None:
-    group = parser.add_argument_group("training recipe")
-    group.add_argument("--epochs", type=float, default=epochs, help="passes over the training set")
-    group.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="samples per step")
-    group.add_argument("--lr", type=float, default=DEFAULTS.lr, help="peak learning rate")
-    group.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="optimizer")
-    group.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay, help="L2 penalty")
-    group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
-                       help="learning-rate schedule")
-    group.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                       help="seeds the initial weights and the batch order")
+def add_train_options(parser: argparse.ArgumentParser, *, epochs: float | None = None) -> None:
+    """Every field of :class:`~prunekit.training.TrainConfig` as an option (``--epochs``, ``--momentum``...)."""
+    defaults = TrainConfig() if epochs is None else TrainConfig(epochs=epochs)
+    add_dataclass_options(parser, TrainConfig, defaults=defaults, title="training recipe")
 
 
 def train_config(args: argparse.Namespace, **overrides) -> TrainConfig:
     """The TrainConfig the parsed training options describe."""
-    values = dict(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, seed=args.seed,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
+    return dataclass_from_args(TrainConfig, args, **overrides)
 
 
 def key_value(text: str) -> tuple[str, object]:
-    """Parse ``KEY=VALUE`` where VALUE is JSON (``hidden=[300,100]``) or a plain string."""
+    """Parse ``KEY=VALUE``: VALUE in JSON (``hidden=[300,100]``), or a bare word taken as a string.
+
+    Example:
+        >>> key_value("hidden=[300,100]"), key_value("act=relu")
+        (('hidden', [300, 100]), ('act', 'relu'))
+        >>> key_value("hidden=[300,100")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: --model-arg hidden=[300,100: the value is not valid JSON (Expecting ',' delimiter at character 8); write numbers, lists such as [300,100], true/false, or "quoted strings"
+    """
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a name, got {text!r}")
     try:
         return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    except (json.JSONDecodeError, RecursionError) as exc:
+        if _BARE_WORD.match(value) and value not in ("true", "false", "null"):
+            return key, value
+        detail = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise argparse.ArgumentTypeError(
+            f"--model-arg {text}: the value is not valid JSON ({detail}); write numbers, lists such as [300,100], "
+            f"true/false, or \"quoted strings\"") from None
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """Parse ``"1,28,28"`` into ``(1, 28, 28)``."""
+    try:
+        dims = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive sizes such as 1,28,28, got {text!r}")
+    return dims
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())

@@ -1,24 +1,25 @@
-"""Datasets: MNIST and Fashion-MNIST from IDX files, located, verified (checksums) and loaded.
+"""Datasets: located on disk (or downloaded), verified by checksum, held in memory as uint8 tensors.
 
-``load_dataset(name).split("train")`` gives float32 inputs ``[N, 1, 28, 28]``, normalised
-with the dataset's mean and std, and int64 labels ``[N]``.
+``load_dataset(name).split("train")`` gives float32 inputs ``[N, C, H, W]`` normalised with the
+dataset's per-channel mean and std, and int64 labels ``[N]``.
 
 Example:
     >>> from prunekit.data import load_dataset
-    >>> ds = load_dataset("mnist", download=False)  # doctest: +SKIP
-    >>> x, y = ds.split("train")  # doctest: +SKIP
+    >>> ds = load_dataset("mnist", download=False, progress=False)
+    >>> x, y = ds.split("test")
+    >>> x.shape, y.dtype, ds.input_shape
+    (torch.Size([10000, 1, 28, 28]), torch.int64, (1, 28, 28))
 """
 
-from prunekit.data.datasets import (FASHION_MNIST, MNIST, ROLES, Dataset, DatasetSpec, FileSpec,
-                                    find_files, get_spec, list_datasets, load_dataset,
-                                    load_from_spec, register_dataset)
-from prunekit.data.download import (DATA_ENV_VAR, MIRRORS_ENV_VAR, download_file,
-                                    search_folders)
-from prunekit.data.idx import parse_idx, write_idx
+from .dataset import Dataset
+from .download import DATA_ENV_VAR, MIRRORS_ENV_VAR, download_file, search_folders
+from .idx import parse_idx, write_idx
+from .idx_sets import FASHION_MNIST, MNIST, ROLES, DatasetSpec, FileSpec, find_files, load_from_spec
+from .load import list_datasets, load_dataset, register_dataset
+from .registry import DATASETS
 
 __all__ = [
-    "DATA_ENV_VAR", "MIRRORS_ENV_VAR", "ROLES", "MNIST", "FASHION_MNIST",
-    "Dataset", "DatasetSpec", "FileSpec",
-    "load_dataset", "load_from_spec", "list_datasets", "get_spec", "register_dataset",
-    "find_files", "search_folders", "download_file", "parse_idx", "write_idx",
+    "DATASETS", "DATA_ENV_VAR", "FASHION_MNIST", "MIRRORS_ENV_VAR", "MNIST", "ROLES", "Dataset", "DatasetSpec",
+    "FileSpec", "download_file", "find_files", "list_datasets", "load_dataset", "load_from_spec", "parse_idx",
+    "register_dataset", "search_folders", "write_idx",
 ]

@@ -13,10 +13,8 @@ included. ``urllib.request`` does the transfer, so ``file://`` URLs work too.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional, Sequence
@@ -24,6 +22,7 @@ from typing import BinaryIO, Callable, Optional, Sequence
 from tqdm.auto import tqdm
 
 from prunekit.errors import DataError
+from prunekit.storage.atomic import atomic_path
 
 DATA_ENV_VAR = "PRUNEKIT_DATA"
 MIRRORS_ENV_VAR = "PRUNEKIT_MIRRORS"
@@ -34,7 +33,7 @@ DOWNLOAD_ERRORS = (OSError, ValueError, DataError, http.client.HTTPException)
 
 
 def download_file(url: str, dest: os.PathLike | str, *,
-                  verify: Optional[Callable[[Path], None]] = None,
+                  verify: Optional[Callable[[Path, str], None]] = None,
                   progress: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Path:
     """Download ``url`` to ``dest`` through a temporary file in the same folder.
 
@@ -42,7 +41,7 @@ def download_file(url: str, dest: os.PathLike | str, *,
         url: any URL ``urllib.request`` opens (``https://``, ``http://``, ``file://``).
         dest: the final path; its folder is created if needed.
         verify: called with the temporary file's path (whose name ends like
-            ``dest``'s, e.g. ``.gz``) once it is complete; raise to reject it.
+            ``dest``'s, e.g. ``.gz``) and ``url`` once it is complete; raise to reject it.
         progress: show a tqdm progress bar.
         timeout: seconds to wait for the server at connection and between reads.
 
@@ -55,23 +54,18 @@ def download_file(url: str, dest: os.PathLike | str, *,
         DataError: incomplete transfer, or raised by ``verify``.
 
     Example:
-        >>> download_file("file:///tmp/a.gz", "/tmp/copy/a.gz", progress=False)  # doctest: +SKIP
-        PosixPath('/tmp/copy/a.gz')
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "a.gz").write_bytes(b"data")
+        >>> download_file((folder / "a.gz").as_uri(), folder / "copy" / "a.gz", progress=False).read_bytes()
+        b'data'
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=f"-{dest.name}", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out:
             _copy_url(url, out, desc=dest.name, progress=progress, timeout=timeout)
         if verify is not None:
-            verify(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+            verify(tmp, url)
     return dest
 
 
@@ -92,7 +86,7 @@ def _copy_url(url: str, out: BinaryIO, *, desc: str, progress: bool, timeout: fl
 
 
 def download_from_mirrors(urls: Sequence[str], dest: os.PathLike | str, *,
-                          verify: Optional[Callable[[Path], None]] = None,
+                          verify: Optional[Callable[[Path, str], None]] = None,
                           progress: bool = True,
                           timeout: float = DEFAULT_TIMEOUT) -> tuple[Optional[str], list[str]]:
     """Try each URL in turn until one gives a file that passes ``verify``.
@@ -109,9 +103,10 @@ def download_from_mirrors(urls: Sequence[str], dest: os.PathLike | str, *,
         one ``"URL: error"`` line per URL that failed before it.
 
     Example:
-        >>> url, failures = download_from_mirrors(["file:///nope/a.gz"], "/tmp/x/a.gz",
-        ...                                       progress=False)  # doctest: +SKIP
-        >>> url is None, len(failures)  # doctest: +SKIP
+        >>> import tempfile
+        >>> url, failures = download_from_mirrors(["file:///nope/a.gz"], tempfile.mkdtemp() + "/a.gz",
+        ...                                       progress=False)
+        >>> url is None, len(failures)
         (True, 1)
     """
     failures: list[str] = []
@@ -128,7 +123,7 @@ def download_from_mirrors(urls: Sequence[str], dest: os.PathLike | str, *,
 def search_roots(name: str, data_dir: Optional[os.PathLike | str] = None) -> list[Path]:
     """The places searched, in order: ``data_dir``, ``$PRUNEKIT_DATA``, the cache folder.
 
-    The first one is where missing files are downloaded to.
+    The first one is where missing files are downloaded to (see :func:`download_root`).
     """
     roots = [Path(data_dir).expanduser()] if data_dir is not None else []
     if os.environ.get(DATA_ENV_VAR):
@@ -136,6 +131,25 @@ def search_roots(name: str, data_dir: Optional[os.PathLike | str] = None) -> lis
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     roots.append(Path(cache) / "prunekit" / name)
     return [root.absolute() for root in roots]
+
+
+def download_root(name: str, data_dir: Optional[os.PathLike | str] = None) -> Path:
+    """Where missing files are downloaded: the first of :func:`search_roots`.
+
+    A folder the user named (``data_dir`` or ``$PRUNEKIT_DATA``) must exist: a mistyped path is
+    an error rather than a new folder filled with downloads; the cache folder is created.
+
+    Raises:
+        DataError: naming the missing folder and where it came from.
+    """
+    root = search_roots(name, data_dir)[0]
+    if data_dir is not None or os.environ.get(DATA_ENV_VAR):
+        origin = "data_dir (--data-dir)" if data_dir is not None else f"${DATA_ENV_VAR}"
+        if not root.is_dir():
+            raise DataError(f"{origin} is {root}, which {'is not a folder' if root.exists() else 'does not exist'}; "
+                            f"{name} files would be downloaded there. Create it, or point {origin} at the folder "
+                            f"that holds the files")
+    return root
 
 
 def search_folders(name: str, data_dir: Optional[os.PathLike | str] = None) -> list[Path]:
@@ -147,9 +161,20 @@ def search_folders(name: str, data_dir: Optional[os.PathLike | str] = None) -> l
 
 
 def find_file(folders: Sequence[Path], filename: str) -> Optional[Path]:
-    """The first existing ``<folder>/<filename>`` or ``<folder>/<filename>.gz``, else None."""
+    """The first existing ``<folder>/<filename>`` or ``<folder>/<filename>.gz``, else None.
+
+    Raises:
+        DataError: if the first path found is a folder, or a file that cannot be read.
+    """
     candidates = (folder / name for folder in folders for name in (filename, filename + ".gz"))
-    return next((path for path in candidates if path.is_file()), None)
+    for path in candidates:
+        if path.is_dir():
+            raise DataError(f"{path} is a folder; expected the data file {path.name}")
+        if path.exists():
+            if not os.access(path, os.R_OK):
+                raise DataError(f"{path} exists but cannot be read (permission denied)")
+            return path
+    return None
 
 
 def resolve_mirrors(default: Sequence[str], mirrors: Optional[Sequence[str]] = None) -> list[str]:
@@ -163,11 +188,11 @@ def resolve_mirrors(default: Sequence[str], mirrors: Optional[Sequence[str]] = N
 
 
 def fetch_gz(filenames: Sequence[str], target: Path, mirrors: Sequence[str], *,
-             verify: Callable[[str, Path], None], progress: bool = True,
+             verify: Callable[[str, Path, str], None], progress: bool = True,
              timeout: float = DEFAULT_TIMEOUT) -> tuple[dict[str, Path], list[str]]:
     """Download ``<mirror>/<filename>.gz`` to ``target/<filename>.gz`` for each filename.
 
-    Stops at the first file that no mirror provides. ``verify(filename, tmp_path)``
+    Stops at the first file that no mirror provides. ``verify(filename, tmp_path, url)``
     checks each download before it is renamed into place.
 
     Returns:
@@ -179,7 +204,7 @@ def fetch_gz(filenames: Sequence[str], target: Path, mirrors: Sequence[str], *,
         urls = [m.rstrip("/") + "/" + filename + ".gz" for m in mirrors]
         url, failed = download_from_mirrors(
             urls, target / (filename + ".gz"), progress=progress, timeout=timeout,
-            verify=lambda tmp, name=filename: verify(name, tmp))
+            verify=lambda tmp, url, name=filename: verify(name, tmp, url))
         failures += failed
         if url is None:
             break

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import math
 import struct
-import warnings
 import zlib
 from pathlib import Path
 
@@ -121,13 +120,18 @@ def read_maybe_gzip(path: Path) -> tuple[bytes, bytes]:
         content (the same object for a file that is not gzip-compressed).
 
     Raises:
-        DataError: a ``.gz`` file that is corrupt, truncated or not gzip at all.
-
-    Example:
-        >>> stored, content = read_maybe_gzip(Path("train-labels-idx1-ubyte.gz"))  # doctest: +SKIP
+        DataError: a file that cannot be read, or a ``.gz`` file that is corrupt,
+            truncated or not gzip at all.
     """
     path = Path(path)
-    stored = path.read_bytes()
+    try:
+        stored = path.read_bytes()
+    except PermissionError:
+        raise DataError(f"{path} exists but cannot be read (permission denied)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder; expected a data file") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
     if path.suffix != ".gz":
         return stored, stored
     try:
@@ -139,45 +143,37 @@ def read_maybe_gzip(path: Path) -> tuple[bytes, bytes]:
             f"(or its decompressed version, named {path.stem})") from err
 
 
-def read_checked(path: Path, *, sha256: str | None = None, gz_md5: str | None = None,
-                 what: str = "file", downloaded: bool = False) -> bytes:
-    """Read a (possibly gzipped) file and verify its checksum; return the decompressed content.
+def read_checked(path: Path, *, sha256: str, what: str = "file", source: str | None = None) -> bytes:
+    """Read a (possibly gzipped) file and verify the sha256 of its decompressed content.
 
     Args:
         path: the file; a name ending in ``.gz`` is decompressed.
-        sha256: expected sha256 of the decompressed content (checked when given).
-        gz_md5: fallback when ``sha256`` is None: expected md5 of a ``.gz`` file as
-            stored. A decompressed file with neither digest is only warned about.
+        sha256: expected sha256 of the decompressed content.
         what: describes the file in messages, e.g. ``"mnist file train-images-idx3-ubyte"``.
-        downloaded: ``path`` is a download being checked (changes the advice given).
+        source: where the file came from, named in messages instead of ``path`` (the URL of
+            a download being checked in a temporary file).
 
     Returns:
         The decompressed bytes.
 
     Raises:
         ChecksumError: digest mismatch; names the file, expected and actual digests.
-        DataError: a corrupt gzip file.
-
-    Example:
-        >>> read_checked(Path("t10k-labels-idx1-ubyte.gz"), sha256="ff7b...")  # doctest: +SKIP
+        DataError: an unreadable or corrupt gzip file.
     """
-    stored, content = read_maybe_gzip(path)
-    if sha256:
-        kind, expected, actual = "sha256 of the decompressed content", sha256, \
-            hashlib.sha256(content).hexdigest()
-    elif gz_md5 and Path(path).suffix == ".gz":
-        kind, expected, actual = "md5 of the .gz archive", gz_md5, \
-            hashlib.md5(stored, usedforsecurity=False).hexdigest()
-    else:
-        warnings.warn(f"{path}: no checksum is known for the decompressed {what}, so only its "
-                      f"structure is checked; use the .gz archive to have it verified", stacklevel=2)
-        return content
-    if actual != expected:
-        where, advice = ("downloaded file", "rejected") if downloaded else (
+    try:
+        _, content = read_maybe_gzip(path)
+    except DataError as err:
+        if source is None:
+            raise
+        raise DataError(f"download from {source} is not a valid gzip file ({err.__cause__ or err}); "
+                        f"rejected") from None
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != sha256:
+        where, advice = (f"download from {source}", "rejected") if source else (
             str(path), "delete it and run again to download it again, or replace it with the "
                        "right file (.gz or decompressed)")
-        raise ChecksumError(f"{where}: {kind} is {actual}, expected {expected} for the {what}: "
-                            f"the file is corrupt or not the right one; {advice}")
+        raise ChecksumError(f"{where}: the sha256 of the decompressed content is {actual}, expected {sha256} "
+                            f"for the {what}: the file is corrupt or not the right one; {advice}")
     return content
 
 
@@ -213,11 +209,17 @@ def check_split(images: np.ndarray, labels: np.ndarray, *, count: int,
         ...             image_shape=(28, 28), num_classes=10, sources=("i", "l"))
     """
     img_src, lab_src = sources
+    if images.ndim != 3:
+        raise DataError(f"{img_src}: holds a {images.ndim}-D IDX array of shape {images.shape}, expected images "
+                        f"[N, H, W]: is it a labels file in the place of an images file?")
+    if labels.ndim != 1:
+        raise DataError(f"{lab_src}: holds a {labels.ndim}-D IDX array of shape {labels.shape}, expected labels "
+                        f"[N]: is it an images file in the place of a labels file?")
     want = (count, *image_shape)
     if images.shape != want:
         raise DataError(f"{img_src}: holds images of shape {images.shape}, expected {want} "
                         f"(is this the right file for this dataset and split?)")
-    if labels.ndim != 1 or labels.shape[0] != count:
+    if labels.shape[0] != count:
         raise DataError(f"{lab_src}: holds {labels.shape[0]} labels, expected {count} "
                         f"(one per image of {img_src})")
     if labels.size and int(labels.max()) >= num_classes:

@@ -1,4 +1,4 @@
-"""A registry of models by name.
+"""A registry of models by name, with argument checks and a size check before anything is allocated.
 
 Example:
     >>> from prunekit.models import get_model, list_models
@@ -6,6 +6,10 @@ Example:
     ['convnet', 'lenet300', 'lenet5', 'mlp']
     >>> get_model("lenet300", seed=0)(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
+    >>> get_model("mlp", hidden=[10**7, 10**7])
+    Traceback (most recent call last):
+    ...
+    prunekit.errors.ConfigError: model 'mlp' with arguments {'hidden': [10000000, 10000000]} would have 100,007,940,000,000 parameters (400,031.8 GB as float32), more than this machine's ... GB of available memory
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import Registry
+from .memory import available_memory_bytes
 
 
 @dataclass(frozen=True)
@@ -34,16 +40,19 @@ class ModelInfo:
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
-_MODELS: dict[str, ModelInfo] = {}
+MODELS: Registry[ModelInfo] = Registry("model")
+"""The registered models (``prunekit models`` lists them)."""
 
 
 def register_model(name: str, description: str) -> Callable:
-    """Decorator that adds a model builder to the registry under ``name``."""
+    """Decorator that adds a model builder to :data:`MODELS` under ``name``.
+
+    The builder takes keyword arguments with defaults (sizes, classes...) and returns a fresh
+    ``nn.Module``; ``get_model(name, seed=...)`` seeds its initial weights.
+    """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelInfo(name, builder, description)
+        MODELS.register(name, ModelInfo(name, builder, description))
         return builder
 
     return wrap
@@ -51,19 +60,20 @@ def register_model(name: str, description: str) -> Callable:
 
 def list_models() -> list[ModelInfo]:
     """All registered models, sorted by name."""
-    return [_MODELS[name] for name in sorted(_MODELS)]
+    return [MODELS.get(name) for name in sorted(MODELS.names())]
 
 
 def model_info(name: str) -> ModelInfo:
-    """The registry entry of ``name``; an unknown name raises ConfigError listing the known ones."""
-    if name not in _MODELS:
-        known = ", ".join(sorted(_MODELS))
-        raise ConfigError(f"unknown model {name!r}; known models: {known}")
-    return _MODELS[name]
+    """The registry entry of ``name``; an unknown name raises UnknownNameError listing the known ones."""
+    return MODELS.get(name)
 
 
 def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module:
     """Build a registered model.
+
+    The arguments are checked against the builder's defaults (names and JSON types), and the
+    model is first built on PyTorch's ``meta`` device (no memory) to refuse sizes that cannot
+    fit in this machine's memory.
 
     Args:
         name: a registered name (see :func:`list_models`).
@@ -72,20 +82,76 @@ def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module
         **kwargs: the builder's arguments (e.g. ``hidden=(300, 100)`` for ``mlp``).
 
     Returns:
-        A freshly initialised ``nn.Module`` that maps ``[N, 1, 28, 28]`` to ``[N, classes]`` logits.
+        A freshly initialised ``nn.Module``.
+
+    Raises:
+        UnknownNameError: for an unknown model.
+        ConfigError: for unknown arguments, values of the wrong type, values the builder rejects,
+            or a model too large for the available memory.
 
     Example:
-        >>> model = get_model("mlp", seed=0)
+        >>> get_model("mlp", hidden=[300, 100])[1].weight.shape
+        torch.Size([300, 784])
+        >>> get_model("mlp", hidden="wide")
+        Traceback (most recent call last):
+        ...
+        prunekit.errors.ConfigError: model 'mlp': argument hidden must be a list of integers (like its default [1000, 1000, 500, 200]), got str 'wide'
     """
     info = model_info(name)
-    unknown = set(kwargs) - set(info.default_args())
+    defaults = info.default_args()
+    unknown = set(kwargs) - set(defaults)
     if unknown:
-        raise ConfigError(
-            f"model {name!r} takes no argument(s) {sorted(unknown)}; "
-            f"its arguments are {sorted(info.default_args())}"
-        )
-    if seed is None:
-        return info.builder(**kwargs)
+        raise ConfigError(f"model {name!r} takes no argument(s) {sorted(unknown)}; its arguments are {sorted(defaults)}")
+    for key, value in kwargs.items():
+        _check_arg(name, key, value, defaults[key])
+    _check_size(info, kwargs)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
+        return _build(info, kwargs)
+
+
+def _build(info: ModelInfo, kwargs: dict[str, Any]) -> nn.Module:
+    try:
         return info.builder(**kwargs)
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
+        raise ConfigError(f"model {info.name!r} cannot be built with arguments {kwargs}: {exc}") from None
+
+
+def _check_size(info: ModelInfo, kwargs: dict[str, Any]) -> None:
+    with torch.device("meta"):
+        model = _build(info, kwargs)
+    numel = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    need, have = 4 * numel, available_memory_bytes()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"model {info.name!r} with arguments {kwargs} would have {numel:,} parameters "
+            f"({need / 1e9:,.1f} GB as float32), more than this machine's {have / 1e9:,.1f} GB of available memory")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        inner = {_kind(v) for v in value}
+        return f"a list of {'integers' if inner == {'an integer'} else 'values'}"
+    return type(value).__name__
+
+
+def _check_arg(model: str, key: str, value: Any, default: Any) -> None:
+    """The value must have the JSON type of the default (an int where a float is expected is fine)."""
+    if default is None:
+        return
+    want, got = _kind(default), _kind(value)
+    ok = want == got or (want == "a number" and got == "an integer") or \
+        (want == "a list of values" and got.startswith("a list"))
+    if not ok:
+        shown = list(default) if isinstance(default, tuple) else default
+        raise ConfigError(f"model {model!r}: argument {key} must be {want} "
+                          f"(like its default {shown!r}), got {type(value).__name__} {value!r}")

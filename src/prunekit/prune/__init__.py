@@ -6,8 +6,9 @@ Pieces (each replaceable on its own):
 * :mod:`~prunekit.prune.select` -- ``scores + sparsity (+ previous mask) -> keep mask``;
 * :mod:`~prunekit.prune.targets` -- which layers are pruned and what a unit consists of;
 * :mod:`~prunekit.prune.mask` -- :class:`Mask`: apply, hold through training, save/load;
-* :mod:`~prunekit.prune.api` -- :func:`prune_model`;
-* :mod:`~prunekit.prune.report` -- :func:`sparsity_report` (per-layer counts and FLOPs).
+* :mod:`~prunekit.prune.api` -- :func:`prune_model` and the ``METHODS`` registry;
+* :mod:`~prunekit.prune.report` -- :func:`sparsity_report` (per-layer counts and FLOPs);
+* :mod:`~prunekit.prune.interop` -- :func:`from_torch_prune`, :func:`to_torch_prune`.
 
 Example:
     >>> from torch import nn
@@ -18,37 +19,17 @@ Example:
     150
 """
 
-from prunekit.prune.api import METHODS, SCOPES, prune_model
-from prunekit.prune.compact import CompactResult, compact
-from prunekit.prune.compact_report import CompactionReport
-from prunekit.prune.mask import Mask, MaskHold
+from prunekit.prune.api import METHODS, SCOPES, PruningMethod, prune_model
+from prunekit.prune.interop import from_torch_prune, to_torch_prune
+from prunekit.prune.mask import Mask, MaskHold, as_mask
 from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
 from prunekit.prune.scores import CRITERIA, get_criterion, magnitude, random_scores, unit_l2
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
 from prunekit.prune.targets import classifier_name, prunable_layers, select_layers, unit_groups
 
 __all__ = [
-    "CRITERIA",
-    "CompactResult",
-    "CompactionReport",
-    "compact",
-    "LayerStats",
-    "METHODS",
-    "Mask",
-    "MaskHold",
-    "SCOPES",
-    "SparsityReport",
-    "check_sparsity",
-    "classifier_name",
-    "get_criterion",
-    "global_keep_masks",
-    "keep_mask",
-    "magnitude",
-    "prunable_layers",
-    "prune_model",
-    "random_scores",
-    "select_layers",
-    "sparsity_report",
-    "unit_groups",
-    "unit_l2",
+    "CRITERIA", "LayerStats", "METHODS", "Mask", "MaskHold", "PruningMethod", "SCOPES", "SparsityReport",
+    "as_mask", "check_sparsity", "classifier_name", "from_torch_prune", "get_criterion", "global_keep_masks",
+    "keep_mask", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
+    "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2",
 ]

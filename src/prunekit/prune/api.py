@@ -1,28 +1,44 @@
-"""``prune_model``: score, select, build a :class:`Mask`, apply it in place."""
+"""``prune_model``: score, select, build a :class:`Mask`, apply it in place.
+
+Pruning methods are a registry (:data:`METHODS`) of :class:`PruningMethod` entries, each
+building keep masks from scores; scopes are ``layer`` and ``global``.
+"""
 
 from __future__ import annotations
 
 import inspect
-from typing import Mapping, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
 from prunekit.errors import ConfigError
-from prunekit.prune.mask import Mask
+from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.scores import Criterion, get_criterion
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
 from prunekit.prune.targets import param_name, select_layers, unit_groups
+from prunekit.registry import Registry
 
-METHODS: dict[str, str] = {
-    "weight": "individual weights, lowest score first (default criterion: magnitude)",
-    "unit": "whole output neurons / conv filters (default criterion: unit_l2)",
-}
 SCOPES: dict[str, str] = {
     "layer": "the same sparsity in every pruned tensor (or every layer's units)",
     "global": "one ranking over all pruned tensors (or all units) together",
 }
-DEFAULT_CRITERION = {"weight": "magnitude", "unit": "unit_l2"}
+
+
+@dataclass(frozen=True)
+class PruningMethod:
+    """A pruning method: what it removes and how it turns scores into keep masks.
+
+    Attributes:
+        name: its registry name.
+        default_criterion: the criterion used when none is given.
+        build: ``build(model, targets, sparsity, scope, criterion, previous) -> {name: keep mask}``.
+    """
+
+    name: str
+    default_criterion: str
+    build: Callable[..., dict[str, torch.Tensor]]
 
 
 def prune_model(
@@ -34,6 +50,7 @@ def prune_model(
     layers: Optional[Sequence[str]] = None,
     criterion: Union[str, Criterion, None] = None,
     mask: Optional[Mapping[str, torch.Tensor]] = None,
+    include_output: bool = False,
 ) -> Mask:
     """Prune ``model`` in place to a total ``sparsity`` percent and return the mask.
 
@@ -41,7 +58,8 @@ def prune_model(
     pruned tensor (``scope="layer"``), or of all of them (``scope="global"``); for
     ``method="unit"`` it counts units (output neurons / conv filters) instead of weights.
     A unit's row/filter, bias entry and following BatchNorm weight/bias entries are masked
-    together (see :mod:`prunekit.prune.targets`); the classifier is never unit-pruned.
+    together (see :mod:`prunekit.prune.targets`). The output layer (classifier) is left whole
+    by default for both methods; its units are never removed.
     Scores are computed on the currently masked weights. With ``mask`` (a previous mask),
     entries already pruned stay pruned and count toward the target, so an iterative schedule
     calls ``prune_model`` with an increasing total target each round; a target below the
@@ -57,6 +75,7 @@ def prune_model(
             ``fn(weight, grad=None) -> scores`` (per weight, or per unit for ``"unit"``;
             per-weight scores are reduced to their L2 norm per unit).
         mask: the previous mask; the result only shrinks it.
+        include_output: weight pruning: prune the output layer's weights too.
 
     Returns:
         The new :class:`Mask` (already applied to ``model``).
@@ -72,17 +91,16 @@ def prune_model(
         90.0
         >>> mask = prune_model(model, "weight", 95.0, scope="global", mask=mask)
     """
-    _check_choice("method", method, METHODS)
+    pruning = METHODS.get(method)
     _check_choice("scope", scope, SCOPES)
     sparsity = check_sparsity(sparsity)
-    fn = _resolve_criterion(criterion, method)
-    targets = select_layers(model, method, layers)
-    previous = None
-    if mask is not None:
-        previous = mask if isinstance(mask, Mask) else Mask(mask)
+    _refuse_torch_pruned(model)
+    fn = _resolve_criterion(criterion, pruning)
+    targets = select_layers(model, method, layers, include_output=include_output)
+    previous = as_mask(mask)
+    if previous is not None:
         previous.validate(model)
-    build = _weight_masks if method == "weight" else _unit_masks
-    new = Mask(build(model, targets, sparsity, scope, fn, previous or {}))
+    new = Mask(pruning.build(model, targets, sparsity, scope, fn, previous or {}))
     result = new & previous if previous is not None else new
     result.apply_(model)
     return result
@@ -158,12 +176,22 @@ def _takes_grad(fn) -> bool:
     return any(p.name == "grad" or p.kind is p.VAR_KEYWORD for p in params)
 
 
-def _resolve_criterion(criterion, method: str) -> Criterion:
+def _refuse_torch_pruned(model: nn.Module) -> None:
+    names = [n for n, _ in model.named_parameters() if n.endswith("_orig")]
+    buffers = {n for n, _ in model.named_buffers()}
+    pruned = [n.removesuffix("_orig") for n in names if n.removesuffix("_orig") + "_mask" in buffers]
+    if pruned:
+        raise ConfigError(f"the model is pruned with torch.nn.utils.prune ({', '.join(pruned[:3])}"
+                          f"{', ...' if len(pruned) > 3 else ''}); convert it first: "
+                          f"model, mask = prunekit.from_torch_prune(model), then prune_model(model, ..., mask=mask)")
+
+
+def _resolve_criterion(criterion, pruning: PruningMethod) -> Criterion:
     if criterion is None:
-        return get_criterion(DEFAULT_CRITERION[method])
+        return get_criterion(pruning.default_criterion)
     if isinstance(criterion, str):
         fn = get_criterion(criterion)
-        if method == "weight" and criterion == "unit_l2":
+        if pruning.name == "weight" and criterion == "unit_l2":
             raise ConfigError("criterion 'unit_l2' scores whole units; use it with method='unit'")
         return fn
     if callable(criterion):
@@ -174,3 +202,11 @@ def _resolve_criterion(criterion, method: str) -> Criterion:
 def _check_choice(what: str, value: object, valid: Mapping[str, str]) -> None:
     if not isinstance(value, str) or value not in valid:
         raise ConfigError(f"unknown pruning {what} {value!r}; valid: {', '.join(valid)}")
+
+
+METHODS: Registry[PruningMethod] = Registry("pruning method")
+"""Registered pruning methods by name."""
+METHODS.register("weight", PruningMethod("weight", "magnitude", _weight_masks),
+                 description="individual weights, lowest score first (default criterion: magnitude)")
+METHODS.register("unit", PruningMethod("unit", "unit_l2", _unit_masks),
+                 description="whole output neurons / conv filters (default criterion: unit_l2)")

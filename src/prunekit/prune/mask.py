@@ -3,6 +3,13 @@
 Names are those of ``model.named_parameters()`` (and ``model.state_dict()``). A parameter
 without an entry is not masked. Masks are stored on the CPU and moved to the parameter's
 device when applied. Files are safetensors (never pickle).
+
+Example:
+    >>> model = nn.Linear(3, 2, bias=False)
+    >>> mask = as_mask({"weight": torch.tensor([[True, False, True], [False, True, True]])})
+    >>> _ = mask.apply_(model)
+    >>> int((model.weight == 0).sum()), round(mask.sparsity(), 1)
+    (2, 33.3)
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import torch
 from torch import nn
 
 from prunekit.errors import CheckpointError, ConfigError
+from prunekit.storage import load_tensors, save_tensors
 
 PathLike = Union[str, Path]
 
@@ -113,9 +121,13 @@ class Mask(Mapping):
         params = dict(model.named_parameters())
         for name, m in self._masks.items():
             if name not in params:
+                if f"{name}_orig" in params:
+                    raise CheckpointError(
+                        f"{name!r} is pruned with torch.nn.utils.prune ({name}_orig and a mask buffer); "
+                        f"convert the model first: model, mask = prunekit.from_torch_prune(model)")
                 known = ", ".join(list(params)[:20])
                 raise CheckpointError(f"mask entry {name!r} is not a parameter of the model "
-                                      f"(parameters: {known})")
+                                      f"(parameters: {known}{', ...' if len(params) > 20 else ''})")
             if tuple(params[name].shape) != tuple(m.shape):
                 raise CheckpointError(
                     f"mask for {name!r} has shape {tuple(m.shape)} but the model's parameter "
@@ -176,32 +188,42 @@ class Mask(Mapping):
         return cls({n: torch.ones(params[n].shape, dtype=torch.bool) for n in names})
 
     def save(self, path: PathLike) -> None:
-        """Write the mask to a safetensors file (per-tensor sparsity in its metadata)."""
-        from safetensors.torch import save_file
-
+        """Write the mask to a safetensors file atomically (per-tensor sparsity in its metadata)."""
         meta = {"format": "prunekit.mask", "sparsity": json.dumps(self.per_tensor_sparsity())}
-        save_file(self.to_dict(), str(path), metadata=meta)
+        save_tensors(path, self.to_dict(), metadata=meta)
 
     @classmethod
     def load(cls, path: PathLike) -> "Mask":
         """Read a mask written by :meth:`save` (safetensors only, never unpickles).
 
         Raises:
-            CheckpointError: if the file is missing, not safetensors, or holds non-bool tensors.
+            CheckpointError: if the file is missing, not safetensors, holds non-bool tensors, or
+                bool tensors whose bytes are not all 0 or 1.
         """
-        from safetensors.torch import load_file
-
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"mask file not found: {path}")
-        try:
-            tensors = load_file(str(path))
-        except Exception as exc:  # safetensors raises several types for corrupt files
-            raise CheckpointError(f"cannot read mask file {path} as safetensors: {exc}") from exc
+        tensors = load_tensors(path, what="mask file (safetensors)")
         bad = [n for n, t in tensors.items() if t.dtype != torch.bool]
         if bad:
-            raise CheckpointError(f"mask file {path} holds non-bool tensors: {', '.join(bad)}")
+            raise CheckpointError(f"mask file {path} holds non-bool tensors: {', '.join(bad[:10])}")
+        for name, t in tensors.items():
+            if t.numel() and int(t.view(torch.uint8).max()) > 1:
+                raise CheckpointError(f"mask file {path}: tensor {name!r} holds bytes other than 0 and 1, "
+                                      f"which are not valid booleans; the file is corrupt")
         return cls(tensors)
+
+
+def as_mask(mask: Optional[Mapping[str, torch.Tensor]]) -> Optional[Mask]:
+    """``mask`` as a :class:`Mask` (``None`` stays ``None``; a plain dict is validated).
+
+    Example:
+        >>> as_mask(None) is None
+        True
+        >>> as_mask({"w": torch.ones(2, dtype=torch.bool)})
+        Mask(1 tensors, 0/2 pruned, 0.00%)
+    """
+    if mask is None or isinstance(mask, Mask):
+        return mask
+    return Mask(mask)
 
 
 def _zero_(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:

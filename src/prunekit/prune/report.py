@@ -1,13 +1,24 @@
 """Per-layer sparsity, live units and FLOPs of a (masked) model.
 
 Counts cover the weights of the prunable layers (``nn.Linear``, ``nn.Conv2d``); biases and
-BatchNorm parameters are not counted. FLOPs are per sample, a multiply-add counts as
-2 FLOPs, and bias additions are ignored:
+normalisation parameters are not counted. Two totals are reported: over the **pruned layers**
+(the weights the mask covers) and over **all layers** (every Linear/Conv2d weight, the output
+layer included), so "95% sparse" always says over what.
+
+FLOPs are per sample, a multiply-add counts as 2, bias additions are ignored; they need one
+forward pass on an input of the model's shape (``input_shape``), else they are not reported:
 
 * Linear: dense ``2 * in * out``, effective ``2 * nnz(weight)`` (times the number of positions
   when the input has extra dims, e.g. ``[B, T, in]``);
 * Conv2d: dense ``2 * numel(weight) * H_out * W_out``, effective ``2 * nnz(weight) * H_out * W_out``
   (``groups`` is accounted for since ``weight`` is ``[out, in / groups, kh, kw]``).
+
+Example:
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10))
+    >>> from prunekit.prune import prune_model
+    >>> report = sparsity_report(model, prune_model(model, "weight", 90.0), input_shape=(1, 1, 28, 28))
+    >>> round(report.pruned.sparsity, 2), round(report.total.sparsity, 2)
+    (90.0, 88.87)
 """
 
 from __future__ import annotations
@@ -19,13 +30,16 @@ import torch
 from torch import nn
 
 from prunekit.errors import ConfigError
-from prunekit.prune.mask import Mask
+from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.targets import param_name, prunable_layers
 
 
 @dataclass(frozen=True)
 class LayerStats:
-    """One row of a :class:`SparsityReport` (the total row has ``name="total"``)."""
+    """One row of a :class:`SparsityReport` (totals have ``name="total"`` / ``"pruned layers"``).
+
+    FLOPs are ``None`` when the report was made without an input shape.
+    """
 
     name: str
     type: str
@@ -34,8 +48,9 @@ class LayerStats:
     nonzero: int
     units: int
     live_units: int
-    dense_flops: int
-    effective_flops: int
+    dense_flops: Optional[int]
+    effective_flops: Optional[int]
+    masked: bool = False
 
     @property
     def sparsity(self) -> float:
@@ -45,75 +60,93 @@ class LayerStats:
 
 @dataclass(frozen=True)
 class SparsityReport:
-    """Per-layer rows and a total row; see :func:`sparsity_report`."""
+    """Per-layer rows, the total over the pruned (masked) layers and the total over all layers."""
 
     rows: list[LayerStats]
     total: LayerStats
+    pruned: LayerStats
 
     def to_dict(self) -> dict:
-        """``{"rows": [row dicts], "total": row dict}`` (JSON-serialisable)."""
-        return {"rows": [_row_dict(r) for r in self.rows], "total": _row_dict(self.total)}
+        """``{"rows": [...], "pruned": row dict, "total": row dict}`` (JSON-serialisable)."""
+        return {"rows": [_row_dict(r) for r in self.rows], "pruned": _row_dict(self.pruned),
+                "total": _row_dict(self.total)}
 
     def format_table(self) -> str:
-        """An aligned plain-text table (FLOPs in millions, per sample)."""
-        head = ["layer", "type", "shape", "params", "nonzero", "nonzero %", "live units",
-                "MFLOPs dense", "MFLOPs eff."]
-        lines = [_cells(r) for r in self.rows] + [_cells(self.total)]
-        widths = [max(len(x) for x in col) for col in zip(head, *lines)]
+        """An aligned plain-text table (FLOPs in millions, per sample); ``*`` marks the pruned layers."""
+        head = ["layer", "type", "shape", "params", "nonzero", "nonzero %", "live units", "MFLOPs dense",
+                "MFLOPs eff."]
+        lines = [_cells(r) for r in self.rows]
+        totals = [_cells(self.pruned), _cells(self.total)]
+        widths = [max(len(x) for x in col) for col in zip(head, *lines, *totals)]
         fmt = lambda cells: "  ".join(  # noqa: E731
-            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
+            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
         rule = "-" * len(fmt(head))
-        return "\n".join([fmt(head), rule, *map(fmt, lines[:-1]), rule, fmt(lines[-1])])
+        return "\n".join([fmt(head), rule, *map(fmt, lines), rule, *map(fmt, totals),
+                          "(* = pruned layer; sparsity over the pruned layers and over all layers' weights)"])
 
 
 def sparsity_report(
     model: nn.Module,
     mask: Optional[Mapping[str, torch.Tensor]] = None,
-    input_shape: Sequence[int] = (1, 1, 28, 28),
+    input_shape: Optional[Sequence[int]] = None,
 ) -> SparsityReport:
     """Count weights, nonzeros, live units and FLOPs of each prunable layer.
 
     Args:
-        model: the model (not modified; run once in eval mode on a zero input).
-        mask: optional mask to apply virtually (entries it prunes count as zero);
-            without it the model's actual zeros are counted.
-        input_shape: shape of the zero input used to find each layer's output size
-            (the first dim is the batch). Layers not called in that forward pass get 0 FLOPs.
+        model: the model (not modified; run once in eval mode on a zero input for FLOPs).
+        mask: optional mask to apply virtually (entries it prunes count as zero); the layers it
+            covers are the "pruned layers". Without it the model's actual zeros are counted, and
+            every layer holding a zero weight counts as pruned.
+        input_shape: shape of the zero input used to find each layer's output size (the first
+            dim is the batch), e.g. ``(1, 1, 28, 28)``; without it FLOPs are not reported.
+            Layers not called in that forward pass get 0 FLOPs.
 
     Returns:
         A :class:`SparsityReport`. A unit is live if any of its weights is nonzero.
 
+    Raises:
+        ConfigError: if the model has no prunable layer, or cannot run on ``input_shape``.
+
     Example:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-        >>> sparsity_report(model).total.dense_flops
+        >>> sparsity_report(model, input_shape=(1, 1, 28, 28)).total.dense_flops
         15680
     """
+    mask = as_mask(mask)
     if mask is not None:
-        mask = mask if isinstance(mask, Mask) else Mask(mask)
         mask.validate(model)
-    positions = _positions(model, tuple(input_shape))
-    rows = [_layer_stats(name, m, mask, positions.get(name, 0)) for name, m in prunable_layers(model)]
+    positions = _positions(model, tuple(input_shape)) if input_shape is not None else None
+    rows = [_layer_stats(name, m, mask, None if positions is None else positions.get(name, 0))
+            for name, m in prunable_layers(model)]
     if not rows:
         raise ConfigError(f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer to report")
-    total = LayerStats("total", "", (), *(sum(getattr(r, f) for r in rows) for f in _SUMMED))
-    return SparsityReport(rows, total)
+    return SparsityReport(rows, _sum("total", rows), _sum("pruned layers", [r for r in rows if r.masked]))
 
 
 _SUMMED = ("params", "nonzero", "units", "live_units", "dense_flops", "effective_flops")
 
 
-def _layer_stats(name: str, module: nn.Module, mask: Optional[Mask], positions: int) -> LayerStats:
+def _sum(name: str, rows: list[LayerStats]) -> LayerStats:
+    values = []
+    for f in _SUMMED:
+        items = [getattr(r, f) for r in rows]
+        values.append(None if any(v is None for v in items) else sum(items))
+    return LayerStats(name, "", (), *values, masked=bool(rows))
+
+
+def _layer_stats(name: str, module: nn.Module, mask: Optional[Mask], positions: Optional[int]) -> LayerStats:
     w = module.weight.detach()
     key = param_name(name, "weight")
     if mask is not None and key in mask:
         w = w.masked_fill(~mask[key].to(w.device), 0)
     nnz = int(torch.count_nonzero(w))
     live = int(w.reshape(w.shape[0], -1).ne(0).any(dim=1).sum())
+    masked = key in mask if mask is not None else nnz < w.numel()
     return LayerStats(
         name=name, type=type(module).__name__, shape=tuple(w.shape), params=w.numel(),
         nonzero=nnz, units=w.shape[0], live_units=live,
-        dense_flops=2 * w.numel() * positions, effective_flops=2 * nnz * positions,
+        dense_flops=None if positions is None else 2 * w.numel() * positions,
+        effective_flops=None if positions is None else 2 * nnz * positions, masked=masked,
     )
 
 
@@ -138,9 +171,8 @@ def _positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
             model(x)
     except Exception as exc:
         raise ConfigError(
-            f"cannot run {type(model).__name__} on a zero input of shape {input_shape} to find "
-            f"layer output sizes ({exc}); pass input_shape= matching the model"
-        ) from exc
+            f"cannot run {type(model).__name__} on a zero input of shape {list(input_shape)} to find "
+            f"layer output sizes ({type(exc).__name__}: {exc}); pass the input shape the model expects") from None
     finally:
         for h in handles:
             h.remove()
@@ -157,8 +189,9 @@ def _row_dict(row: LayerStats) -> dict:
 
 
 def _cells(r: LayerStats) -> list[str]:
+    flops = lambda v: "-" if v is None else f"{v / 1e6:.3f}"  # noqa: E731
+    name = f"{r.name} *" if r.masked and r.type else r.name
     return [
-        r.name, r.type, "x".join(map(str, r.shape)), f"{r.params:,}", f"{r.nonzero:,}",
-        f"{100.0 - r.sparsity:.2f}", f"{r.live_units}/{r.units}",
-        f"{r.dense_flops / 1e6:.3f}", f"{r.effective_flops / 1e6:.3f}",
+        name, r.type, "x".join(map(str, r.shape)), f"{r.params:,}", f"{r.nonzero:,}",
+        f"{100.0 - r.sparsity:.2f}", f"{r.live_units}/{r.units}", flops(r.dense_flops), flops(r.effective_flops),
     ]

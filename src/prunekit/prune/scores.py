@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import torch
 
 from prunekit.errors import ConfigError
+from prunekit.registry import Registry
 
 Criterion = Callable[..., torch.Tensor]
 
@@ -91,32 +92,21 @@ def random_scores(
     return scores.to(w.device)
 
 
-CRITERIA: dict[str, Criterion] = {
-    "magnitude": magnitude,
-    "unit_l2": unit_l2,
-    "random": random_scores,
-}
-"""Registered criteria by name. Add one with ``CRITERIA["name"] = fn``."""
+CRITERIA: Registry[Criterion] = Registry("pruning criterion")
+"""Registered criteria by name; add one with ``CRITERIA.register("name", fn, description=...)``."""
+CRITERIA.register("magnitude", magnitude, description="|w| per weight (Han et al. 2015)")
+CRITERIA.register("unit_l2", unit_l2, description="L2 norm of each unit's weights (row / filter)")
+CRITERIA.register("random", random_scores, description="uniform random scores (the control)")
 
 
 def get_criterion(name: str) -> Criterion:
     """Look up a criterion by name.
 
-    Args:
-        name: a key of :data:`CRITERIA`.
-
-    Returns:
-        The criterion function.
-
     Raises:
-        ConfigError: if ``name`` is unknown; the message lists the valid names.
+        UnknownNameError: if ``name`` is unknown; the message lists the valid names.
 
     Example:
         >>> get_criterion("magnitude") is magnitude
         True
     """
-    try:
-        return CRITERIA[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(sorted(CRITERIA))
-        raise ConfigError(f"unknown pruning criterion {name!r}; valid: {valid}") from None
+    return CRITERIA.get(name)

@@ -2,10 +2,10 @@
 
 Prunable layers are the ``nn.Linear`` and ``nn.Conv2d`` modules, in ``named_modules()`` order.
 
-* ``method="weight"`` prunes every prunable layer's weight by default.
-* ``method="unit"`` prunes every prunable layer except the **classifier**, the last
-  ``nn.Linear`` in module order (or the last prunable layer if there is no Linear): its
-  outputs are the classes and are never removed.
+The **output layer** (the classifier: the last ``nn.Linear`` in module order, or the last
+prunable layer if there is no Linear) is left whole by default, for both methods, as in the
+reference implementations of the study: ``include_output=True`` adds it to weight pruning. Its
+output units are the classes and are never removed by unit pruning.
 
 A unit is an output neuron (a ROW of ``nn.Linear.weight``, which is ``[out, in]`` in PyTorch;
 a column in TensorFlow's ``[in, out]`` layout) or a conv filter ``weight[i]``. Pruning unit ``i``
@@ -45,7 +45,12 @@ def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def classifier_name(model: nn.Module) -> Optional[str]:
-    """Name of the classifier: the last ``nn.Linear`` (else the last prunable layer)."""
+    """Name of the output layer (classifier): the last ``nn.Linear`` (else the last prunable layer).
+
+    Example:
+        >>> classifier_name(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4, 2)))
+        '2'
+    """
     layers = prunable_layers(model)
     linears = [n for n, m in layers if isinstance(m, nn.Linear)]
     if linears:
@@ -54,49 +59,49 @@ def classifier_name(model: nn.Module) -> Optional[str]:
 
 
 def select_layers(
-    model: nn.Module, method: str, layers: Optional[Sequence[str]] = None
+    model: nn.Module, method: str, layers: Optional[Sequence[str]] = None, *, include_output: bool = False,
 ) -> list[tuple[str, nn.Module]]:
     """The prunable layers a pruning call covers.
 
     Args:
         model: the model.
-        method: ``"weight"`` or ``"unit"`` (unit pruning excludes the classifier by default).
-        layers: optional ``fnmatch`` patterns on module names; overrides the default.
+        method: ``"weight"`` or ``"unit"``.
+        layers: optional ``fnmatch`` patterns on module names, choosing among the prunable layers.
+        include_output: weight pruning: prune the output layer too (it is left whole by default).
 
     Returns:
         ``(name, module)`` pairs in module order.
 
     Raises:
-        ConfigError: if the model has nothing to prune, a pattern matches no prunable layer,
-            or unit pruning would remove the classifier's output units.
+        ConfigError: if the model has nothing to prune, a pattern matches no prunable layer, a
+            pattern names only the output layer without ``include_output``, or unit pruning is
+            asked to remove the output layer's units.
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-        >>> [n for n, _ in select_layers(model, "unit")]
+        >>> [n for n, _ in select_layers(model, "weight")]
         ['0']
+        >>> [n for n, _ in select_layers(model, "weight", include_output=True)]
+        ['0', '2']
     """
     candidates = prunable_layers(model)
     if not candidates:
-        raise ConfigError(
-            f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer: nothing to prune"
-        )
+        raise ConfigError(f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer: nothing to prune")
+    if include_output and method == "unit":
+        raise ConfigError("unit pruning never removes the output layer's units (they are the model's outputs); "
+                          "include_output applies to weight pruning only")
     names = [n for n, _ in candidates]
-    classifier = classifier_name(model)
-    if layers is None:
-        chosen = [n for n in names if method != "unit" or n != classifier]
-    else:
-        chosen = _match(names, layers)
-        if method == "unit" and classifier in chosen:
-            raise ConfigError(
-                f"unit pruning never removes the classifier's output units: layer "
-                f"{classifier!r} (the last Linear) is matched by layers={list(layers)}; "
-                f"exclude it"
-            )
+    output = classifier_name(model)
+    chosen = names if layers is None else _match(names, layers)
+    if not include_output and output in chosen:
+        chosen = [n for n in chosen if n != output]
+        if layers is not None and not chosen:
+            raise ConfigError(f"layers={list(layers)} names only the output layer {output!r}, which is left whole "
+                              f"by default; pass include_output=True (--include-output) to prune its weights")
     if not chosen:
-        raise ConfigError(
-            f"nothing to prune with method={method!r}: the only prunable layer is the "
-            f"classifier {classifier!r}, whose output units are never removed"
-        )
+        raise ConfigError(f"nothing to prune with method={method!r}: the only prunable layer is the output layer "
+                          f"{output!r}" + (", whose units are never removed" if method == "unit" else
+                                           "; pass include_output=True (--include-output) to prune it"))
     return [(n, m) for n, m in candidates if n in chosen]
 
 

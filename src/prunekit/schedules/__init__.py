@@ -12,16 +12,24 @@ the dense model while it recovers (:mod:`prunekit.distill`). The recovery recipe
 frozen dataclass, :class:`Recovery`.
 
 Example:
-    >>> from prunekit.schedules import Job, PruneSpec, Recovery, run_schedule
-    >>> job = Job(model, (x_train, y_train), PruneSpec("unit", "layer"), Recovery())  # doctest: +SKIP
-    >>> levels = [lvl for lvl in run_schedule("lottery", job, [50, 75, 90]) if lvl.recorded]  # doctest: +SKIP
+    >>> import torch
+    >>> from prunekit.models import get_model
+    >>> from prunekit.training import TrainConfig
+    >>> x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    >>> model = get_model("lenet300", seed=0)
+    >>> quick = TrainConfig(epochs=0.5, batch_size=64)
+    >>> job = Job(model, (x, y), PruneSpec("unit", "layer"), Recovery(lottery=quick, round_fraction=0.8),
+    ...           rewind=get_model("lenet300", seed=0).state_dict(), progress=False)
+    >>> [lvl.sparsity for lvl in run_schedule("lottery", job, [50, 75, 90]) if lvl.recorded]
+    [50.0, 75.0, 90.0]
 """
 
 from .base import Job, Level, prepare_distiller, recover
 from .chain import ChainStore
 from .cubic import GradualPruner, cubic_sparsity
 from .kinds import SCHEDULES, Gradual, PruneThenTrain, Schedule, get_schedule, register_schedule
-from .recipe import PruneSpec, Recovery, fingerprint
+from .recipe import PruneSpec, Recovery
+from ..storage import fingerprint
 from .rewind import cached_rewind_state, checkpoint_rewind, rewind_state
 from .run import plan_levels, planned_epochs, run_schedule
 

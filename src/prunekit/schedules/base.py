@@ -11,10 +11,10 @@ from typing import Callable, Union
 
 from torch import Tensor, nn
 
-from ..distill import Distiller
+from ..training.distill import Distiller
 from ..errors import ConfigError
 from ..prune import Mask, prune_model
-from ..train import Callback, TrainConfig, train
+from ..training import Callback, TrainConfig, train
 from .recipe import PruneSpec, Recovery
 
 StateDict = dict[str, Tensor]
@@ -55,7 +55,8 @@ class Job:
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
         """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""
         s = self.spec
-        return prune_model(self.model, s.method, sparsity, scope=s.scope, layers=s.layers, mask=mask)
+        return prune_model(self.model, s.method, sparsity, scope=s.scope, layers=s.layers, mask=mask,
+                           include_output=s.include_output)
 
     def rewind_state(self) -> StateDict:
         """The weights ``lottery`` rewinds to (computed once)."""

@@ -11,12 +11,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import safetensors.torch
 from torch import nn
 
-from ..checkpoint import read_json, write_json
 from ..errors import CheckpointError
 from ..prune import Mask
+from ..storage import load_tensors, read_json, save_tensors, write_json
 from .base import Level
 
 STATE_FILE = "state.json"
@@ -31,8 +30,15 @@ class ChainStore:
             with another fingerprint is ignored, so a changed config starts over.
 
     Example:
-        >>> store = ChainStore("runs/x/chains/iterative-weight-layer", "3f2a9c1e")  # doctest: +SKIP
-        >>> level = store.load(model)  # None, or the last finished level (weights loaded)  # doctest: +SKIP
+        >>> import tempfile
+        >>> from torch import nn
+        >>> model = nn.Linear(4, 2)
+        >>> store = ChainStore(tempfile.mkdtemp() + "/iterative-weight-layer", "3f2a9c1e")
+        >>> store.load(model) is None  # nothing finished yet
+        True
+        >>> store.save(Level(1, 50.0, True, Mask.ones_like(model)), model)
+        >>> store.load(model).sparsity, store.reached()
+        (50.0, 50.0)
     """
 
     def __init__(self, folder: str | Path, fingerprint: str):
@@ -48,13 +54,13 @@ class ChainStore:
             return None
         if state.get("fingerprint") != self.fingerprint:
             return None
-        level_dir = self.folder / f"level-{state['index']}"
         try:
-            weights = safetensors.torch.load_file(str(level_dir / "model.safetensors"))
+            level_dir = self.folder / f"level-{int(state['index'])}"
+            weights = load_tensors(level_dir / "model.safetensors")
             mask = Mask.load(level_dir / "masks.safetensors")
-        except (OSError, CheckpointError, ValueError):
+            model.load_state_dict(weights)
+        except (OSError, CheckpointError, ValueError, KeyError, TypeError, RuntimeError):
             return None
-        model.load_state_dict(weights)
         mask.apply_(model)
         return Level(state["index"], state["sparsity"], state["recorded"], mask,
                      state["train_epochs"], state["train_seconds"])
@@ -74,9 +80,7 @@ class ChainStore:
     def save(self, level: Level, model: nn.Module) -> None:
         """Record ``level`` (with ``model``'s weights) as the last finished one."""
         level_dir = self.folder / f"level-{level.index}"
-        level_dir.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-        safetensors.torch.save_file(weights, str(level_dir / "model.safetensors"))
+        save_tensors(level_dir / "model.safetensors", model.state_dict())
         level.mask.save(level_dir / "masks.safetensors")
         write_json(self.folder / STATE_FILE, {
             "fingerprint": self.fingerprint, "index": level.index, "sparsity": level.sparsity,

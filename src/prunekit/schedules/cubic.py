@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..prune import Mask, MaskHold, prune_model
-from ..train import Callback, TrainState
+from ..training import Callback, TrainState
 from .recipe import PruneSpec
 
 
@@ -102,7 +102,7 @@ class GradualPruner(Callback):
     def _prune(self, state: TrainState, sparsity: float) -> None:
         model: nn.Module = state.model
         self.mask = prune_model(model, self.spec.method, sparsity, scope=self.spec.scope,
-                                layers=self.spec.layers, mask=self.mask)
+                                layers=self.spec.layers, mask=self.mask, include_output=self.spec.include_output)
         self.applied.append((state.step, sparsity))
         self.release()
         self._hold = self.mask.hold(model, state.optimizer)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..registry import Registry
 from ..prune import Mask
-from ..train import TrainConfig
+from ..training import TrainConfig
 from .base import Job, recover
 from .cubic import GradualPruner
 from .recipe import Recovery
@@ -105,7 +105,29 @@ class Gradual(Schedule):
         return pruner.mask, epochs
 
 
-SCHEDULES: dict[str, Schedule] = {s.name: s for s in (
+SCHEDULES: Registry[Schedule] = Registry("schedule")
+"""The registered schedules by name."""
+
+
+def register_schedule(schedule: Schedule) -> Schedule:
+    """Add a schedule to :data:`SCHEDULES` (e.g. a subclass of :class:`Schedule`)."""
+    return SCHEDULES.register(schedule.name, schedule, description=schedule.description)
+
+
+def get_schedule(name: str | Schedule) -> Schedule:
+    """The schedule called ``name`` (a :class:`Schedule` is returned as it is).
+
+    Raises:
+        UnknownNameError: for an unknown name, listing the valid ones.
+
+    Example:
+        >>> get_schedule("iterative").chained
+        True
+    """
+    return name if isinstance(name, Schedule) else SCHEDULES.get(name)
+
+
+for _schedule in (
     PruneThenTrain("oneshot", "prune once, no training", trains=False),
     PruneThenTrain("finetune", "prune once, then fine-tune with the mask held"),
     PruneThenTrain("iterative", "Han et al. 2015: prune a fraction of the remaining weights, fine-tune, repeat",
@@ -113,30 +135,5 @@ SCHEDULES: dict[str, Schedule] = {s.name: s for s in (
     Gradual("gradual", "Zhu & Gupta 2017: prune along a cubic schedule while training"),
     PruneThenTrain("lottery", "Frankle & Carbin 2019: prune, rewind survivors to their initial values, retrain, "
                    "repeat", chained=True, rewinds=True),
-)}
-"""The registered schedules by name."""
-
-
-def get_schedule(name: str | Schedule) -> Schedule:
-    """The schedule called ``name``.
-
-    Raises:
-        ConfigError: for an unknown name, listing the valid ones.
-
-    Example:
-        >>> get_schedule("iterative").chained
-        True
-    """
-    if isinstance(name, Schedule):
-        return name
-    if name not in SCHEDULES:
-        raise ConfigError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
-    return SCHEDULES[name]
-
-
-def register_schedule(schedule: Schedule) -> Schedule:
-    """Add a schedule to :data:`SCHEDULES` (e.g. a subclass of :class:`Schedule`)."""
-    if schedule.name in SCHEDULES:
-        raise ConfigError(f"a schedule named {schedule.name!r} is already registered")
-    SCHEDULES[schedule.name] = schedule
-    return schedule
+):
+    register_schedule(_schedule)

@@ -12,16 +12,16 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..distill import DistillConfig
+from ..training.distill import DistillConfig
 from ..errors import ConfigError
+from ..storage import fingerprint  # noqa: F401  (re-exported)
 from ..prune import METHODS, SCOPES
-from ..train import TrainConfig
+from ..training import TrainConfig
 
 
 def _finetune() -> TrainConfig:
@@ -98,16 +98,11 @@ class PruneSpec:
     method: str = "weight"
     scope: str = "layer"
     layers: tuple[str, ...] | None = None
+    include_output: bool = False
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown pruning method {self.method!r}; valid: {', '.join(METHODS)}")
+        METHODS.get(self.method)
         if self.scope not in SCOPES:
             raise ConfigError(f"unknown pruning scope {self.scope!r}; valid: {', '.join(SCOPES)}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
-
-
-def fingerprint(data: Any) -> str:
-    """A short stable hash of JSON-able ``data``."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]

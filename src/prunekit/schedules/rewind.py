@@ -16,12 +16,12 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-import safetensors.torch
 from torch import Tensor
 
 from ..errors import ConfigError
 from ..models import get_model
-from ..train import Callback, TrainConfig, TrainState, train
+from ..storage import load_tensors, save_tensors
+from ..training import Callback, TrainConfig, TrainState, train
 
 
 class StopAtStep(Callback):
@@ -73,12 +73,9 @@ def cached_rewind_state(path: str | Path, **kwargs: Any) -> dict[str, Tensor]:
     """:func:`rewind_state`, kept in the safetensors file ``path`` after the first call."""
     path = Path(path)
     if path.is_file():
-        return safetensors.torch.load_file(str(path))
+        return load_tensors(path, what="rewind weights file")
     state = rewind_state(**kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    safetensors.torch.save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(path)
+    save_tensors(path, state)
     return state
 
 

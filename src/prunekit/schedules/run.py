@@ -7,10 +7,15 @@ where a step would prune more than ``round_fraction`` of the remaining weights. 
 ``chain_dir``, every finished level of a chain is checkpointed and a rerun resumes after it.
 
 Example:
-    >>> job = Job(model, (x_train, y_train), PruneSpec("weight"), Recovery())  # doctest: +SKIP
-    >>> for level in run_schedule("iterative", job, [90, 95, 99]):  # doctest: +SKIP
-    ...     if level.recorded:
-    ...         print(level.sparsity, evaluate(job.model, x_test, y_test)["accuracy"])
+    >>> import torch
+    >>> from prunekit.models import get_model
+    >>> from prunekit.schedules import PruneSpec, Recovery
+    >>> from prunekit.training import TrainConfig
+    >>> x, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    >>> job = Job(get_model("lenet300", seed=0), (x, y), PruneSpec("weight"),
+    ...           Recovery(iterative=TrainConfig(epochs=0.25, batch_size=64)), progress=False)
+    >>> [(level.sparsity, level.recorded) for level in run_schedule("iterative", job, [90, 95])]
+    [(53.584112, False), (78.455653, False), (90.0, True), (95.0, True)]
 """
 
 from __future__ import annotations

@@ -1,0 +1,211 @@
+"""Checkpoint folders: weights in safetensors, everything else in JSON. Nothing is ever unpickled,
+and no code named inside a checkpoint is ever imported.
+
+A checkpoint folder holds:
+
+- ``model.safetensors``: the state dict;
+- ``config.json``: how to rebuild the model (a registry name and arguments, or a JSON
+  architecture file beside it), the dataset, the input shape, the seed, the training recipe,
+  pruning settings and the library versions;
+- ``metrics.json``: measured results (``test_accuracy`` as a fraction, ``train_seconds``, ...);
+- ``masks.safetensors``: the pruning mask, for pruned models;
+- ``architecture.json``: for compact models, their layers (see :mod:`prunekit.compact.architecture`).
+
+The folder is written as one unit: built under a temporary name and swapped in, so a crash
+never leaves new weights beside old masks.
+
+Example:
+    >>> import tempfile
+    >>> from prunekit.models import get_model
+    >>> folder = tempfile.mkdtemp() + "/mlp"
+    >>> _ = save_checkpoint(folder, get_model("lenet300", seed=0), model_name="lenet300",
+    ...                     metrics={"test_accuracy": 0.98})
+    >>> ckpt = load_checkpoint(folder)
+    >>> ckpt.metrics["test_accuracy"], type(ckpt.model).__name__
+    (0.98, 'Sequential')
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy
+import safetensors
+import torch
+from torch import nn
+
+from .._version import __version__
+from ..compact.architecture import architecture_to_json, model_from_architecture
+from ..data import DATASETS
+from ..errors import CheckpointError, PrunekitError
+from ..models import get_model
+from ..prune.mask import Mask, as_mask
+from ..storage import (atomic_folder, check_state_dict_fits, load_tensors, read_json, require, save_tensors,
+                       write_json)
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, MASK_FILE, ARCHITECTURE_FILE = (
+    "model.safetensors", "config.json", "metrics.json", "masks.safetensors", "architecture.json",
+)
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model with its weights, its config, metrics and mask."""
+
+    path: Path
+    model: nn.Module
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    mask: Mask | None
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape: as recorded at training time, else that of the recorded dataset
+        (``None`` if neither is known)."""
+        shape = self.config.get("input_shape")
+        if isinstance(shape, list) and all(isinstance(v, int) for v in shape):
+            return tuple(shape)
+        dataset = self.config.get("dataset")
+        if isinstance(dataset, str) and dataset in DATASETS:
+            return tuple(getattr(DATASETS.get(dataset), "input_shape", None) or ()) or None
+        return None
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that produced a result, for the record."""
+    return {
+        "prunekit": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+        "safetensors": safetensors.__version__, "python": platform.python_version(),
+    }
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    model_name: str | None,
+    model_args: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    mask: Mapping[str, torch.Tensor] | None = None,
+    architecture: bool = False,
+    **meta: Any,
+) -> Path:
+    """Save ``model`` (and its ``mask``) as the checkpoint folder ``path``, replacing it as one unit.
+
+    Args:
+        path: the checkpoint folder.
+        model: the model whose ``state_dict`` is saved.
+        model_name: its registry name (``None`` for a user model, which must then be passed
+            to :func:`load_checkpoint`, or described with ``architecture=True``).
+        model_args: the builder arguments used, so loading rebuilds the same architecture.
+        metrics: measured figures, written to ``metrics.json``.
+        mask: a pruning mask, written to ``masks.safetensors``.
+        architecture: describe the model's layers in ``architecture.json`` (an ``nn.Sequential``
+            of standard layers, e.g. a compact model) so it rebuilds without the registry.
+        **meta: anything else to record in ``config.json`` (dataset, input_shape, seed, train...).
+
+    Returns:
+        The folder's path.
+
+    Raises:
+        OutputError: if the folder cannot be written.
+    """
+    spec = {"name": model_name, "args": dict(model_args or {})}
+    arch = architecture_to_json(model) if architecture else None
+    if arch is not None:
+        spec["architecture"] = ARCHITECTURE_FILE
+    config = {"format_version": FORMAT_VERSION, "model": spec, **meta, "versions": library_versions()}
+    with atomic_folder(path) as tmp:
+        save_tensors(tmp / WEIGHTS_FILE, model.state_dict())
+        if mask is not None:
+            as_mask(mask).save(tmp / MASK_FILE)
+        if arch is not None:
+            write_json(tmp / ARCHITECTURE_FILE, arch)
+        write_json(tmp / CONFIG_FILE, config)
+        write_json(tmp / METRICS_FILE, metrics or {})
+    return Path(path)
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked ``config.json`` of a checkpoint folder (types of the fields prunekit reads).
+
+    Raises:
+        CheckpointError: naming the folder or field that is missing or malformed.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint folder {path} {'is a file' if path.exists() else 'does not exist'}")
+    where = path / CONFIG_FILE
+    config = read_json(where)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: expected a JSON object, got {type(config).__name__}")
+    version = require(config, "format_version", int, where=where)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{where} has format_version {version!r}; expected {FORMAT_VERSION}")
+    spec = require(config, "model", dict, where=where)
+    require(spec, "name", str, where=f"{where}: model", default=None)
+    require(spec, "args", dict, where=f"{where}: model", default={})
+    arch = require(spec, "architecture", str, where=f"{where}: model", default=None)
+    if arch is not None and (Path(arch).name != arch or arch in ("", ".", "..")):
+        raise CheckpointError(f"{where}: model.architecture must name a file inside the checkpoint folder, "
+                              f"got {arch!r}")
+    shape = require(config, "input_shape", list, where=where, default=None)
+    if shape is not None and not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape):
+        raise CheckpointError(f"{where}: input_shape must be a list of positive integers, got {shape!r}")
+    return config
+
+
+def build_model(config: dict[str, Any], folder: Path) -> nn.Module:
+    """Rebuild the model a checked ``config.json`` describes: from its architecture file or the registry."""
+    spec = config["model"]
+    try:
+        if spec.get("architecture"):
+            arch = folder / spec["architecture"]
+            try:
+                return model_from_architecture(read_json(arch))
+            except PrunekitError as exc:
+                raise CheckpointError(f"{arch}: {exc}") from None
+        if spec.get("name") is None:
+            raise CheckpointError(f"{folder / CONFIG_FILE} holds a user model with no registry name; pass the "
+                                  f"model to load_checkpoint(path, model=...)")
+        return get_model(spec["name"], **spec.get("args", {}))
+    except CheckpointError:
+        raise
+    except PrunekitError as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: cannot rebuild the model ({exc})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None) -> Checkpoint:
+    """Load a checkpoint folder written by :func:`save_checkpoint`.
+
+    Args:
+        path: the folder.
+        model: a model to load the weights into; by default it is rebuilt from ``config.json``.
+
+    Returns:
+        A :class:`Checkpoint`; its model is in eval mode with the mask (if any) applied.
+
+    Raises:
+        CheckpointError: naming the file or tensor that is missing, malformed, or does not fit.
+    """
+    path = Path(path)
+    config = read_config(path)
+    model = model if model is not None else build_model(config, path)
+    state = load_tensors(path / WEIGHTS_FILE, what="weights file (safetensors)")
+    check_state_dict_fits(model.state_dict(), state, path / WEIGHTS_FILE)
+    model.load_state_dict(state)
+    metrics = read_json(path / METRICS_FILE) if (path / METRICS_FILE).exists() else {}
+    if not isinstance(metrics, dict):
+        raise CheckpointError(f"{path / METRICS_FILE}: expected a JSON object, got {type(metrics).__name__}")
+    mask = None
+    if (path / MASK_FILE).exists():
+        mask = Mask.load(path / MASK_FILE)
+        mask.validate(model)
+        mask.apply_(model)
+    model.eval()
+    return Checkpoint(path, model, config, metrics, mask)

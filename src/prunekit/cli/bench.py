@@ -1,0 +1,132 @@
+"""``prunekit bench train`` (how fast training runs here) and ``prunekit bench latency`` (inference)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+import torch
+
+from ..bench import benchmark_latency, benchmark_training, format_latency
+from ..checkpoint import load_checkpoint
+from ..errors import ConfigError
+from ..models import get_model
+from ..prune import METHODS, SCOPES, prune_model, sparsity_report
+from ..storage import atomic_write_text, check_output
+from .common import add_command, add_data_options, add_model_options, int_list, key_value, shape
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("bench", help="measure training or inference speed",
+                                 description="Benchmarks that print measured figures.")
+    sub = parser.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    train = add_command(
+        sub, "train", help="seconds per epoch and samples per second of training",
+        description="Time training epochs of a model on a dataset's training set and print the median "
+        "seconds per epoch and samples per second.\n\nExample:\n  prunekit bench train --model mlp --epochs 3",
+        run=run_bench_train,
+    )
+    add_model_options(train)
+    train.add_argument("--epochs", type=int, default=3, help="epochs to time (the median is reported)")
+    train.add_argument("--batch-size", type=int, default=256, help="samples per step")
+    train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_data_options(train)
+    register_latency(sub)
+
+
+def run_bench_train(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = benchmark_training(
+        args.model, model_args=dict(args.model_arg), epochs=args.epochs, batch_size=args.batch_size,
+        dataset=args.dataset, data_dir=args.data_dir, progress=not args.quiet,
+    )
+    print(f"model {args.model}, batch {args.batch_size}, {result['epochs']} epochs timed, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}")
+    print(f"epoch seconds: {', '.join(f'{s:.2f}' for s in result['epoch_seconds'])}")
+    print(f"median: {result['median_epoch_seconds']:.2f} s/epoch, {result['samples_per_second']:.0f} samples/s, "
+          f"{result['tflop_per_epoch']:.2f} TFLOP/epoch -> {result['gflops']:.0f} GFLOP/s")
+    return 0
+
+
+def register_latency(sub) -> None:
+    parser = add_command(
+        sub, "latency", help="inference latency of dense, masked, sparse and compact versions",
+        description="Measure the median latency (after a warm-up, versions interleaved) and throughput of the "
+        "dense, masked (torch.nn.utils.prune), sparse (measured kernel choice), compact and compact+sparse "
+        "versions of a model, printed as ratios to dense measured in the same run, with the FLOP ratio (the "
+        "ideal) beside them. The model comes from --checkpoint, or is built with random weights from --model; "
+        "--method/--sparsity prune it first.\n\nExamples:\n"
+        "  prunekit bench latency --checkpoint runs/mlp-w95\n"
+        "  prunekit bench latency --checkpoint runs/mlp --method unit --sparsity 75\n"
+        "  prunekit bench latency --model mlp --method weight --sparsity 95 --threads 1",
+        run=run_bench_latency,
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint folder (regular or compact)")
+    source.add_argument("--model", help="registered model name, random weights (seed 0)")
+    parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
+                        help="with --model: a builder argument, VALUE in JSON; repeatable")
+    parser.add_argument("--method", choices=METHODS.names(), default=None, help="prune first with this method")
+    parser.add_argument("--sparsity", type=float, default=None, help="with --method: percent to prune")
+    parser.add_argument("--scope", choices=list(SCOPES), default="layer", help="with --method: pruning scope")
+    parser.add_argument("--batch-sizes", type=int_list, default=(1, 256), help="comma-separated batch sizes")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed calls per version and batch size (default: 200 at batch 1, 40 at large batches)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--input-shape", type=shape, default=None,
+                        help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's, or 1,28,28 with --model)")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+
+
+def _model_and_mask(args: argparse.Namespace):
+    """The model, its mask and one sample's shape."""
+    if (args.method is None) != (args.sparsity is None):
+        raise ConfigError("give --method and --sparsity together (or neither)")
+    if args.checkpoint:
+        ckpt = load_checkpoint(args.checkpoint)
+        model, mask, shape_ = ckpt.model, ckpt.mask, args.input_shape or ckpt.input_shape
+        if shape_ is None:
+            raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape")
+    else:
+        model, mask, shape_ = get_model(args.model, seed=0, **dict(args.model_arg)), None, args.input_shape or (1, 28, 28)
+    if args.method is not None:
+        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask)
+    return model, mask, tuple(shape_)
+
+
+def busy_warning() -> str | None:
+    """A note when other processes already keep the CPUs busy (timings of multi-threaded torch then suffer)."""
+    try:
+        load, cpus = os.getloadavg()[0], len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if load < cpus - 0.5:
+        return None
+    return (f"note: load average {load:.1f} on {cpus} CPUs before this run: other processes compete for the cores, "
+            f"so multi-threaded timings stall and are noisy; compare with --threads 1")
+
+
+def run_bench_latency(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.json:
+        check_output(args.json, kind="file")
+    warning = busy_warning()
+    model, mask, input_shape = _model_and_mask(args)
+    repeats = {b: args.repeats for b in args.batch_sizes} if args.repeats else None
+    rows = benchmark_latency(model, mask, input_shape=input_shape, batch_sizes=args.batch_sizes, repeats=repeats)
+    total = sparsity_report(model, mask, input_shape=(1, *input_shape)).total
+    print(f"{args.checkpoint or args.model}: {total.nonzero:,}/{total.params:,} weights non-zero "
+          f"({total.sparsity:.2f}% sparse), ideal FLOP ratio {total.effective_flops / total.dense_flops:.3f}; "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}")
+    print(format_latency(rows))
+    print("x dense time: median latency / dense median latency in this run (lower is faster); medians of "
+          "interleaved repeats, so shared-machine noise remains")
+    if warning and torch.get_num_threads() > 1:
+        print(warning)
+    if args.json:
+        atomic_write_text(args.json, json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+    return 0

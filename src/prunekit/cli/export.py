@@ -1,0 +1,50 @@
+"""``prunekit export``: write a pruned checkpoint as a compressed file or folder (a registered format)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..checkpoint import WEIGHTS_FILE, load_checkpoint
+from ..deploy import EXPORTERS, ExportOptions
+from ..errors import ConfigError
+from ..storage import check_output
+from .common import add_command, shape
+
+
+def register(commands) -> None:
+    formats = "\n".join(f"  {name + ':':9s}{EXPORTERS.describe(name)}" for name in EXPORTERS.names())
+    export = add_command(
+        commands, "export", help="write a compressed file: " + ", ".join(EXPORTERS.names()),
+        description="Write a pruned checkpoint as a compressed file and print its size against the dense fp32 "
+        f"safetensors file.\n{formats}\n\nExample:\n"
+        "  prunekit export --checkpoint runs/mlp-w95 --format sparse --fp16 --out mlp-w95.safetensors",
+        run=run_exporter,
+    )
+    export.add_argument("--checkpoint", required=True, help="checkpoint folder (regular or compact)")
+    export.add_argument("--format", required=True, choices=EXPORTERS.names(), help="what to write")
+    export.add_argument("--out", required=True, help="file (sparse, onnx) or folder (compact) to write")
+    export.add_argument("--fp16", action="store_true", help="sparse only: store values as fp16 (lossy)")
+    export.add_argument("--compact", action="store_true",
+                        help="sparse only: remove dead units first (the file then holds the compact architecture)")
+    export.add_argument("--input-shape", type=shape, default=None,
+                        help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's)")
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    exporter = EXPORTERS.get(args.format)
+    if args.format != "sparse" and (args.fp16 or args.compact):
+        raise ConfigError("--fp16 and --compact apply to --format sparse only")
+    out = check_output(args.out, kind=exporter.output, inputs=[args.checkpoint])
+    ckpt = load_checkpoint(args.checkpoint)
+    input_shape = args.input_shape or ckpt.input_shape
+    if input_shape is None:
+        raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape, e.g. 1,28,28")
+    options = ExportOptions(tuple(input_shape), fp16=args.fp16, compact=args.compact, metrics=ckpt.metrics,
+                            source=ckpt.config.get("model", {}))
+    for line in exporter.run(ckpt.model, out, options):
+        print(line)
+    dense = (ckpt.path / WEIGHTS_FILE).stat().st_size
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
+    print(f"{args.format}: {size:,} bytes; dense fp32 {WEIGHTS_FILE} {dense:,} bytes: {dense / size:.2f}x smaller "
+          f"-> {out}")
+    return 0

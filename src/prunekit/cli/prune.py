@@ -1,0 +1,58 @@
+"""``prunekit prune``: prune a checkpoint (one-shot or with a recovery schedule) and save it with its mask."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..prune import METHODS, SCOPES, sparsity_report
+from ..study import prune_checkpoint
+from .common import add_command
+from .recovery import add_recovery_options, recovery_from_args, schedule_help
+
+
+def register(commands) -> None:
+    parser = add_command(
+        commands, "prune", help="prune a checkpoint and save it with its mask",
+        description="Prune a trained checkpoint (one-shot, or with a schedule that recovers accuracy), evaluate "
+        "it on the test set, write the pruned checkpoint (weights, masks, config, metrics) and print the "
+        "sparsity report. The output layer is left whole unless --include-output.\n\nExamples:\n"
+        "  prunekit prune --checkpoint runs/mlp --method weight --sparsity 90 --out runs/mlp-w90\n"
+        "  prunekit prune --checkpoint runs/mlp --method unit --sparsity 90 --schedule lottery --out runs/mlp-u90\n"
+        "  prunekit prune --checkpoint runs/mlp --sparsity 99 --schedule iterative --distill --out runs/mlp-w99",
+        run=run_prune,
+    )
+    parser.add_argument("--checkpoint", required=True, help="checkpoint folder to prune")
+    parser.add_argument("--method", choices=METHODS.names(), default="weight",
+                        help="weight: zero the smallest-magnitude weights; unit: zero the units "
+                        "(rows / conv filters) of smallest L2 norm")
+    parser.add_argument("--sparsity", type=float, required=True,
+                        help="percent of the pruned layers' weights (or units) to prune, in [0, 100), e.g. 92.5")
+    parser.add_argument("--scope", choices=list(SCOPES), default="layer",
+                        help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
+    parser.add_argument("--layers", default=None,
+                        help="comma-separated fnmatch patterns of module names to prune "
+                        "(default: every Linear/Conv2d but the output layer)")
+    parser.add_argument("--include-output", action="store_true",
+                        help="weight pruning: prune the output layer (classifier) too")
+    parser.add_argument("--schedule", default="oneshot", help="pruning schedule; " + schedule_help())
+    parser.add_argument("--out", required=True, help="folder for the pruned checkpoint (checked before any work)")
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_recovery_options(parser)
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
+    result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, scope=args.scope,
+                              layers=layers, include_output=args.include_output, out=args.out,
+                              data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
+                              recovery=recovery_from_args(args))
+    print(sparsity_report(result.model).format_table())
+    m = result.metrics
+    dense = m.get("dense_test_accuracy")
+    dense_text = f" (dense {dense:.4f})" if dense is not None else ""
+    cost = f", {m['train_epochs']:g} epochs of training in {m['train_seconds']:.1f} s" if m["train_epochs"] else ""
+    print(f"\n{args.method} pruning at {args.sparsity:g}% of the pruned layers ({args.scope}, {args.schedule}{cost}; "
+          f"{m['weight_sparsity_all']:.2f}% of all weights are zero): test accuracy {m['test_accuracy']:.4f}"
+          f"{dense_text} -> {result.path}")
+    return 0

@@ -1,0 +1,33 @@
+"""``prunekit train``: train a registered model and save a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..study import train_model
+from .common import add_command, add_data_options, add_model_options, add_train_options, train_config
+
+
+def register(commands) -> None:
+    parser = add_command(
+        commands, "train", help="train a model and save a checkpoint",
+        description="Train a registered model on a dataset and write OUT/model.safetensors, OUT/config.json and "
+        "OUT/metrics.json.\n\nExample:\n  prunekit train --model mlp --epochs 5 --out runs/mlp",
+        run=run_train,
+    )
+    add_model_options(parser)
+    parser.add_argument("--out", required=True, help="checkpoint folder to write (checked before training)")
+    add_train_options(parser)
+    add_data_options(parser)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = train_config(args)
+    result = train_model(
+        args.model, model_args=dict(args.model_arg) or None, dataset=args.dataset, data_dir=args.data_dir,
+        config=config, out=args.out, progress=not args.quiet,
+    )
+    m = result.metrics
+    print(f"{args.model}: test accuracy {m['test_accuracy']:.4f} after {config.epochs:g} epochs "
+          f"in {m['train_seconds']:.1f} s -> {result.path}")
+    return 0

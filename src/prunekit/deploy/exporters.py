@@ -1,0 +1,120 @@
+"""Export formats of ``prunekit export``: a registry of exporters from a pruned model to a file or folder.
+
+* ``sparse``: one safetensors file, each tensor in its smallest encoding (:mod:`.sparse_file`);
+* ``compact``: a compact checkpoint folder (dead units removed, JSON architecture);
+* ``onnx``: the compact model as ONNX, checked against onnxruntime (:mod:`.onnx`).
+
+Example:
+    >>> EXPORTERS.names()
+    ['sparse', 'compact', 'onnx']
+    >>> EXPORTERS.get("onnx").output
+    'file'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..checkpoint import WEIGHTS_FILE, save_checkpoint
+from ..compact import compact
+from ..errors import ConfigError
+from ..registry import Registry
+from .onnx import export_onnx
+from .sparse_file import export_sparse, load_sparse
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an exporter may use besides the model: the input shape, flags and the source's record."""
+
+    input_shape: tuple[int, ...]
+    fp16: bool = False
+    compact: bool = False
+    metrics: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """An export format: ``run(model, out, options) -> lines to print``; ``output`` is ``file`` or ``folder``."""
+
+    name: str
+    output: str
+    run: Callable[[nn.Module, Path, ExportOptions], list[str]]
+
+
+EXPORTERS: Registry[Exporter] = Registry("export format")
+
+
+def max_output_diff(a: nn.Module, b: nn.Module, input_shape: tuple[int, ...], batch: int = 64) -> float:
+    """Largest absolute output difference of two models on one random batch (eval mode)."""
+    x = torch.randn(batch, *input_shape)
+    with torch.inference_mode():
+        try:
+            return (a.eval()(x) - b.eval()(x)).abs().max().item()
+        except RuntimeError as exc:
+            raise ConfigError(f"the model does not run on inputs of shape {list(input_shape)} per sample ({exc}); "
+                              f"give the input shape it expects") from None
+
+
+def compacted(model: nn.Module, options: ExportOptions):
+    """The compaction of ``model`` (its mask already applied) and its output difference to ``model``."""
+    if not isinstance(model, nn.Sequential):
+        raise ConfigError(f"compaction needs an nn.Sequential model, got {type(model).__name__}")
+    result = compact(model)
+    return result, max_output_diff(result.model, model, options.input_shape)
+
+
+def _sparse(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
+    if options.compact:
+        model = compacted(model, options)[0].model
+    info = export_sparse(model, out, fp16=options.fp16)
+    lines = [f"{t.name:24s} {'x'.join(map(str, t.shape)):>14s} {t.encoding:8s} {t.stored_dtype:8s} "
+             f"{t.nbytes:>11,} B  ({t.dense_nbytes / max(t.nbytes, 1):6.1f}x)" for t in info.tensors]
+    reloaded = _reloaded(model, load_sparse(out))
+    lines.append(f"\nsparse file {info.file_bytes:,} bytes{' (fp16 values)' if options.fp16 else ''}; round trip: "
+                 f"max output difference on a random batch {max_output_diff(reloaded, model, options.input_shape):.2e}")
+    return lines
+
+
+def _reloaded(model: nn.Module, state: dict) -> nn.Module:
+    import copy
+
+    copied = copy.deepcopy(model)
+    copied.load_state_dict(state)
+    return copied
+
+
+def _compact(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
+    result, diff = compacted(model, options)
+    save_checkpoint(out, result.model, model_name=None, architecture=True, metrics=options.metrics,
+                    compacted_from=options.source, compaction=result.report.to_dict(),
+                    input_shape=list(options.input_shape))
+    lines = [result.report.format_table(),
+             f"\ncompact {WEIGHTS_FILE} {(out / WEIGHTS_FILE).stat().st_size:,} bytes; parameters "
+             f"{result.report.params_before:,} -> {result.report.params_after:,}; max |compact - masked| output "
+             f"difference on a random batch {diff:.2e}"]
+    if result.report.skipped:
+        lines.append(f"not compacted: {', '.join(r.name for r in result.report.skipped)} (see the note column)")
+    return lines
+
+
+def _onnx(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
+    result, _ = compacted(model, options)
+    info = export_onnx(result.model, out, input_shape=options.input_shape)
+    return [f"ONNX file {info.file_bytes:,} bytes (compact model); onnxruntime vs PyTorch max difference "
+            f"{info.max_abs_diff:.2e}"]
+
+
+EXPORTERS.register("sparse", Exporter("sparse", "file", _sparse),
+                   description="one safetensors file, each tensor as CSR, CSR with 8-bit relative indices, "
+                               "bitmask + values or dense, whichever is smallest")
+EXPORTERS.register("compact", Exporter("compact", "folder", _compact),
+                   description="a compact checkpoint folder: dead units removed, JSON architecture")
+EXPORTERS.register("onnx", Exporter("onnx", "file", _onnx),
+                   description="the compact model as ONNX, checked against onnxruntime")

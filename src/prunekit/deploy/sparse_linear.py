@@ -1,0 +1,145 @@
+"""``SparseLinear``: an ``nn.Linear`` run with the fastest measured of dense and sparse kernels.
+
+Kernels: ``dense`` (``F.linear``), ``scipy_csr`` (``scipy.sparse.csr_matrix``, single-threaded) and
+``torch_csr`` (``torch.sparse_csr``). Batches larger than ``chunk`` rows are processed chunk by chunk
+into one ``[out, batch]`` buffer, so the dense operand stays in cache. CPU only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import scipy.sparse
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from ..timing import Timer, measure, wall_timer
+
+KERNELS = ("dense", "torch_csr", "scipy_csr")
+DEFAULT_KERNELS = ("dense", "scipy_csr")
+"""Tried by default: torch's CSR matmul was never clearly faster than scipy's here, and it stalls when
+the cores are shared (OpenMP threads); pass ``kernels=KERNELS`` to try it too."""
+SPARSE_KERNELS = KERNELS[1:]
+MAX_SPARSE_DENSITY = 0.3
+"""Above this fraction of non-zero weights sparse kernels are not tried (never faster on CPU)."""
+MARGIN = 0.9
+"""A sparse kernel is chosen only if its median time is below ``MARGIN`` x the dense median."""
+
+class SparseLinear(nn.Module):
+    """An ``nn.Linear`` that runs with the fastest measured kernel for each batch size.
+
+    Args:
+        linear: the layer (pruned weights zero); its weight and bias tensors are shared, not copied.
+        chunk: sparse kernels process batches larger than this in chunks of this many rows.
+        repeats: timed calls per kernel when calibrating (the median counts).
+        timer: how one call is timed (see :data:`Timer`).
+        kernels: the candidates (``"dense"`` always among them).
+
+    Attributes:
+        choice: ``{batch size: kernel}``; a batch size not in it is calibrated on first use,
+            unless ``default`` is set.
+        timings: ``{batch size: {kernel: median seconds}}`` measured by :meth:`calibrate`.
+
+    Example:
+        >>> layer = SparseLinear(nn.Linear(1000, 1000))
+        >>> layer.calibrate(torch.randn(1, 1000))  # 0% sparse: only dense is tried
+        'dense'
+    """
+
+    def __init__(self, linear: nn.Linear, *, chunk: int = 256, repeats: int = 15, timer: Timer = wall_timer,
+                 kernels: Sequence[str] = DEFAULT_KERNELS):
+        super().__init__()
+        w = linear.weight.detach()
+        if w.device.type != "cpu":
+            raise ConfigError(f"sparse kernels run on the CPU; the layer's weight is on {w.device}: move the model "
+                              f"to the CPU first")
+        self.in_features, self.out_features = w.shape[1], w.shape[0]
+        self.register_buffer("weight", w)  # shares the layer's storage; sparsify() works on a copy
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
+        self.density = float(torch.count_nonzero(w)) / max(w.numel(), 1)
+        self.chunk, self.repeats, self.timer = chunk, repeats, timer
+        unknown = set(kernels) - set(KERNELS)
+        if unknown or "dense" not in kernels:
+            raise ConfigError(f"kernels must include 'dense' and come from {', '.join(KERNELS)}; got {list(kernels)}")
+        self.kernels = tuple(kernels)
+        self.choice: dict[int, str] = {}
+        self.timings: dict[int, dict[str, float]] = {}
+        self.default: Optional[str] = None
+        self._formats: dict[str, object] = {}
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"density={self.density:.4f}, choice={self.choice}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        kernel = self.choice.get(x.numel() // self.in_features, self.default)
+        if kernel == "dense":
+            return F.linear(x, self.weight, self.bias)
+        flat = x.reshape(-1, self.in_features)
+        if kernel is None:
+            kernel = self.calibrate(flat)
+        return self.run(kernel, flat).reshape(*x.shape[:-1], self.out_features)
+
+    def to_linear(self) -> nn.Linear:
+        """A plain ``nn.Linear`` with this layer's weight and bias."""
+        w = self.weight
+        layer = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device=w.device,
+                          dtype=w.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            if self.bias is not None:
+                layer.bias.copy_(self.bias)
+        return layer
+
+    def run(self, kernel: str, x: Tensor) -> Tensor:
+        """``x @ weight.T + bias`` with ``kernel`` (one of :data:`KERNELS`); ``x`` is 2-D."""
+        if kernel == "dense":
+            return F.linear(x, self.weight, self.bias)
+        if kernel not in SPARSE_KERNELS:
+            raise ConfigError(f"unknown kernel {kernel!r}; choose from {', '.join(KERNELS)}")
+        y = self._scipy(x) if kernel == "scipy_csr" else self._torch(x)
+        return y if self.bias is None else y + self.bias
+
+    def _torch(self, x: Tensor) -> Tensor:
+        csr = self._format("torch_csr", self._to_torch_csr)
+        if x.shape[0] == 1:
+            return torch.mv(csr, x[0]).reshape(1, -1)
+        out = torch.empty(self.out_features, x.shape[0], dtype=x.dtype)  # y.T = W @ x.T, chunk by chunk
+        for start in range(0, x.shape[0], self.chunk):
+            out[:, start:start + self.chunk] = torch.mm(csr, x[start:start + self.chunk].t())
+        return out.t()
+
+    def _to_torch_csr(self) -> Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta state"
+            return self.weight.to_sparse_csr()
+
+    def _scipy(self, x: Tensor) -> Tensor:
+        csr = self._format("scipy_csr", lambda: scipy.sparse.csr_matrix(self.weight.cpu().numpy()))
+        xn = x.detach().numpy()
+        if xn.shape[0] == 1:
+            return torch.from_numpy(csr @ xn[0]).reshape(1, -1)
+        out = np.empty((self.out_features, xn.shape[0]), np.result_type(csr.dtype, xn.dtype))
+        for start in range(0, xn.shape[0], self.chunk):  # numpy buffer: no torch threads involved
+            out[:, start:start + self.chunk] = csr @ xn[start:start + self.chunk].T
+        return torch.from_numpy(out).t()
+
+    def _format(self, name: str, build: Callable[[], object]):
+        if name not in self._formats:
+            self._formats[name] = build()
+        return self._formats[name]
+
+    @torch.inference_mode()
+    def calibrate(self, x: Tensor) -> str:
+        """Time every eligible kernel on ``x`` (2-D), record and return the choice for ``len(x)``."""
+        kernels = [k for k in self.kernels if k == "dense" or self.density <= MAX_SPARSE_DENSITY]
+        times = measure({k: (lambda k=k: self.run(k, x)) for k in kernels}, self.repeats, self.timer)
+        best = min(kernels, key=times.__getitem__)
+        if best != "dense" and times[best] >= MARGIN * times["dense"]:
+            best = "dense"
+        self.choice[x.shape[0]], self.timings[x.shape[0]] = best, times
+        return best

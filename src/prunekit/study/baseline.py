@@ -1,0 +1,81 @@
+"""Train a registered model on a dataset, evaluate it and save it: the baseline of every study.
+
+Example:
+    >>> import tempfile
+    >>> from prunekit.training import TrainConfig
+    >>> result = train_model("lenet300", dataset="mnist", config=TrainConfig(epochs=0.05), progress=False,
+    ...                      out=tempfile.mkdtemp() + "/lenet")
+    >>> result.metrics["test_accuracy"] > 0.5, result.path.name
+    (True, 'lenet')
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import save_checkpoint
+from ..data import Dataset, load_dataset
+from ..models import get_model
+from ..storage import check_output
+from ..training import TrainConfig, evaluate, train
+
+
+@dataclass
+class TrainResult:
+    """A trained model with what was measured of it."""
+
+    model: nn.Module
+    metrics: dict[str, Any]
+    path: Path | None
+
+
+def train_model(
+    model_name: str,
+    *,
+    model_args: dict[str, Any] | None = None,
+    dataset: str | Dataset = "mnist",
+    data_dir: str | None = None,
+    config: TrainConfig = TrainConfig(),
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Build ``model_name`` with ``config.seed``, train it, evaluate it on the test set and,
+    if ``out`` is given, save a checkpoint there (checked before training starts).
+
+    Args:
+        model_name: a registered model (``prunekit models`` lists them).
+        model_args: builder arguments.
+        dataset: a dataset name or an already loaded :class:`~prunekit.data.Dataset`.
+        data_dir: where the dataset files are (see :func:`prunekit.data.load_dataset`).
+        config: the training recipe; its seed also seeds the initial weights.
+        out: checkpoint folder to write (``model.safetensors``, ``config.json``, ``metrics.json``).
+        progress: show progress bars.
+
+    Returns:
+        A :class:`TrainResult` with ``metrics`` holding ``test_accuracy`` (a fraction),
+        ``test_loss``, ``train_seconds``, ``epochs`` and the per-epoch ``history``.
+    """
+    if out is not None:
+        check_output(out)
+    model = get_model(model_name, seed=config.seed, **(model_args or {}))
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir, progress=progress)
+    started = time.perf_counter()
+    history = train(model, data.split("train"), config, progress=progress, desc=f"train {model_name}")
+    seconds = time.perf_counter() - started
+    test = evaluate(model, *data.split("test"))
+    metrics = {
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "train_seconds": seconds,
+        "epochs": config.epochs, "threads": torch.get_num_threads(), "history": history,
+    }
+    path = None
+    if out is not None:
+        path = save_checkpoint(out, model, model_name=model_name, model_args=model_args, metrics=metrics,
+                               dataset=data.name, input_shape=list(data.input_shape), seed=config.seed,
+                               train=config.to_dict())
+    return TrainResult(model, metrics, path)

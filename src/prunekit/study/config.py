@@ -1,0 +1,135 @@
+"""What a sweep covers: :class:`SweepConfig` (a frozen dataclass) and the reference sparsities.
+
+Example:
+    >>> config = SweepConfig(methods=("weight",), sparsities=(90, 50, 50.0))
+    >>> config.sparsities, config.resolved_model, config.resolved_dataset
+    ((50.0, 90.0), 'mlp', 'mnist')
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigError
+from ..prune import METHODS, SCOPES, check_sparsity
+from ..schedules import Recovery
+from ..storage import fingerprint
+from ..training import TrainConfig
+from .series_names import resolve_series
+
+REFERENCE_SPARSITIES = (0.0, 25.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 97.5, 99.0)
+"""The reference study's sparsities, in percent."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep covers.
+
+    Args:
+        model: registered model name of the baseline (``None``: the checkpoint's model, or ``mlp``).
+        model_args: its builder arguments.
+        dataset: a registered dataset (``None``: the checkpoint's dataset, or ``mnist``).
+        methods: pruning methods (``"weight"``, ``"unit"``).
+        sparsities: percentages in ``[0, 100)``.
+        scope: ``"layer"`` or ``"global"`` for every method, or one per method as
+            ``"weight=global,unit=layer"`` (see :meth:`scope_for`).
+        train: the baseline's training recipe.
+        schedules: pruning schedules (see :data:`prunekit.schedules.SCHEDULES`); a name may end in
+            ``+distill`` to distil in that series only (e.g. ``iterative,iterative+distill``).
+        recovery: how the schedules recover accuracy (:class:`~prunekit.schedules.Recovery`).
+        layers: ``fnmatch`` patterns of the layers to prune (default: all prunable ones but the output layer).
+        include_output: weight pruning prunes the output layer too (left whole by default).
+    """
+
+    model: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    dataset: str | None = None
+    methods: tuple[str, ...] = ("weight", "unit")
+    sparsities: tuple[float, ...] = REFERENCE_SPARSITIES
+    scope: str = "layer"
+    train: TrainConfig = TrainConfig()
+    schedules: tuple[str, ...] = ("oneshot",)
+    recovery: Recovery = field(default_factory=Recovery)
+    layers: tuple[str, ...] | None = None
+    include_output: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.schedules:
+            raise ConfigError("a sweep needs at least one schedule")
+        for name in self.schedules:
+            resolve_series(name, self.recovery)
+        object.__setattr__(self, "schedules", tuple(dict.fromkeys(self.schedules)))
+        for method in self.methods:
+            METHODS.get(method)
+            self.scope_for(method)
+        if not self.methods or not self.sparsities:
+            raise ConfigError("a sweep needs at least one method and one sparsity")
+        object.__setattr__(self, "sparsities", tuple(sorted({check_sparsity(k) for k in self.sparsities})))
+
+    def scope_for(self, method: str) -> str:
+        """The scope ``method`` is pruned with.
+
+        Example:
+            >>> SweepConfig(scope="weight=global,unit=layer").scope_for("weight")
+            'global'
+        """
+        return parse_scope(self.scope, method)
+
+    @property
+    def resolved_model(self) -> str:
+        """The model trained when no checkpoint is given."""
+        return self.model or "mlp"
+
+    @property
+    def resolved_dataset(self) -> str:
+        """The dataset used when no checkpoint is given."""
+        return self.dataset or "mnist"
+
+    def baseline_fingerprint(self) -> str:
+        """A short hash of everything that determines the baseline's weights."""
+        return fingerprint({"model": self.resolved_model, "model_args": self.model_args,
+                            "dataset": self.resolved_dataset, "train": self.train.to_dict()})
+
+    def with_checkpoint(self, config: dict[str, Any], path: Any) -> "SweepConfig":
+        """This config with the model and dataset of a baseline checkpoint's ``config.json``.
+
+        Raises:
+            ConfigError: if the sweep names another model, arguments or dataset than the checkpoint's.
+        """
+        spec = config.get("model") or {}
+        name, args, dataset = spec.get("name"), spec.get("args") or {}, config.get("dataset", "mnist")
+        for what, mine, theirs in (("model", self.model, name), ("dataset", self.dataset, dataset)):
+            if mine is not None and mine != theirs:
+                raise ConfigError(f"the sweep names {what} {mine!r} but the checkpoint {path} holds {what} "
+                                  f"{theirs!r}; leave --{what} out to use the checkpoint's")
+        if self.model_args and self.model_args != args:
+            raise ConfigError(f"the sweep gives model arguments {self.model_args} but the checkpoint {path} was "
+                              f"built with {args}")
+        return replace(self, model=name, model_args=dict(args), dataset=dataset)
+
+
+def parse_scope(scope: str, method: str) -> str:
+    """``"global"`` -> ``"global"``; ``"weight=global,unit=layer"`` -> the given method's
+    scope (``"layer"`` for a method not named)."""
+    if "=" in scope:
+        pairs = dict(item.strip().partition("=")[::2] for item in scope.split(",") if item.strip())
+        unknown = [m for m in pairs if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"unknown pruning method {unknown[0]!r} in scope {scope!r}; "
+                              f"methods: {', '.join(METHODS)}")
+        chosen = pairs.get(method, "layer")
+    else:
+        chosen = scope
+    if chosen not in SCOPES:
+        raise ConfigError(f"unknown scope {chosen!r} in {scope!r}; choose from {', '.join(SCOPES)}, "
+                          "or one per method as weight=global,unit=layer")
+    return chosen
+
+
+
+
+def sweep_config_dict(config: SweepConfig) -> dict[str, Any]:
+    """The config as plain JSON-ready data."""
+    return json.loads(json.dumps(asdict(config)))

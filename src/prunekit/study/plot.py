@@ -1,0 +1,81 @@
+"""PNG plots of sweep results (matplotlib, no display needed). Plots read results; they never
+train or prune.
+
+Example:
+    >>> import tempfile
+    >>> points = [{"method": "weight", "sparsity_target": k, "test_accuracy": a} for k, a in ((0, 0.98), (90, 0.95))]
+    >>> plot_accuracy(points, tempfile.mkdtemp() + "/acc.png", baseline_accuracy=0.98).stat().st_size > 10000
+    True
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..storage import atomic_path  # noqa: E402
+
+
+def _lines(points: Iterable[dict[str, Any]], line_key: str, x_key: str) -> dict[str, list[tuple[float, float]]]:
+    lines: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for p in points:
+        if p.get(x_key) is not None:
+            lines[str(p[line_key])].append((float(p[x_key]), 100.0 * p["test_accuracy"]))
+    return {label: sorted(xy) for label, xy in sorted(lines.items())}
+
+
+def plot_accuracy(
+    points: Iterable[dict[str, Any]],
+    path: str | Path,
+    *,
+    baseline_accuracy: float | None = None,
+    line_key: str = "method",
+    x_key: str = "sparsity_target",
+    x_label: str = "sparsity (% of weights or units pruned)",
+    title: str = "Test accuracy vs sparsity",
+    log_x: bool = False,
+) -> Path:
+    """Draw test accuracy (%) against ``x_key``, one line per value of ``line_key``, with the
+    dense baseline as a dashed line, and save it as a PNG.
+
+    Args:
+        points: result rows (``test_accuracy`` as a fraction).
+        path: the PNG to write.
+        baseline_accuracy: the dense model's accuracy (a fraction), drawn dashed.
+        line_key: the column that names the lines (``method``, ``schedule``...).
+        x_key: the column on the x axis.
+        x_label, title: axis label and title.
+        log_x: logarithmic x axis (for latency or file size).
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    for label, xy in _lines(points, line_key, x_key).items():
+        xs, ys = zip(*xy)
+        ax.plot(xs, ys, marker="o", markersize=4, label=label)
+    if baseline_accuracy is not None:
+        ax.axhline(100.0 * baseline_accuracy, color="black", linestyle="--", linewidth=1,
+                   label=f"dense baseline ({100 * baseline_accuracy:.2f}%)")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,86 @@
+"""One point of a sweep, top to bottom: the pruned model (from a schedule) is evaluated and described
+(:mod:`prunekit.deploy` for fast evaluation), measured (:mod:`prunekit.bench`), and returned as a
+flat dict that :mod:`.results` stores.
+
+Sparsities of a point, and over what:
+
+* ``sparsity_actual``: of what the method prunes, over the **pruned layers** (weights for weight
+  pruning, units for unit pruning);
+* ``weight_sparsity_pruned``: zero weights over the pruned layers' weights;
+* ``weight_sparsity_all``: zero weights over **all** layers' weights (the output layer included).
+
+Example:
+    >>> import torch
+    >>> from prunekit.models import get_model
+    >>> from prunekit.prune import prune_model
+    >>> model = get_model("lenet300", seed=0)
+    >>> mask = prune_model(model, "weight", 90.0)
+    >>> x, y = torch.randn(50, 1, 28, 28), torch.randint(0, 10, (50,))
+    >>> point = evaluate_point(model, mask, "weight", (x, y), input_shape=(1, 28, 28))
+    >>> round(point["sparsity_actual"], 1), round(point["weight_sparsity_all"], 2)
+    (90.0, 89.66)
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..bench import measure_point
+from ..deploy import fast_evaluate
+from ..prune import Mask, sparsity_report
+from ..training import evaluate
+
+MEASURED = ("file_bytes", "latency_b1_ratio", "latency_b256_ratio")
+"""What :func:`measure` adds to a point."""
+
+
+def time_dense_pass(model: nn.Module, x: Tensor, repeats: int = 3) -> float:
+    """Median seconds of one forward pass of ``model`` over all of ``x`` (the sweep's floor)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        evaluate(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=len(x))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Sequence[int]) -> dict[str, Any]:
+    """Counts for a pruned model: actual sparsities (see the module docstring), non-zeros, FLOPs."""
+    report = sparsity_report(model, mask, input_shape=(1, *input_shape))
+    pruned = [r for r in report.rows if r.masked]
+    if method == "unit":
+        units = sum(r.units for r in pruned)
+        actual = 100.0 * (units - sum(r.live_units for r in pruned)) / max(units, 1)
+    else:
+        actual = report.pruned.sparsity
+    total = report.total
+    return {
+        "sparsity_actual": actual, "weight_sparsity_pruned": report.pruned.sparsity,
+        "weight_sparsity_all": total.sparsity, "params_total": total.params, "params_nonzero": total.nonzero,
+        "units_live": total.live_units, "flops_dense": total.dense_flops, "flops_effective": total.effective_flops,
+    }
+
+
+def evaluate_point(model: nn.Module, mask: Mask, method: str, test_data: tuple[Tensor, Tensor], *,
+                   input_shape: Sequence[int]) -> dict[str, Any]:
+    """Evaluate a pruned model (pruned entries already zero) on the test set and describe it.
+
+    Returns:
+        :func:`describe_pruned`'s counts plus ``test_accuracy`` (a fraction) and ``test_loss``.
+    """
+    metrics = fast_evaluate(model, None, *test_data)
+    return {**describe_pruned(model, mask, method, input_shape),
+            "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
+
+
+def measure(model: nn.Module, method: str, input_shape: Sequence[int]) -> tuple[dict[str, Any], float]:
+    """The file size and latency ratios of a pruned model (:func:`~prunekit.bench.measure_point`),
+    and the seconds measuring took (kept apart from a point's prune + evaluate time)."""
+    started = time.perf_counter()
+    measured = measure_point(model, None, method, input_shape=input_shape)
+    return {k: measured[k] for k in MEASURED}, time.perf_counter() - started

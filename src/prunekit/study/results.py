@@ -1,0 +1,101 @@
+"""Result files of a sweep: one JSON file per finished point, gathered into CSV and JSON tables.
+
+Every point is written atomically the moment it is done, so an interrupted sweep keeps all
+finished points, and a rerun skips them. A point's file name holds its sparsity exactly
+(``50`` and ``50.0000001`` are two files).
+
+Example:
+    >>> point_key("oneshot", "weight", "layer", 92.5), point_key("oneshot", "weight", "layer", 50.0000001)
+    ('oneshot-weight-layer-92.5', 'oneshot-weight-layer-50.0000001')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..storage import atomic_write_text, read_json, write_json
+
+COLUMNS = (
+    "schedule", "method", "scope", "sparsity_target", "sparsity_actual", "weight_sparsity_pruned",
+    "weight_sparsity_all", "params_total", "params_nonzero", "units_live", "flops_dense", "flops_effective",
+    "test_accuracy", "test_loss", "train_epochs", "train_seconds", "seconds", "file_bytes", "latency_b1_ratio",
+    "latency_b256_ratio",
+)
+"""Columns of ``results.csv``, in order; a point lacking a value leaves its cell empty."""
+
+
+def sparsity_text(sparsity: float) -> str:
+    """The exact decimal text of a sparsity: ``50.0 -> '50'``, ``92.5 -> '92.5'``."""
+    value = float(sparsity)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def point_key(schedule: str, method: str, scope: str, sparsity: float) -> str:
+    """A point's file-name-safe identity, e.g. ``oneshot-weight-layer-92.5``."""
+    return f"{schedule}-{method}-{scope}-{sparsity_text(sparsity)}"
+
+
+class ResultStore:
+    """The ``points/`` folder of a sweep, keyed by :func:`point_key` and a baseline id.
+
+    Example:
+        >>> import tempfile
+        >>> store = ResultStore(tempfile.mkdtemp(), baseline_id="3f2a9c1e")
+        >>> store.put({"schedule": "oneshot", "method": "weight", "scope": "layer", "sparsity_target": 50.0})
+        >>> store.has("oneshot-weight-layer-50"), len(store.all())
+        (True, 1)
+    """
+
+    def __init__(self, folder: str | Path, baseline_id: str):
+        self.folder = Path(folder)
+        self.points_dir = self.folder / "points"
+        self.points_dir.mkdir(parents=True, exist_ok=True)
+        self.baseline_id = baseline_id
+
+    def _path(self, key: str) -> Path:
+        return self.points_dir / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored point, or None if it is missing, unreadable or from another baseline."""
+        try:
+            point = json.loads(self._path(key).read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return point if isinstance(point, dict) and point.get("baseline_id") == self.baseline_id else None
+
+    def has(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def put(self, point: dict[str, Any]) -> None:
+        """Store a finished point atomically."""
+        point = {**point, "baseline_id": self.baseline_id}
+        key = point_key(point["schedule"], point["method"], point["scope"], point["sparsity_target"])
+        write_json(self._path(key), point)
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every stored point of this baseline, sorted by schedule, method, scope and sparsity."""
+        points = [self.get(p.stem) for p in self.points_dir.glob("*.json")]
+        points = [p for p in points if p is not None]
+        return sorted(points, key=lambda p: (p["schedule"], p["method"], p["scope"], p["sparsity_target"]))
+
+
+def write_tables(points: Iterable[dict[str, Any]], folder: str | Path) -> None:
+    """Write ``results.csv`` and ``results.json`` (atomically) from the points."""
+    points = list(points)
+    folder = Path(folder)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(points)
+    atomic_write_text(folder / "results.csv", buffer.getvalue())
+    write_json(folder / "results.json", points)
+
+
+def read_results(folder: str | Path) -> list[dict[str, Any]]:
+    """The points in ``folder/results.json``."""
+    points = read_json(Path(folder) / "results.json")
+    return points if isinstance(points, list) else []

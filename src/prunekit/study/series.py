@@ -1,0 +1,160 @@
+"""One series of a sweep: a schedule and a method over all the sweep's sparsities.
+
+A series runs :func:`~prunekit.schedules.run_schedule` from the baseline and turns every
+recorded level into a result point (:mod:`.points` evaluates and measures it, :mod:`.results` stores it).
+Points carry a ``config_id``: the fingerprint of everything that determines them (baseline,
+schedule, method, scope, the schedule's recipe and, for chains, the levels planned), so a rerun
+skips exactly the points it would compute identically. Chains checkpoint every level under
+``OUT/chains/<label>-<method>-<scope>/`` and resume after the last finished one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind, plan_levels, run_schedule
+from ..schedules.base import RewindSource
+from ..storage import fingerprint
+from ..training import Distiller
+from .points import evaluate_point, measure
+from .results import ResultStore, point_key, write_tables
+from .series_names import resolve_series
+
+LEVEL_COST_EPOCHS = 0.05
+"""Progress units (epochs of training) a level costs besides its training: prune + evaluate."""
+
+
+@dataclass
+class SeriesContext:
+    """What every series of a sweep shares."""
+
+    model: nn.Module
+    baseline_state: dict[str, Tensor]
+    baseline_id: str
+    train_data: tuple[Tensor, Tensor]
+    test_data: tuple[Tensor, Tensor]
+    store: ResultStore
+    out: Path
+    scope: dict[str, str]  # method -> scope
+    recipe: Recovery
+    input_shape: tuple[int, ...]
+    rewind: RewindSource = None
+    distiller: Distiller | None = None
+    layers: tuple[str, ...] | None = None
+    include_output: bool = False
+    progress: bool = True
+    on_point: Callable[[dict[str, Any]], None] | None = None
+    measure: bool = True  # add file size and latency ratios to every point
+    measure_seconds: float = 0.0  # time spent measuring, kept apart from prune+evaluate time
+
+
+def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
+                 scopes: dict[str, str], layers=None, include_output: bool = False, progress: bool = True,
+                 on_point=None, measure: bool = True) -> SeriesContext:
+    """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
+    weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
+    resolved = [resolve_series(name, recovery) for name in schedules]
+    trains = any(schedule.trains for schedule, _, _ in resolved)
+    train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
+    distill = next((r.distill for s, r, _ in resolved if s.trains and r.distill is not None), None)
+    distiller = Distiller.from_teacher(baseline.model, train_data[0], distill) if distill is not None else None
+    rewind = None
+    if any(schedule.rewinds for schedule, _, _ in resolved):
+        cache = out / "chains" / f"rewind-{baseline_id}-epoch{recovery.rewind_epoch:g}.safetensors"
+        rewind = checkpoint_rewind(baseline.config, epoch=recovery.rewind_epoch, train_data=train_data,
+                                   cache=cache, progress=progress)
+    return SeriesContext(
+        model=baseline.model, baseline_state={k: v.clone() for k, v in baseline.model.state_dict().items()},
+        baseline_id=baseline_id, train_data=train_data, test_data=data.split("test"),
+        store=ResultStore(out, baseline_id), out=out, scope=scopes, recipe=recovery,
+        input_shape=tuple(data.input_shape), rewind=rewind, distiller=distiller, layers=layers,
+        include_output=include_output, progress=progress, on_point=on_point, measure=measure,
+    )
+
+
+def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) -> str:
+    """The fingerprint every point of the series carries as ``config_id``."""
+    sched, recipe, _ = resolve_series(name, ctx.recipe)
+    key: dict[str, Any] = {"baseline": ctx.baseline_id, "schedule": sched.name, "method": method,
+                           "scope": ctx.scope[method], "layers": ctx.layers, "recipe": sched.config(recipe)}
+    if ctx.include_output:
+        key["include_output"] = True
+    if sched.chained:
+        key["plan"] = plan_levels(targets, recipe.round_fraction)
+    return fingerprint(key)
+
+
+def pending(ctx: SeriesContext, name: str, method: str, targets: list[float]) -> list[float]:
+    """The targets of the series without a stored point of the same config."""
+    label, config_id = resolve_series(name, ctx.recipe)[2], series_id(ctx, name, method, targets)
+    out = []
+    for k in targets:
+        point = ctx.store.get(point_key(label, method, ctx.scope[method], k))
+        if point is None or point.get("config_id") != config_id:
+            out.append(k)
+    return out
+
+
+def series_cost(ctx: SeriesContext, name: str, targets: list[float], todo: list[float]) -> float:
+    """Progress units (epochs plus :data:`LEVEL_COST_EPOCHS` per level) the series will take."""
+    sched, recipe, _ = resolve_series(name, ctx.recipe)
+    if not todo:
+        return 0.0
+    levels = [s for s, _ in plan_levels(targets, recipe.round_fraction)] if sched.chained else todo
+    per_level = sched.epochs_per_level(recipe)
+    return sum(LEVEL_COST_EPOCHS + (per_level if s > 0 else 0.0) for s in levels)
+
+
+def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float], bar: tqdm) -> int:
+    """Run (or resume) one series; store every new point. Returns the number of points stored."""
+    todo = pending(ctx, name, method, targets)
+    if not todo:
+        return 0
+    sched, recipe, label = resolve_series(name, ctx.recipe)
+    config_id = series_id(ctx, name, method, targets)
+    ctx.model.load_state_dict(ctx.baseline_state)
+    distiller = ctx.distiller if recipe.distill is not None else None
+    job = Job(ctx.model, ctx.train_data, PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output), recipe,
+              rewind=ctx.rewind, distiller=distiller, progress=ctx.progress)
+    chain_dir = ctx.out / "chains" / f"{label}-{method}-{ctx.scope[method]}"
+    reached = ChainStore(chain_dir, config_id).reached()
+    if reached is not None and reached > min(todo):  # a lost point lies behind the checkpoint
+        ChainStore(chain_dir, config_id).clear()
+    levels = run_schedule(sched, job, targets if sched.chained else todo, chain_dir=chain_dir,
+                          fingerprint=config_id)
+    stored, started, done_epochs, shown = 0, time.perf_counter(), 0.0, {}
+    for level in levels:
+        trained = level.train_epochs - done_epochs if sched.chained else level.train_epochs
+        done_epochs = level.train_epochs
+        bar.update(LEVEL_COST_EPOCHS + max(0.0, trained))
+        if level.recorded and level.sparsity in todo:
+            point = {"schedule": label, "method": method, "scope": ctx.scope[method],
+                     "sparsity_target": level.sparsity,
+                     **evaluate_point(ctx.model, level.mask, method, ctx.test_data, input_shape=ctx.input_shape),
+                     "train_epochs": level.train_epochs, "train_seconds": level.train_seconds,
+                     "seconds": time.perf_counter() - started, "round": level.index, "config_id": config_id}
+            if ctx.measure:
+                measured, seconds = measure(ctx.model, method, ctx.input_shape)
+                point.update(measured)
+                ctx.measure_seconds += seconds
+            _store(ctx, point)
+            stored += 1
+            shown = {"acc": f"{point['test_accuracy']:.4f}"}
+        bar.set_postfix({"schedule": label, "method": method, "round": level.index,
+                         "sparsity": f"{level.sparsity:.4g}%", **shown})
+        started = time.perf_counter()
+    return stored
+
+
+def _store(ctx: SeriesContext, point: dict[str, Any]) -> None:
+    ctx.store.put(point)
+    write_tables(ctx.store.all(), ctx.out)
+    if ctx.on_point is not None:
+        ctx.on_point(point)
