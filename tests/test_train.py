@@ -58,9 +58,9 @@ def test_fractional_epochs_and_custom_loss():
     x, y = torch.randn(100, 1, 28, 28), torch.randint(0, 10, (100,))
     calls = []
 
-    def loss_fn(logits, xb, yb):
-        calls.append(len(xb))
-        return nn.functional.cross_entropy(logits, yb)
+    def loss_fn(outputs, batch):
+        calls.append(batch.size)
+        return nn.functional.cross_entropy(outputs, batch.labels)
 
     train(get_model("lenet300"), (x, y), TrainConfig(epochs=0.5, batch_size=10), loss_fn=loss_fn, progress=False)
     assert calls == [10] * 5

@@ -16,7 +16,7 @@ Example:
 
 from ._version import __version__
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from .compact import compact  # noqa: E402
+from .compact import compact, load_compacted  # noqa: E402
 from .data import load_dataset  # noqa: E402
 from .errors import CheckpointError, ConfigError, DataError, PrunekitError  # noqa: E402
 from .models import get_model  # noqa: E402
@@ -25,6 +25,7 @@ from .training import TrainConfig, evaluate, train  # noqa: E402
 
 __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "DataError", "Mask", "PrunekitError", "TrainConfig",
-    "__version__", "compact", "evaluate", "from_torch_prune", "get_model", "load_checkpoint", "load_dataset",
+    "__version__", "compact", "evaluate", "from_torch_prune", "get_model", "load_checkpoint", "load_compacted",
+    "load_dataset",
     "prune_model", "save_checkpoint", "sparsity_report", "to_torch_prune", "train",
 ]

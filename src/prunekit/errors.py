@@ -45,5 +45,9 @@ class CheckpointError(PrunekitError):
     """A checkpoint, mask, plan or model file that is missing, malformed or does not fit the model."""
 
 
+class TraceError(ConfigError):
+    """A model that cannot be traced with the example inputs given, or a plan that does not fit it."""
+
+
 class OutputError(PrunekitError):
     """An output path that cannot be written (an existing file, an unwritable folder, the input itself)."""

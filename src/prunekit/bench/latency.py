@@ -1,18 +1,19 @@
 """Inference latency of a pruned model: dense vs masked vs sparse vs compact, as ratios in one run.
 
-Versions of one (model, mask), all run on the same random input, interleaved (so a change of
-machine load hits every version alike), median of many repeats after a warm-up:
+Versions of one (model, mask), all run on the same inputs, interleaved (so a change of machine
+load hits every version alike), median of many repeats after a warm-up:
 
 * ``dense``: the model as an ordinary dense network (its pruned weights are zeros);
 * ``masked``: ``torch.nn.utils.prune.custom_from_mask`` (weight = weight_orig * mask at every call),
   what masking-based pruning costs;
-* ``sparse``: :func:`~prunekit.sparse_infer.sparsify` (per layer and batch size, the fastest measured
-  of dense and sparse kernels);
-* ``compact``: :func:`~prunekit.prune.compact.compact` (dead units removed; dense kernels);
+* ``sparse``: :func:`~prunekit.deploy.sparsify` (per Linear layer and batch size, the fastest
+  measured of dense and sparse kernels);
+* ``compact``: :func:`~prunekit.compact.compact` (pruned units removed; dense kernels): any model
+  with ``example_inputs``, an ``nn.Sequential`` without;
 * ``compact+sparse``: the compact model with sparse kernels where they pay (the deployable one).
 
-Beside each ratio: the **FLOP ratio**, the FLOPs the version executes over the dense FLOPs
-(the ideal speed-up if time were proportional to FLOPs).
+Beside each ratio: the **FLOP ratio** (the FLOPs the version executes over the dense FLOPs: the
+ideal speed-up if time were proportional to FLOPs) and the **parameter ratio**.
 
 Example:
     >>> from prunekit.models import get_model
@@ -22,18 +23,22 @@ Example:
     ...                          batch_sizes=(8,), repeats={8: 3})
     >>> [r.version for r in rows]
     ['dense', 'masked', 'sparse', 'compact', 'compact+sparse']
+    >>> round(rows[3].param_ratio, 3)  # 150 + 50 units of 300 + 100 left: about half the weights
+    0.472
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as torch_prune
+from torch.utils.flop_counter import FlopCounterMode
 
+from ..batches import Inputs, make_inputs
 from ..compact import compact
 from ..deploy.sparse_linear import SparseLinear
 from ..deploy.sparsify import sparsify
@@ -46,7 +51,7 @@ VERSIONS = ("dense", "masked", "sparse", "compact", "compact+sparse")
 
 @dataclass(frozen=True)
 class LatencyRow:
-    """One version at one batch size; ``ratio`` and ``flop_ratio`` are relative to dense."""
+    """One version at one batch size; ``ratio``, ``flop_ratio`` and ``param_ratio`` are relative to dense."""
 
     version: str
     batch: int
@@ -54,6 +59,7 @@ class LatencyRow:
     ratio: float
     samples_per_s: float
     flop_ratio: float
+    param_ratio: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,35 +75,49 @@ def masked_version(model: nn.Module, mask: Optional[Mapping[str, Tensor]]) -> nn
     return masked
 
 
-def build_versions(model: nn.Module, mask=None, *, input_shape: Sequence[int], batch_sizes: Sequence[int],
-                   repeats: int = 15, kernels: Optional[Sequence[str]] = None) -> dict[str, nn.Module]:
-    """The versions of :data:`VERSIONS` (those that apply: compaction needs an ``nn.Sequential``)."""
+def build_versions(model: nn.Module, mask=None, *, batch_sizes: Sequence[int], input_shape=None,
+                   example_inputs: Any = None, repeats: int = 15,
+                   kernels: Optional[Sequence[str]] = None) -> dict[str, nn.Module]:
+    """The versions of :data:`VERSIONS` that apply (sparse kernels need Linear layers on the CPU;
+    compaction needs ``example_inputs`` or an ``nn.Sequential``)."""
     dense = copy.deepcopy(model).eval()
     if mask is not None:
         as_mask(mask).apply_(dense)
-    kw = dict(batch_sizes=batch_sizes, input_shape=input_shape, repeats=repeats)
+    kw: dict[str, Any] = dict(batch_sizes=batch_sizes, input_shape=input_shape, example_inputs=example_inputs,
+                              repeats=repeats)
     if kernels is not None:
         kw["kernels"] = kernels
-    versions = {"dense": dense, "masked": masked_version(dense, mask), "sparse": sparsify(dense, **kw)}
-    if isinstance(model, nn.Sequential):
-        small = compact(dense).model
-        versions.update({"compact": small, "compact+sparse": sparsify(small, **kw)})
+    versions = {"dense": dense, "masked": masked_version(dense, mask)}
+    has_linear = any(type(m) is nn.Linear for m in dense.modules())
+    if has_linear:
+        versions["sparse"] = sparsify(dense, **kw)
+    if example_inputs is not None or isinstance(model, nn.Sequential):
+        small = compact(dense, example_inputs=example_inputs).model
+        versions["compact"] = small
+        if has_linear:
+            versions["compact+sparse"] = sparsify(small, **kw)
     return versions
 
 
-def flop_ratio(version: nn.Module, source: nn.Module, dense_flops: int, batch: int, input_shape) -> float:
-    """FLOPs ``version`` executes at ``batch`` (sparse layers count non-zeros) over ``dense_flops``.
+def count_flops(model: nn.Module, args: tuple, kwargs: dict) -> int:
+    """FLOPs of one call as PyTorch's ``FlopCounterMode`` counts them (matrix products and convolutions)."""
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(*args, **kwargs)
+    return counter.get_total_flops()
 
-    ``source`` is the model ``version`` was built from (same layer names, plain Linear layers).
-    """
-    report = sparsity_report(source, input_shape=(1, *input_shape))
-    runners = {n: m for n, m in version.named_modules() if isinstance(m, SparseLinear)}
-    flops = 0
-    for row in report.rows:
-        runner = runners.get(row.name)
-        sparse = runner is not None and runner.choice.get(batch, "dense") != "dense"
-        flops += row.effective_flops if sparse else row.dense_flops
-    return flops / max(dense_flops, 1)
+
+def _sparse_flops(version: nn.Module, source: nn.Module, base: int, batch: int, one: tuple[tuple, dict]) -> int:
+    """``base`` FLOPs less what the Linear layers running sparse kernels at ``batch`` skip (their zeros)."""
+    args, kwargs = one
+    rows = {r.name: r for r in sparsity_report(source, example_inputs=kwargs or args).rows}
+    saved = 0
+    for name, runner in version.named_modules():
+        row = rows.get(name)
+        if isinstance(runner, SparseLinear) and row is not None and row.params:
+            positions = row.dense_flops // (2 * row.params)
+            if runner.choice.get(batch * positions, "dense") != "dense":
+                saved += (row.dense_flops - row.effective_flops) * batch
+    return base - saved
 
 
 @torch.inference_mode()
@@ -105,45 +125,54 @@ def benchmark_latency(
     model: nn.Module,
     mask: Optional[Mapping[str, Tensor]] = None,
     *,
-    input_shape: Sequence[int],
+    input_shape: Optional[Sequence[int]] = None,
+    example_inputs: Any = None,
     batch_sizes: Sequence[int] = (1, 256),
     repeats: Optional[Mapping[int, int]] = None,
 ) -> list[LatencyRow]:
-    """Median latency, throughput and FLOP ratio of every version at every batch size.
+    """Median latency, throughput, FLOP and parameter ratios of every version at every batch size.
 
     Args:
         model: the model (not modified).
         mask: its pruning mask (applied to copies).
-        input_shape: one sample's shape.
+        input_shape: one sample's shape (random inputs), or:
+        example_inputs: one batch of any form (tensor, tuple, dict), resized to each batch size;
+            it also lets any model be compacted.
         batch_sizes: batch sizes to measure.
         repeats: ``{batch size: timed calls per version}``; default 200 at batch 1, 40 above 64,
             else 100.
 
     Returns:
         One :class:`LatencyRow` per (batch size, version), dense first.
-
     """
-    versions = build_versions(model, mask, input_shape=input_shape, batch_sizes=batch_sizes)
+    inputs: Inputs = make_inputs(input_shape, example_inputs)
+    versions = build_versions(model, mask, batch_sizes=batch_sizes, input_shape=input_shape,
+                              example_inputs=example_inputs)
+    params = {k: sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b.dim())
+              for k, m in versions.items()}
     sources = {"sparse": versions["dense"], "compact+sparse": versions.get("compact")}
-    dense_flops = sparsity_report(versions["dense"], input_shape=(1, *input_shape)).total.dense_flops
     rows = []
     for batch in batch_sizes:
         n = (repeats or {}).get(batch, 200 if batch == 1 else (40 if batch > 64 else 100))
-        x = torch.randn(batch, *input_shape)
-        times = measure({k: (lambda m=m: m(x)) for k, m in versions.items()}, repeats=n, warmup=5)
+        args, kwargs = inputs(batch)
+        times = measure({k: (lambda m=m: m(*args, **kwargs)) for k, m in versions.items()}, repeats=n, warmup=5)
+        counted = {k: count_flops(m, args, kwargs) for k, m in versions.items()
+                   if k in ("dense", "compact")}
         for name, module in versions.items():
-            source = sources.get(name, module)
-            ratio = flop_ratio(module, source, dense_flops, batch, input_shape) if name != "masked" else 1.0
-            rows.append(LatencyRow(name, batch, times[name], times[name] / times["dense"],
-                                   batch / times[name], ratio))
+            flops = counted.get(name, counted["dense"])
+            if name in sources:
+                base = counted["dense"] if name == "sparse" else counted["compact"]
+                flops = _sparse_flops(module, sources[name], base, batch, inputs(1))
+            rows.append(LatencyRow(name, batch, times[name], times[name] / times["dense"], batch / times[name],
+                                   flops / max(counted["dense"], 1), params[name] / params["dense"]))
     return rows
 
 
 def format_latency(rows: Sequence[LatencyRow]) -> str:
     """A plain-text table of :func:`benchmark_latency`'s rows."""
-    head = ["version", "batch", "median ms", "x dense time", "speed-up", "samples/s", "FLOP ratio"]
+    head = ["version", "batch", "median ms", "x dense time", "speed-up", "samples/s", "FLOP ratio", "param ratio"]
     lines = [[r.version, str(r.batch), f"{r.median_s * 1e3:.3f}", f"{r.ratio:.3f}", f"{1 / r.ratio:.2f}x",
-              f"{r.samples_per_s:,.0f}", f"{r.flop_ratio:.3f}"] for r in rows]
+              f"{r.samples_per_s:,.0f}", f"{r.flop_ratio:.3f}", f"{r.param_ratio:.3f}"] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *lines)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cells, widths)))

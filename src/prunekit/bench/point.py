@@ -12,12 +12,13 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import safetensors.torch
 import torch
 from torch import Tensor, nn
 
+from ..batches import make_inputs
 from ..compact import compact
 from ..deploy.sparse_file import sparse_file_bytes
 from ..deploy.sparsify import sparsify
@@ -31,20 +32,23 @@ def measure_point(
     mask: Optional[Mapping[str, Tensor]] = None,
     method: Optional[str] = None,
     *,
-    input_shape: Sequence[int],
+    input_shape: Optional[Sequence[int]] = None,
+    example_inputs: Any = None,
     repeats: tuple[int, int] = (40, 8),
 ) -> dict:
     """What a pruned model buys, quickly (well under a second for the reference MLP): for a sweep point.
 
-    The deployable artifact is the compact model (for an ``nn.Sequential``) with sparse kernels
-    where measured faster, and its file is the compact model's :func:`~prunekit.export.export_sparse`
-    encoding: the best choice for weight and unit pruning alike (``method`` is only recorded).
+    The deployable artifact is the compact model (an ``nn.Sequential``, or any model given
+    ``example_inputs``) with sparse kernels where measured faster, and its file is the compact
+    model's :func:`~prunekit.deploy.export_sparse` encoding: the best choice for weight and unit
+    pruning alike (``method`` is only recorded).
 
     Args:
         model: the pruned model (not modified).
         mask: its mask (``None`` if already applied to the weights).
         method: the pruning method, copied into the result.
-        input_shape: one sample's shape.
+        input_shape: one sample's shape (random inputs), or:
+        example_inputs: one batch of any form (resized to batch 1 and 256).
         repeats: timed calls at batch 1 and at batch 256 (medians, dense and pruned interleaved).
 
     Returns:
@@ -55,15 +59,20 @@ def measure_point(
     dense = copy.deepcopy(model).eval()
     if mask is not None:
         as_mask(mask).apply_(dense)
-    small = compact(dense).model if isinstance(dense, nn.Sequential) else dense
-    fast = sparsify(small, batch_sizes=(1, 256), input_shape=input_shape, repeats=5,
+    if example_inputs is not None:
+        small = compact(dense, example_inputs=example_inputs).model
+    else:
+        small = compact(dense).model if isinstance(dense, nn.Sequential) else dense
+    fast = sparsify(small, batch_sizes=(1, 256), input_shape=input_shape, example_inputs=example_inputs, repeats=5,
                     kernels=("dense", "scipy_csr"))
+    inputs = make_inputs(input_shape, example_inputs)
     size = sparse_file_bytes(small)
     dense_bytes = len(safetensors.torch.save({k: v.contiguous() for k, v in dense.state_dict().items()}))
     out = {"file_bytes": size.file_bytes, "dense_file_bytes": dense_bytes,
            "file_ratio": dense_bytes / size.file_bytes, "method": method}
     for batch, n in zip((1, 256), repeats):
-        x = torch.randn(batch, *input_shape)
-        times = measure({"dense": lambda: dense(x), "pruned": lambda: fast(x)}, repeats=n, warmup=2)
+        args, kwargs = inputs(batch)
+        times = measure({"dense": lambda: dense(*args, **kwargs), "pruned": lambda: fast(*args, **kwargs)},
+                        repeats=n, warmup=2)
         out[f"latency_b{batch}_ratio"] = times["pruned"] / times["dense"]
     return out

@@ -44,6 +44,7 @@ from ..data import DATASETS
 from ..errors import CheckpointError, PrunekitError
 from ..models import get_model
 from ..prune.mask import Mask, as_mask
+from ..references import is_reference
 from ..storage import (atomic_folder, check_state_dict_fits, load_tensors, read_json, require, save_tensors,
                        write_json)
 
@@ -115,7 +116,9 @@ def save_checkpoint(
     Raises:
         OutputError: if the folder cannot be written.
     """
-    spec = {"name": model_name, "args": dict(model_args or {})}
+    spec = {"name": None if is_reference(model_name) else model_name, "args": dict(model_args or {})}
+    if is_reference(model_name):
+        spec["source"] = model_name  # recorded, never imported when loading
     arch = architecture_to_json(model) if architecture else None
     if arch is not None:
         spec["architecture"] = ARCHITECTURE_FILE
@@ -150,6 +153,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     spec = require(config, "model", dict, where=where)
     require(spec, "name", str, where=f"{where}: model", default=None)
     require(spec, "args", dict, where=f"{where}: model", default={})
+    require(spec, "source", str, where=f"{where}: model", default=None)
     arch = require(spec, "architecture", str, where=f"{where}: model", default=None)
     if arch is not None and (Path(arch).name != arch or arch in ("", ".", "..")):
         raise CheckpointError(f"{where}: model.architecture must name a file inside the checkpoint folder, "
@@ -160,9 +164,21 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def build_model(config: dict[str, Any], folder: Path) -> nn.Module:
-    """Rebuild the model a checked ``config.json`` describes: from its architecture file or the registry."""
+def build_model(config: dict[str, Any], folder: Path, model_source: str | None = None) -> nn.Module:
+    """Rebuild the model a checked ``config.json`` describes: from its architecture file or the registry.
+
+    A model built by user code is rebuilt only when the caller names the same code (``model_source``):
+    a reference inside a checkpoint is never imported on its own.
+    """
     spec = config["model"]
+    source = spec.get("source")
+    if source is not None:
+        if model_source is None:
+            raise CheckpointError(f"{folder} holds a model built by user code {source}; pass it to rebuild the "
+                                  f"model (--model {source} on the command line, model_source= or model= in Python)")
+        if model_source != source:
+            raise CheckpointError(f"{folder} holds a model built by {source}, not {model_source}")
+        return get_model(source, **spec.get("args", {}))
     try:
         if spec.get("architecture"):
             arch = folder / spec["architecture"]
@@ -180,12 +196,15 @@ def build_model(config: dict[str, Any], folder: Path) -> nn.Module:
         raise CheckpointError(f"{folder / CONFIG_FILE}: cannot rebuild the model ({exc})") from None
 
 
-def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
+                    model_source: str | None = None) -> Checkpoint:
     """Load a checkpoint folder written by :func:`save_checkpoint`.
 
     Args:
         path: the folder.
         model: a model to load the weights into; by default it is rebuilt from ``config.json``.
+        model_source: for a checkpoint of a user model: the same ``FILE.py:FUNCTION`` reference it
+            records, to rebuild the model with it (loading never imports code on its own).
 
     Returns:
         A :class:`Checkpoint`; its model is in eval mode with the mask (if any) applied.
@@ -195,7 +214,7 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None) 
     """
     path = Path(path)
     config = read_config(path)
-    model = model if model is not None else build_model(config, path)
+    model = model if model is not None else build_model(config, path, model_source)
     state = load_tensors(path / WEIGHTS_FILE, what="weights file (safetensors)")
     check_state_dict_fits(model.state_dict(), state, path / WEIGHTS_FILE)
     model.load_state_dict(state)

@@ -15,8 +15,12 @@ Example:
 """
 
 from .architecture import LAYER_TYPES, architecture_to_json, model_from_architecture
+from .plan import Plan, TensorPlan, apply_plan
 from .report import STATUSES, CompactionReport, LayerCompaction
-from .sequential import CompactResult, compact
+from .saved import load_compacted, save_compacted
+from .api import compact
+from .result import CompactResult
 
-__all__ = ["LAYER_TYPES", "STATUSES", "CompactResult", "CompactionReport", "LayerCompaction", "architecture_to_json",
-           "compact", "model_from_architecture"]
+__all__ = ["LAYER_TYPES", "STATUSES", "CompactResult", "CompactionReport", "LayerCompaction", "Plan", "TensorPlan",
+           "apply_plan", "architecture_to_json", "compact", "load_compacted", "model_from_architecture",
+           "save_compacted"]

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from prunekit.compact.report import CompactionReport, LayerCompaction
+from prunekit.compact.result import CompactResult
 from prunekit.compact.slicing import take_bn, take_inputs, take_outputs
 from prunekit.errors import ConfigError
 from prunekit.prune.interop import from_torch_prune, torch_pruned_parameters
@@ -52,21 +53,6 @@ POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 @dataclass
-class CompactResult:
-    """What :func:`compact` returns.
-
-    Attributes:
-        model: the compact model (a new ``nn.Sequential`` in eval mode; the input is untouched).
-        report: a :class:`CompactionReport` with one row per Linear/Conv2d layer.
-        kept: ``{layer name: indices of the kept units}`` for every layer whose units were removed.
-    """
-
-    model: nn.Sequential
-    report: CompactionReport
-    kept: dict[str, torch.Tensor]
-
-
-@dataclass
 class _Slot:
     name: str
     parent: nn.Module
@@ -77,36 +63,12 @@ class _Slot:
         return self.parent._modules[self.key]
 
 
-def compact(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]] = None) -> CompactResult:
-    """Remove the dead units of ``model`` (see the module docstring for the rules).
-
-    Args:
-        model: an ``nn.Sequential`` in data-flow order (not modified).
-        mask: optional pruning mask, applied to a copy first (names as in ``model.state_dict()``).
-
-    Returns:
-        A :class:`CompactResult`; ``result.model(x)`` equals the masked ``model(x)`` in eval mode.
-
-    Raises:
-        ConfigError: if ``model`` is not an ``nn.Sequential`` (its data flow is unknown).
-
-    Example:
-        >>> from prunekit.prune import prune_model
-        >>> model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 10))
-        >>> mask = prune_model(model, "unit", 75.0)
-        >>> result = compact(model, mask)
-        >>> result.model[0].weight.shape
-        torch.Size([75, 784])
-        >>> print(result.report.format_table())
-        layer  type    units  kept  removed  constant  status     note
-        0      Linear  300    75    225      0         compacted
-        2      Linear  10     10    0        0         output     model outputs: never removed
-        parameters: 238,510 -> 59,635 (4.00x fewer)
-    """
+def compact_sequential(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]] = None) -> CompactResult:
+    """Remove the dead units of an ``nn.Sequential`` (see the module docstring); see :func:`compact`."""
     if not isinstance(model, nn.Sequential):
         raise ConfigError(
-            f"compact() walks nn.Sequential models in order; got {type(model).__name__}, whose forward() "
-            f"data flow is unknown. Build the model as an nn.Sequential of standard layers"
+            f"compact() without example_inputs walks nn.Sequential models in order; got {type(model).__name__}: "
+            f"pass example_inputs=<one batch> so its data flow can be traced"
         )
     if torch_pruned_parameters(model):
         work, torch_mask = from_torch_prune(model, inplace=False)

@@ -11,15 +11,19 @@ Example:
     (torch.Size([10000, 1, 28, 28]), torch.int64, (1, 28, 28))
 """
 
+from .cifar import CIFAR10, CIFAR100, CifarSpec
 from .dataset import Dataset
 from .download import DATA_ENV_VAR, MIRRORS_ENV_VAR, download_file, search_folders
+from .emnist import EmnistSpec
 from .idx import parse_idx, write_idx
-from .idx_sets import FASHION_MNIST, MNIST, ROLES, DatasetSpec, FileSpec, find_files, load_from_spec
+from .idx_sets import FASHION_MNIST, KMNIST, MNIST, ROLES, DatasetSpec, FileSpec, find_files, load_from_spec
+from .small import load_digits, load_image_folder
 from .load import list_datasets, load_dataset, register_dataset
 from .registry import DATASETS
 
 __all__ = [
-    "DATASETS", "DATA_ENV_VAR", "FASHION_MNIST", "MIRRORS_ENV_VAR", "MNIST", "ROLES", "Dataset", "DatasetSpec",
-    "FileSpec", "download_file", "find_files", "list_datasets", "load_dataset", "load_from_spec", "parse_idx",
+    "CIFAR10", "CIFAR100", "CifarSpec", "DATASETS", "DATA_ENV_VAR", "Dataset", "DatasetSpec", "EmnistSpec",
+    "FASHION_MNIST", "FileSpec", "KMNIST", "MIRRORS_ENV_VAR", "MNIST", "ROLES", "download_file", "find_files",
+    "list_datasets", "load_dataset", "load_digits", "load_from_spec", "load_image_folder", "parse_idx",
     "register_dataset", "search_folders", "write_idx",
 ]

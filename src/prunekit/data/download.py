@@ -213,7 +213,7 @@ def fetch_gz(filenames: Sequence[str], target: Path, mirrors: Sequence[str], *,
 
 
 def not_found_message(name: str, missing: Sequence[str], all_files: Sequence[str],
-                      folders: Sequence[Path], failures: Optional[Sequence[str]]) -> str:
+                      folders: Sequence[Path], failures: Optional[Sequence[str]], hint: str = "") -> str:
     """Explain what was searched and tried (``failures=None``: no download attempted)."""
     lines = [f"{name}: cannot find " + ", ".join(f + "[.gz]" for f in missing) + ".",
              "Folders searched (each for <file> and <file>.gz):"]
@@ -222,8 +222,8 @@ def not_found_message(name: str, missing: Sequence[str], all_files: Sequence[str
         lines.append("No download attempted (download=False).")
     else:
         lines += ["URLs tried:"] + ([f"  {f}" for f in failures] or ["  (no mirror configured)"])
-    lines.append(f"To supply the files: put the four files {', '.join(all_files)} (each .gz or "
-                 f"decompressed) in one folder and pass --data-dir FOLDER (data_dir=FOLDER in "
+    what = hint or f"the files {', '.join(all_files)} (each .gz or decompressed)"
+    lines.append(f"To supply them: put {what} in one folder and pass --data-dir FOLDER (data_dir=FOLDER in "
                  f"Python) or set {DATA_ENV_VAR}=FOLDER; or set {MIRRORS_ENV_VAR} to "
                  f"comma-separated base URLs to download them from.")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import math
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -143,12 +144,16 @@ def read_maybe_gzip(path: Path) -> tuple[bytes, bytes]:
             f"(or its decompressed version, named {path.stem})") from err
 
 
-def read_checked(path: Path, *, sha256: str, what: str = "file", source: str | None = None) -> bytes:
-    """Read a (possibly gzipped) file and verify the sha256 of its decompressed content.
+def read_checked(path: Path, *, sha256: str | None = None, gz_md5: str | None = None, what: str = "file",
+                 source: str | None = None) -> bytes:
+    """Read a (possibly gzipped) file and verify it; return the decompressed content.
 
     Args:
         path: the file; a name ending in ``.gz`` is decompressed.
-        sha256: expected sha256 of the decompressed content.
+        sha256: expected sha256 of the decompressed content (the check used whenever it is known).
+        gz_md5: where no such digest is published (KMNIST): the md5 of the canonical ``.gz`` archive,
+            checked when the file is that archive; a decompressed file is then only checked for
+            structure, with a warning.
         what: describes the file in messages, e.g. ``"mnist file train-images-idx3-ubyte"``.
         source: where the file came from, named in messages instead of ``path`` (the URL of
             a download being checked in a temporary file).
@@ -161,19 +166,27 @@ def read_checked(path: Path, *, sha256: str, what: str = "file", source: str | N
         DataError: an unreadable or corrupt gzip file.
     """
     try:
-        _, content = read_maybe_gzip(path)
+        stored, content = read_maybe_gzip(path)
     except DataError as err:
         if source is None:
             raise
         raise DataError(f"download from {source} is not a valid gzip file ({err.__cause__ or err}); "
                         f"rejected") from None
-    actual = hashlib.sha256(content).hexdigest()
-    if actual != sha256:
+    if sha256:
+        kind, expected, actual = "the sha256 of the decompressed content", sha256, hashlib.sha256(content).hexdigest()
+    elif gz_md5 and (source is not None or Path(path).suffix == ".gz"):
+        kind, expected, actual = "the md5 of the .gz archive", gz_md5, \
+            hashlib.md5(stored, usedforsecurity=False).hexdigest()
+    else:
+        warnings.warn(f"{path}: no checksum is published for the decompressed {what}, so only its structure is "
+                      f"checked; keep the canonical .gz archive to have it verified", stacklevel=2)
+        return content
+    if actual != expected:
         where, advice = (f"download from {source}", "rejected") if source else (
             str(path), "delete it and run again to download it again, or replace it with the "
                        "right file (.gz or decompressed)")
-        raise ChecksumError(f"{where}: the sha256 of the decompressed content is {actual}, expected {sha256} "
-                            f"for the {what}: the file is corrupt or not the right one; {advice}")
+        raise ChecksumError(f"{where}: {kind} is {actual}, expected {expected} for the {what}: "
+                            f"the file is corrupt or not the right one; {advice}")
     return content
 
 

@@ -34,10 +34,12 @@ ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One IDX file of a dataset: its decompressed name and the sha256 of its decompressed content."""
+    """One IDX file of a dataset: its decompressed name and how to verify it: the sha256 of its
+    decompressed content, or (where none is published, KMNIST) the md5 of its canonical ``.gz``."""
 
     filename: str
-    sha256: str
+    sha256: str | None = None
+    gz_md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,8 @@ def read_verified(path: Path, fspec: FileSpec, dataset: str, *, source: str | No
 
     ``source`` names the file in messages instead of ``path`` (the URL of a download).
     """
-    return read_checked(path, sha256=fspec.sha256, what=f"{dataset} file {fspec.filename}", source=source)
+    return read_checked(path, sha256=fspec.sha256, gz_md5=fspec.gz_md5, what=f"{dataset} file {fspec.filename}",
+                        source=source)
 
 
 def _check_arrays(spec: DatasetSpec, arrays: dict, paths: dict) -> None:
@@ -134,11 +137,12 @@ def _check_arrays(spec: DatasetSpec, arrays: dict, paths: dict) -> None:
                     sources=(str(paths[f"{split}_images"]), str(paths[f"{split}_labels"])))
 
 
-def idx_files(**digests: str) -> dict[str, FileSpec]:
-    """The four files of an MNIST-layout dataset, from the sha256 of each role's decompressed content."""
+def idx_files(digest: str = "sha256", **digests: str) -> dict[str, FileSpec]:
+    """The four files of an MNIST-layout dataset, from each role's digest (``sha256`` of the decompressed
+    content, or ``gz_md5`` of the canonical archive)."""
     names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-    return {role: FileSpec(names[role], digests[role]) for role in ROLES}
+    return {role: FileSpec(names[role], **{digest: digests[role]}) for role in ROLES}
 
 
 MNIST = DatasetSpec(
@@ -163,5 +167,16 @@ FASHION_MNIST = DatasetSpec(
         test_images="5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         test_labels="0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"))
 
-for _spec in (MNIST, FASHION_MNIST):
+KMNIST = DatasetSpec(
+    name="kmnist", mean=0.1918, std=0.3483, n_train=60000, n_test=10000,
+    description="Kuzushiji-MNIST (ROIS-CODH, CC BY-SA 4.0): cursive Japanese characters, 28x28 grey, 10 classes",
+    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    mirrors=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+    files=idx_files("gz_md5",  # the published checksums are md5 of the .gz archives
+                    train_images="bdb82020997e1d708af4cf47b453dcf7",
+                    train_labels="e144d726b3acfaa3e44228e80efcd344",
+                    test_images="5c965bf0a639b31b8f53240b1b52f4d7",
+                    test_labels="7320c461ea6c1c855c0b718fb2a4b134"))
+
+for _spec in (MNIST, FASHION_MNIST, KMNIST):
     DATASETS.register(_spec.name, _spec, description=_spec.description)

@@ -26,11 +26,12 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..batches import make_inputs
 from ..errors import ConfigError
 from ..prune.mask import as_mask
 from ..timing import Timer, wall_timer
@@ -59,6 +60,7 @@ def sparsify(
     *,
     batch_sizes: Sequence[int] = (),
     input_shape: Optional[Sequence[int]] = None,
+    example_inputs: Any = None,
     chunk: int = 256,
     repeats: int = 15,
     timer: Timer = wall_timer,
@@ -74,7 +76,8 @@ def sparsify(
         model: the model (not modified).
         mask: optional mask applied to the copy.
         batch_sizes: batch sizes to calibrate now (others calibrate on first use).
-        input_shape: one sample's shape, needed with ``batch_sizes`` (e.g. ``(1, 28, 28)``).
+        input_shape: one sample's shape, needed with ``batch_sizes`` (e.g. ``(1, 28, 28)``) unless
+            ``example_inputs`` (one batch of any form, resized to each batch size) is given.
         chunk, repeats, timer, kernels: see :class:`SparseLinear`.
 
     Returns:
@@ -83,8 +86,9 @@ def sparsify(
     Example:
         >>> runner = sparsify(torch.nn.Linear(8, 2), batch_sizes=[1], input_shape=(8,))
     """
-    if batch_sizes and input_shape is None:
-        raise ConfigError("sparsify(batch_sizes=...) needs input_shape=, one sample's shape, e.g. (1, 28, 28)")
+    if batch_sizes and input_shape is None and example_inputs is None:
+        raise ConfigError("sparsify(batch_sizes=...) needs input_shape=, one sample's shape, e.g. (1, 28, 28), "
+                          "or example_inputs=")
     runner = copy.deepcopy(model)
     if mask is not None:
         as_mask(mask).apply_(runner)
@@ -96,9 +100,11 @@ def sparsify(
 
     replace_linears(runner, make)
     if batch_sizes:
+        inputs = make_inputs(input_shape, example_inputs)
         with torch.inference_mode():
             for batch in batch_sizes:
-                runner(torch.randn(batch, *input_shape))
+                args, kwargs = inputs(batch)
+                runner(*args, **kwargs)
         replace_sparse(runner, lambda m: m.to_linear() if set(m.choice.values()) == {"dense"} else None)
     return runner
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..references import call, is_reference
 from ..registry import Registry
 from .memory import available_memory_bytes
 
@@ -76,7 +77,8 @@ def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module
     fit in this machine's memory.
 
     Args:
-        name: a registered name (see :func:`list_models`).
+        name: a registered name (see :func:`list_models`), or user code ``FILE.py:FUNCTION`` /
+            ``package.module:FUNCTION`` returning an ``nn.Module`` (called with ``kwargs``).
         seed: if given, the initial weights are drawn from ``torch.manual_seed(seed)``
             without disturbing the global random state.
         **kwargs: the builder's arguments (e.g. ``hidden=(300, 100)`` for ``mlp``).
@@ -97,6 +99,8 @@ def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module
         ...
         prunekit.errors.ConfigError: model 'mlp': argument hidden must be a list of integers (like its default [1000, 1000, 500, 200]), got str 'wide'
     """
+    if is_reference(name):
+        return _user_model(name, seed, kwargs)
     info = model_info(name)
     defaults = info.default_args()
     unknown = set(kwargs) - set(defaults)
@@ -109,6 +113,17 @@ def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module
         if seed is not None:
             torch.manual_seed(seed)
         return _build(info, kwargs)
+
+
+def _user_model(reference: str, seed: int | None, kwargs: dict[str, Any]) -> nn.Module:
+    """A model built by user code ``FILE.py:FUNCTION`` (or ``package.module:FUNCTION``) with ``kwargs``."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = call(reference, "model builder", **kwargs)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{reference} returned a {type(model).__name__}; a model builder must return an nn.Module")
+    return model
 
 
 def _build(info: ModelInfo, kwargs: dict[str, Any]) -> nn.Module:

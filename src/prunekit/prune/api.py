@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -51,6 +51,8 @@ def prune_model(
     criterion: Union[str, Criterion, None] = None,
     mask: Optional[Mapping[str, torch.Tensor]] = None,
     include_output: bool = False,
+    example_inputs: Any = None,
+    include_inexact: bool = False,
 ) -> Mask:
     """Prune ``model`` in place to a total ``sparsity`` percent and return the mask.
 
@@ -76,6 +78,13 @@ def prune_model(
             per-weight scores are reduced to their L2 norm per unit).
         mask: the previous mask; the result only shrinks it.
         include_output: weight pruning: prune the output layer's weights too.
+        example_inputs: unit pruning of any model: one batch it accepts (tensor, tuple or dict).
+            The model is traced (:mod:`prunekit.structure`) and every coupled group (channels joined
+            by residual adds, concatenations, depthwise convs, attention heads...) is ranked by the
+            L2 norm of all the weights its units own; the model's outputs are never pruned.
+            Without it, unit pruning walks the layers in order (``nn.Sequential`` models).
+        include_inexact: with ``example_inputs``: also prune groups mixed by a normalisation (a
+            transformer's residual width through LayerNorm); removing them is then not exact.
 
     Returns:
         The new :class:`Mask` (already applied to ``model``).
@@ -96,11 +105,19 @@ def prune_model(
     sparsity = check_sparsity(sparsity)
     _refuse_torch_pruned(model)
     fn = _resolve_criterion(criterion, pruning)
-    targets = select_layers(model, method, layers, include_output=include_output)
     previous = as_mask(mask)
     if previous is not None:
         previous.validate(model)
-    new = Mask(pruning.build(model, targets, sparsity, scope, fn, previous or {}))
+        previous.apply_(model)
+    if method == "unit" and example_inputs is not None:
+        from .structured import group_unit_masks
+
+        score = None if criterion in (None, "unit_l2", "magnitude") else fn
+        new = Mask(group_unit_masks(model, example_inputs, sparsity, scope, score, previous or Mask({}),
+                                    layers, include_inexact))
+    else:
+        targets = select_layers(model, method, layers, include_output=include_output)
+        new = Mask(pruning.build(model, targets, sparsity, scope, fn, previous or {}))
     result = new & previous if previous is not None else new
     result.apply_(model)
     return result

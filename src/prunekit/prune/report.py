@@ -24,11 +24,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
+from prunekit.batches import as_args
 from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.targets import param_name, prunable_layers
@@ -89,6 +90,8 @@ def sparsity_report(
     model: nn.Module,
     mask: Optional[Mapping[str, torch.Tensor]] = None,
     input_shape: Optional[Sequence[int]] = None,
+    *,
+    example_inputs: Any = None,
 ) -> SparsityReport:
     """Count weights, nonzeros, live units and FLOPs of each prunable layer.
 
@@ -100,6 +103,8 @@ def sparsity_report(
         input_shape: shape of the zero input used to find each layer's output size (the first
             dim is the batch), e.g. ``(1, 1, 28, 28)``; without it FLOPs are not reported.
             Layers not called in that forward pass get 0 FLOPs.
+        example_inputs: instead of ``input_shape``, one batch of any form (tensor, tuple or dict
+            of model arguments); FLOPs are per sample of it.
 
     Returns:
         A :class:`SparsityReport`. A unit is live if any of its weights is nonzero.
@@ -115,7 +120,12 @@ def sparsity_report(
     mask = as_mask(mask)
     if mask is not None:
         mask.validate(model)
-    positions = _positions(model, tuple(input_shape)) if input_shape is not None else None
+    if example_inputs is not None:
+        positions = _positions(model, as_args(example_inputs))
+    elif input_shape is not None:
+        positions = _positions(model, ((_zeros(model, tuple(input_shape)),), {}))
+    else:
+        positions = None
     rows = [_layer_stats(name, m, mask, None if positions is None else positions.get(name, 0))
             for name, m in prunable_layers(model)]
     if not rows:
@@ -150,8 +160,14 @@ def _layer_stats(name: str, module: nn.Module, mask: Optional[Mask], positions: 
     )
 
 
-def _positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """Output positions per sample of each prunable layer (H_out*W_out for Conv2d)."""
+def _zeros(model: nn.Module, shape: tuple[int, ...]) -> torch.Tensor:
+    param = next(model.parameters(), None)
+    return torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
+                       device=param.device if param is not None else "cpu")
+
+
+def _positions(model: nn.Module, inputs: tuple[tuple, dict]) -> dict[str, int]:
+    """Output positions per sample of each prunable layer (H_out*W_out for Conv2d, tokens for a sequence)."""
     counts: dict[str, int] = {}
 
     def hook(name):
@@ -162,17 +178,16 @@ def _positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]
 
     handles = [m.register_forward_hook(hook(n)) for n, m in prunable_layers(model)]
     modes = {m: m.training for m in model.modules()}
-    param = next(model.parameters(), None)
-    x = torch.zeros(input_shape, dtype=param.dtype if param is not None else torch.float32,
-                    device=param.device if param is not None else "cpu")
+    args, kwargs = inputs
     try:
         model.eval()
         with torch.no_grad():
-            model(x)
+            model(*args, **kwargs)
     except Exception as exc:
+        shapes = [list(a.shape) for a in args if isinstance(a, torch.Tensor)]
         raise ConfigError(
-            f"cannot run {type(model).__name__} on a zero input of shape {list(input_shape)} to find "
-            f"layer output sizes ({type(exc).__name__}: {exc}); pass the input shape the model expects") from None
+            f"cannot run {type(model).__name__} on inputs of shape {shapes[0] if len(shapes) == 1 else shapes} to "
+            f"find layer output sizes ({type(exc).__name__}: {exc}); pass the input shape the model expects") from None
     finally:
         for h in handles:
             h.remove()

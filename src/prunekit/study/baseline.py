@@ -68,14 +68,15 @@ def train_model(
     started = time.perf_counter()
     history = train(model, data.split("train"), config, progress=progress, desc=f"train {model_name}")
     seconds = time.perf_counter() - started
-    test = evaluate(model, *data.split("test"))
+    test = evaluate(model, data.split("test"))
     metrics = {
-        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "train_seconds": seconds,
+        "test_accuracy": test.get("accuracy"), "test_loss": test["loss"], "train_seconds": seconds,
         "epochs": config.epochs, "threads": torch.get_num_threads(), "history": history,
     }
     path = None
     if out is not None:
         path = save_checkpoint(out, model, model_name=model_name, model_args=model_args, metrics=metrics,
-                               dataset=data.name, input_shape=list(data.input_shape), seed=config.seed,
+                               dataset=data.name, input_shape=list(data.input_shape) if data.input_shape else None,
+                               seed=config.seed,
                                train=config.to_dict())
     return TrainResult(model, metrics, path)

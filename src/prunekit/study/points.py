@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..batches import first_batch, resize_batch
 from ..bench import measure_point
 from ..deploy import fast_evaluate
 from ..prune import Mask, sparsity_report
@@ -39,19 +40,43 @@ MEASURED = ("file_bytes", "latency_b1_ratio", "latency_b256_ratio")
 """What :func:`measure` adds to a point."""
 
 
-def time_dense_pass(model: nn.Module, x: Tensor, repeats: int = 3) -> float:
-    """Median seconds of one forward pass of ``model`` over all of ``x`` (the sweep's floor)."""
+def time_dense_pass(model: nn.Module, test_data: Any, repeats: int = 3) -> float:
+    """Median seconds of one evaluation pass of ``model`` over the test data (the sweep's floor)."""
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        evaluate(model, x, torch.zeros(len(x), dtype=torch.long), batch_size=len(x))
+        if in_memory(test_data):
+            x = test_data[0]
+            with torch.inference_mode():
+                model.eval()(x)
+        else:
+            evaluate(model, test_data)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
 
-def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Sequence[int]) -> dict[str, Any]:
+def example_batch(data: Any) -> Any:
+    """One test batch of ``data`` as model inputs (a tensor, tuple or dict), or ``None`` when the data is
+    in-memory tensors whose ``input_shape`` is enough."""
+    test = data.split("test")
+    if in_memory(test) and getattr(data, "input_shape", None):
+        return None
+    batch = first_batch(test)
+    return batch.kwargs if batch.kwargs else (batch.args[0] if len(batch.args) == 1 else batch.args)
+
+
+def in_memory(data: Any) -> bool:
+    """Whether ``data`` is ``(x, y)`` tensors (the fast path)."""
+    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data)
+
+
+def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Optional[Sequence[int]] = None,
+                    example_inputs: Any = None) -> dict[str, Any]:
     """Counts for a pruned model: actual sparsities (see the module docstring), non-zeros, FLOPs."""
-    report = sparsity_report(model, mask, input_shape=(1, *input_shape))
+    if example_inputs is not None:
+        report = sparsity_report(model, mask, example_inputs=resize_batch(example_inputs, 1))
+    else:
+        report = sparsity_report(model, mask, input_shape=(1, *input_shape) if input_shape else None)
     pruned = [r for r in report.rows if r.masked]
     if method == "unit":
         units = sum(r.units for r in pruned)
@@ -66,21 +91,26 @@ def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Sequ
     }
 
 
-def evaluate_point(model: nn.Module, mask: Mask, method: str, test_data: tuple[Tensor, Tensor], *,
-                   input_shape: Sequence[int]) -> dict[str, Any]:
+def evaluate_point(model: nn.Module, mask: Mask, method: str, test_data: Any, *,
+                   input_shape: Optional[Sequence[int]] = None, example_inputs: Any = None) -> dict[str, Any]:
     """Evaluate a pruned model (pruned entries already zero) on the test set and describe it.
 
+    In-memory test tensors are evaluated with sparse kernels and compaction
+    (:func:`~prunekit.deploy.fast_evaluate`); other data with :func:`~prunekit.training.evaluate`.
+
     Returns:
-        :func:`describe_pruned`'s counts plus ``test_accuracy`` (a fraction) and ``test_loss``.
+        :func:`describe_pruned`'s counts plus ``test_accuracy`` (a fraction; ``None`` when the model is
+        not a classifier) and ``test_loss``.
     """
-    metrics = fast_evaluate(model, None, *test_data)
-    return {**describe_pruned(model, mask, method, input_shape),
-            "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
+    metrics = fast_evaluate(model, None, *test_data) if in_memory(test_data) else evaluate(model, test_data)
+    return {**describe_pruned(model, mask, method, input_shape, example_inputs),
+            "test_accuracy": metrics.get("accuracy"), "test_loss": metrics["loss"]}
 
 
-def measure(model: nn.Module, method: str, input_shape: Sequence[int]) -> tuple[dict[str, Any], float]:
+def measure(model: nn.Module, method: str, input_shape: Optional[Sequence[int]] = None,
+            example_inputs: Any = None) -> tuple[dict[str, Any], float]:
     """The file size and latency ratios of a pruned model (:func:`~prunekit.bench.measure_point`),
     and the seconds measuring took (kept apart from a point's prune + evaluate time)."""
     started = time.perf_counter()
-    measured = measure_point(model, None, method, input_shape=input_shape)
+    measured = measure_point(model, None, method, input_shape=input_shape, example_inputs=example_inputs)
     return {k: measured[k] for k in MEASURED}, time.perf_counter() - started

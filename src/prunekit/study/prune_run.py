@@ -25,7 +25,9 @@ from ..data import Dataset, load_dataset
 from ..prune import sparsity_report
 from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedule, planned_epochs, run_schedule
 from ..storage import check_output, file_digest, fingerprint
-from ..training import evaluate
+from ..errors import ConfigError
+from ..references import is_reference
+from ..training import evaluate, resolve_device
 from .baseline import TrainResult, train_model  # noqa: F401  (train_model re-exported for the example)
 
 
@@ -42,6 +44,9 @@ def prune_checkpoint(
     progress: bool = True,
     schedule: str = "oneshot",
     recovery: Recovery | None = None,
+    model_source: str | None = None,
+    dataset: str | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Prune a saved model with a schedule, evaluate it on its dataset's test set and save it with its mask.
 
@@ -57,6 +62,9 @@ def prune_checkpoint(
         progress: show progress (round, sparsity, accuracy, time left).
         schedule: a name in :data:`~prunekit.schedules.SCHEDULES`.
         recovery: the recovery recipe (default :class:`~prunekit.schedules.Recovery`).
+        model_source: for a checkpoint of a user model, the same ``FILE.py:FUNCTION`` it records.
+        dataset: the dataset (default: the checkpoint's; a user dataset reference must be given again).
+        device: where to train and evaluate (``auto``, ``cpu``, ``cuda[:N]``, ``mps``).
 
     Returns:
         A :class:`TrainResult`; ``metrics`` holds ``test_accuracy``, ``sparsity_actual`` (over the
@@ -67,20 +75,22 @@ def prune_checkpoint(
     spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output)
     get_schedule(schedule)  # fail before loading anything
     out = check_output(out, inputs=[checkpoint])
-    ckpt = load_checkpoint(checkpoint)
-    data = load_dataset(ckpt.config.get("dataset", "mnist"), data_dir, progress=progress)
+    ckpt = load_checkpoint(checkpoint, model_source=model_source)
+    data = load_dataset(checkpoint_dataset(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
     test_data = data.split("test")
+    if device is not None:
+        ckpt.model.to(resolve_device(device))
     job = _schedule_job(ckpt, data, schedule, spec, recovery, progress)
     chain = out.parent / f".{out.name}.chain"
     run_id = fingerprint({"source": file_digest(ckpt.path / WEIGHTS_FILE, 64), "schedule": schedule,
                           "spec": asdict(spec), "recipe": recovery.to_dict(), "k": sparsity})
     level, rounds = _run_with_progress(schedule, job, sparsity, test_data, progress, chain, run_id)
-    test = evaluate(ckpt.model, *test_data)
+    test = evaluate(ckpt.model, test_data)
     pruning = {"method": method, "sparsity": sparsity, "scope": scope, "layers": layers,
                "include_output": include_output, "source": str(checkpoint), "schedule": schedule,
                "recovery": recovery.to_dict()}
     all_sparsity = sparsity_report(ckpt.model, level.mask).total.sparsity
-    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "sparsity_actual": level.mask.sparsity(),
+    metrics = {"test_accuracy": test.get("accuracy"), "test_loss": test["loss"], "sparsity_actual": level.mask.sparsity(),
                "weight_sparsity_all": all_sparsity, "dense_test_accuracy": ckpt.metrics.get("test_accuracy"),
                "train_epochs": level.train_epochs, "train_seconds": level.train_seconds, "rounds": rounds}
     meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
@@ -89,6 +99,18 @@ def prune_checkpoint(
                            pruning=pruning, **meta)
     shutil.rmtree(chain, ignore_errors=True)
     return TrainResult(ckpt.model, metrics, path)
+
+
+def checkpoint_dataset(config: dict, dataset: str | None, checkpoint) -> str:
+    """The dataset to use with a checkpoint: the one it records, or ``dataset`` (which must match a recorded
+    user dataset: a reference inside a checkpoint is never imported on its own)."""
+    recorded = config.get("dataset") if isinstance(config.get("dataset"), str) else "mnist"
+    if is_reference(recorded) and dataset is None:
+        raise ConfigError(f"{checkpoint} was trained on the user dataset {recorded}; pass it again "
+                          f"(--dataset {recorded}) to use it")
+    if dataset is not None and recorded != dataset and is_reference(recorded):
+        raise ConfigError(f"{checkpoint} was trained on {recorded}, not {dataset}")
+    return dataset or recorded
 
 
 def _schedule_job(ckpt, data: Dataset, schedule: str, spec: PruneSpec, recovery: Recovery, progress: bool) -> Job:
@@ -107,7 +129,7 @@ def _run_with_progress(schedule: str, job: Job, sparsity: float, test_data, prog
     level, rounds = None, []
     try:
         for level in run_schedule(schedule, job, [sparsity], chain_dir=chain, fingerprint=run_id):
-            accuracy = evaluate(job.model, *test_data)["accuracy"]
+            accuracy = evaluate(job.model, test_data).get("accuracy", float("nan"))
             rounds.append({"round": level.index, "sparsity": level.sparsity, "test_accuracy": accuracy,
                            "train_epochs": level.train_epochs})
             bar.update(level.train_epochs - bar.n)

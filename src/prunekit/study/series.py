@@ -23,7 +23,7 @@ from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind,
 from ..schedules.base import RewindSource
 from ..storage import fingerprint
 from ..training import Distiller
-from .points import evaluate_point, measure
+from .points import evaluate_point, example_batch, measure
 from .results import ResultStore, point_key, write_tables
 from .series_names import resolve_series
 
@@ -44,7 +44,8 @@ class SeriesContext:
     out: Path
     scope: dict[str, str]  # method -> scope
     recipe: Recovery
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None
+    example_inputs: Any = None  # one test batch, for models whose inputs are not one tensor
     rewind: RewindSource = None
     distiller: Distiller | None = None
     layers: tuple[str, ...] | None = None
@@ -74,7 +75,8 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         model=baseline.model, baseline_state={k: v.clone() for k, v in baseline.model.state_dict().items()},
         baseline_id=baseline_id, train_data=train_data, test_data=data.split("test"),
         store=ResultStore(out, baseline_id), out=out, scope=scopes, recipe=recovery,
-        input_shape=tuple(data.input_shape), rewind=rewind, distiller=distiller, layers=layers,
+        input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
+        layers=layers,
         include_output=include_output, progress=progress, on_point=on_point, measure=measure,
     )
 
@@ -137,11 +139,12 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
         if level.recorded and level.sparsity in todo:
             point = {"schedule": label, "method": method, "scope": ctx.scope[method],
                      "sparsity_target": level.sparsity,
-                     **evaluate_point(ctx.model, level.mask, method, ctx.test_data, input_shape=ctx.input_shape),
+                     **evaluate_point(ctx.model, level.mask, method, ctx.test_data, input_shape=ctx.input_shape,
+                                      example_inputs=ctx.example_inputs),
                      "train_epochs": level.train_epochs, "train_seconds": level.train_seconds,
                      "seconds": time.perf_counter() - started, "round": level.index, "config_id": config_id}
             if ctx.measure:
-                measured, seconds = measure(ctx.model, method, ctx.input_shape)
+                measured, seconds = measure(ctx.model, method, ctx.input_shape, ctx.example_inputs)
                 point.update(measured)
                 ctx.measure_seconds += seconds
             _store(ctx, point)

@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -97,10 +97,12 @@ def run_sweep(
     out = check_output(out, inputs=[checkpoint] if checkpoint else [], allow_other_files=True)
     if checkpoint is not None:
         config = config.with_checkpoint(read_config(checkpoint), checkpoint)
-    data = load_dataset(config.resolved_dataset, data_dir, progress=progress)
+    else:
+        config = replace(config, model=config.resolved_model, dataset=config.resolved_dataset)
+    data = load_dataset(config.dataset, data_dir, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     baseline, baseline_id = prepare_baseline(config, out, data, checkpoint, progress)
-    dense_seconds = time_dense_pass(baseline.model, data.split("test")[0])
+    dense_seconds = time_dense_pass(baseline.model, data.split("test"))
     ctx = make_context(baseline, baseline_id, data, out, schedules=config.schedules, recovery=config.recovery,
                        scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
                        include_output=config.include_output, progress=progress, on_point=on_point,

@@ -40,6 +40,7 @@ class TrainConfig:
         warmup_fraction: share of the steps spent warming up with ``onecycle``.
         label_smoothing: cross-entropy label smoothing.
         seed: seeds the batch order (and dropout, if any).
+        precision: ``fp32``, or autocast to ``bf16`` (CPU or GPU) or ``fp16`` (GPU, with a gradient scaler).
     """
 
     epochs: float = 5.0
@@ -52,6 +53,7 @@ class TrainConfig:
     warmup_fraction: float = 0.15
     label_smoothing: float = 0.0
     seed: int = 0
+    precision: str = field(default="fp32", metadata={"choices": ("fp32", "bf16", "fp16")})
 
     def __post_init__(self) -> None:
         if not (self.epochs > 0 and math.isfinite(self.epochs)):

@@ -4,9 +4,9 @@ The pruned *student* is trained against the dense *teacher*'s softened outputs::
 
     loss = alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)
 
-The teacher's logits on the training set are computed once and kept in memory (10 floats per
-sample); :func:`train` publishes the indices of every batch on ``TrainState.batch``, so the
-loss looks them up instead of running the teacher at every step.
+With in-memory training data the teacher's logits on the training set are computed once and kept
+in memory (10 floats per sample); :func:`train` publishes every batch (with its indices) on
+``TrainState.batch``, so the loss looks them up instead of running the teacher at every step.
 
 Example:
     >>> from prunekit.models import get_model
@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .loop import Callback, TrainState
+from .loop import Callback, logits_of
 
 
 @dataclass(frozen=True)
@@ -96,25 +97,24 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
 
 @torch.inference_mode()
 def teacher_logits(teacher: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
-    """The teacher's logits on every sample of ``x`` (eval mode), as one ``[N, C]`` tensor."""
+    """The teacher's logits on every sample of the in-memory inputs ``x`` (eval mode), as one ``[N, C]`` tensor."""
     was_training = teacher.training
     teacher.eval()
-    out = torch.cat([teacher(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    out = torch.cat([logits_of(teacher(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
     teacher.train(was_training)
     return out.clone()
 
 
 class Distiller(Callback):
-    """A :class:`~prunekit.train.Callback` and ``loss_fn`` pair for :func:`~prunekit.train.train`.
+    """The distillation loss for :func:`~prunekit.training.train`: pass it as a callback and its :attr:`loss_fn`.
 
-    Pass it both as a callback (it reads the batch indices each step) and its :attr:`loss_fn`.
-    Without batch indices (a training loop that does not publish them) it runs the teacher
-    model on the batch instead, if one was given.
+    With in-memory training data the teacher's logits are computed once and looked up by the batch's
+    indices; with a DataLoader the teacher (a frozen copy of the dense model) runs on every batch.
 
     Args:
         logits: the teacher's logits on the training set, ``[N, C]``, in training-data order.
         config: temperature and weight.
-        teacher: optional teacher model, used only when no batch indices are available.
+        teacher: the teacher model, used when batches have no indices.
     """
 
     def __init__(self, logits: Tensor | None, config: DistillConfig = DistillConfig(),
@@ -122,31 +122,31 @@ class Distiller(Callback):
         if logits is None and teacher is None:
             raise ConfigError("distillation needs the teacher's logits or the teacher model")
         self.logits, self.config, self.teacher = logits, config, teacher
-        self._batch: Tensor | None = None
 
     @classmethod
-    def from_teacher(cls, teacher: nn.Module, x: Tensor, config: DistillConfig = DistillConfig()) -> "Distiller":
-        """Precompute ``teacher``'s logits on the training inputs ``x``."""
-        return cls(teacher_logits(teacher, x), config)
+    def from_teacher(cls, teacher: nn.Module, data, config: DistillConfig = DistillConfig()) -> "Distiller":
+        """Precompute ``teacher``'s logits on in-memory training inputs (a tensor, or ``(x, y)``), or keep a
+        frozen copy of the teacher to run on every batch of a DataLoader."""
+        if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor):
+            data = data[0]
+        if isinstance(data, Tensor):
+            return cls(teacher_logits(teacher, data), config)
+        frozen = copy.deepcopy(teacher).eval()
+        for p in frozen.parameters():
+            p.requires_grad_(False)
+        return cls(None, config, frozen)
 
-    def on_step_begin(self, state: TrainState) -> None:
-        self._batch = getattr(state, "batch", None)
-
-    def on_train_end(self, state: TrainState) -> None:
-        self._batch = None
-
-    def loss_fn(self, logits: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        """``loss_fn(logits, x, y)`` for :func:`~prunekit.train.train`."""
-        return distillation_loss(logits, self._teacher_batch(x), y, self.config)
-
-    def _teacher_batch(self, x: Tensor) -> Tensor:
-        if self.logits is not None and self._batch is not None and len(self._batch) == len(x):
-            return self.logits[self._batch]
-        if self.teacher is None:
-            raise ConfigError("the training loop gave no batch indices; pass the teacher model to Distiller")
-        with torch.no_grad():
-            was_training = self.teacher.training
-            self.teacher.eval()
-            out = self.teacher(x)
-            self.teacher.train(was_training)
-        return out
+    def loss_fn(self, outputs, batch) -> Tensor:
+        """``loss_fn(outputs, batch)`` for :func:`~prunekit.training.train`."""
+        student = logits_of(outputs)
+        if self.logits is not None and batch.indices is not None:
+            teacher = self.logits.to(student.device)[batch.indices.to(student.device)]
+        elif self.teacher is not None:
+            with torch.no_grad():
+                self.teacher.to(student.device)
+                teacher = logits_of(self.teacher(*batch.args, **batch.kwargs))
+        else:
+            raise ConfigError("the batch has no indices into the precomputed teacher logits; pass the teacher model")
+        if batch.labels is None:
+            raise ConfigError("distillation needs labels for its cross-entropy term")
+        return distillation_loss(student, teacher, batch.labels, self.config)

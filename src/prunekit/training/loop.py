@@ -1,8 +1,10 @@
-"""One training loop with callbacks.
+"""One training loop with callbacks, for any data form and device.
 
-Batches are drawn from in-memory tensors by index (no per-sample Python work), in an order
-fixed by the seed, so the same seed gives the same weights on the same machine. Fine-tuning,
-iterative pruning, gradual pruning and distillation all reuse :func:`train`.
+In-memory ``(x, y)`` tensors are batched by index (no per-sample Python work) in an order fixed by
+the seed, so the same seed gives the same weights on the same machine (CPU). DataLoaders,
+iterables of batches and torch Datasets work too (see :mod:`.data`); batches may be dicts for
+Hugging Face models, whose own loss is used when they return one. Fine-tuning, iterative and
+gradual pruning and distillation all reuse :func:`train`.
 
 Example:
     >>> from prunekit.models import get_model
@@ -16,10 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +29,18 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .config import TrainConfig, lr_factor, make_optimizer
+from ..batches import Batch, as_source
+from .device import grad_scaler, model_device, precision_context, resolve_device
 
-LossFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""``loss_fn(logits, x, y) -> scalar``; the default is cross-entropy against ``y``."""
+LossFn = Callable[[Any, Batch], Tensor]
+"""``loss_fn(outputs, batch) -> scalar``: ``outputs`` is what the model returned, ``batch`` a
+:class:`~prunekit.training.data.Batch` (``batch.labels``...). The default is the model's own loss
+when it returns one (Hugging Face with labels), else cross-entropy of the logits against the labels."""
 
 
 @dataclass
 class TrainState:
-    """What callbacks see: the model, the optimizer, the step counters and the last loss."""
+    """What callbacks see: the model, the optimizer, the step counters, the current batch and the last loss."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -45,7 +50,7 @@ class TrainState:
     epoch: int = 0
     loss: float = float("nan")
     stop: bool = False  # a callback may set this to end training early
-    batch: Tensor | None = None  # indices into the training data of the current batch
+    batch: Batch | None = None
     history: list[dict] = field(default_factory=list)
 
 
@@ -63,54 +68,88 @@ class MaskLike(Protocol):
     def hold(self, model: nn.Module, optimizer: torch.optim.Optimizer): ...
 
 
+def logits_of(outputs: Any) -> Tensor:
+    """The logits in a model's outputs: the tensor itself, ``.logits``, or the first tensor of a tuple."""
+    if isinstance(outputs, Tensor):
+        return outputs
+    logits = getattr(outputs, "logits", None)
+    if isinstance(logits, Tensor):
+        return logits
+    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], Tensor):
+        return outputs[0]
+    raise ConfigError(f"cannot find logits in the model's output ({type(outputs).__name__}); pass loss_fn=")
+
+
 def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
-    """The default loss: cross-entropy of the logits against the labels."""
-    return lambda logits, x, y: F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    """The default loss: the model's own ``.loss`` if it returns one, else cross-entropy against the labels."""
+
+    def loss(outputs: Any, batch: Batch) -> Tensor:
+        own = getattr(outputs, "loss", None)
+        if isinstance(own, Tensor):
+            return own
+        if batch.labels is None:
+            raise ConfigError("the batch has no labels for the classifier loss: give batches of (inputs, labels), "
+                              "a dict with 'labels', or pass loss_fn=")
+        logits = logits_of(outputs)
+        if logits.dim() > 2 and batch.labels.dim() == logits.dim() - 1:  # per-token labels
+            return F.cross_entropy(logits.flatten(0, -2), batch.labels.flatten(), label_smoothing=label_smoothing)
+        return F.cross_entropy(logits, batch.labels, label_smoothing=label_smoothing)
+
+    return loss
 
 
 def train(
     model: nn.Module,
-    data: tuple[Tensor, Tensor],
+    data: Any,
     config: TrainConfig = TrainConfig(),
     *,
     callbacks: Sequence[Callback] = (),
     mask: MaskLike | None = None,
     loss_fn: LossFn | None = None,
+    device: Any = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[dict]:
-    """Train ``model`` in place on ``data = (x, y)``.
+    """Train ``model`` in place.
 
     Args:
-        model: any ``nn.Module`` mapping a batch of ``x`` to logits.
-        data: input and label tensors held in memory (e.g. ``dataset.split("train")``).
-        config: the recipe (:class:`TrainConfig`).
+        model: any ``nn.Module``.
+        data: ``(x, y)`` tensors in memory (the fast path), a ``DataLoader`` or iterable of batches,
+            or a torch ``Dataset`` (batched with ``config.batch_size``).
+        config: the recipe (:class:`TrainConfig`), its precision included.
         callbacks: :class:`Callback` objects called around every step and epoch.
         mask: a pruning mask; pruned weights are held at exactly zero throughout.
-        loss_fn: ``loss_fn(logits, x, y)``; default cross-entropy (distillation passes its own).
+        loss_fn: ``loss_fn(outputs, batch)``; see :data:`LossFn`.
+        device: ``"auto"``, ``"cpu"``, ``"cuda[:N]"``, ``"mps"`` or a ``torch.device``; the model is
+            moved there (default: where it is).
         progress: show a progress bar with the running loss and accuracy.
         desc: the progress bar's label.
 
     Returns:
-        One dict per epoch: ``epoch``, ``loss``, ``train_accuracy``, ``seconds``.
+        One dict per epoch: ``epoch``, ``loss``, ``train_accuracy`` (classifiers), ``seconds``.
+
+    Raises:
+        ConfigError: for data of an unknown form, a device or precision that is not available, or
+            labels the model's outputs cannot cover.
     """
-    x, y = data
-    if len(x) != len(y) or len(x) == 0:
-        raise ConfigError(f"training data must be non-empty with as many labels as inputs, got {len(x)} and {len(y)}")
-    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    target = resolve_device(device) if device is not None else model_device(model)
+    model.to(target)
+    autocast = precision_context(config.precision, target)
+    source = as_source(data, config.batch_size, config.seed).to(target)
+    steps_per_epoch = len(source)
     total_steps = max(1, round(config.epochs * steps_per_epoch))
     optimizer = make_optimizer(model, config)
     held = mask.hold(model, optimizer) if mask is not None else None
     loss_fn = loss_fn or cross_entropy(config.label_smoothing)
     state = TrainState(model, optimizer, config, total_steps)
-    generator = torch.Generator().manual_seed(config.seed)
+    run = _Step(state, loss_fn, callbacks, autocast, grad_scaler(config.precision, target), target)
     bar = tqdm(total=total_steps, desc=desc, disable=None if progress else True, leave=False, unit="step")
     model.train()
     try:
         for cb in callbacks:
             cb.on_train_begin(state)
         while state.step < total_steps and not state.stop:
-            _run_epoch(state, x, y, generator, loss_fn, callbacks, bar)
+            _run_epoch(state, source, run, callbacks, bar)
     finally:
         bar.close()
         if held is not None:
@@ -121,57 +160,85 @@ def train(
     return state.history
 
 
-def _run_epoch(state, x, y, generator, loss_fn, callbacks, bar) -> None:
-    config, model, optimizer = state.config, state.model, state.optimizer
-    order = torch.randperm(len(x), generator=generator)
-    started, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-    for start in range(0, len(x), config.batch_size):
-        if state.step >= state.total_steps or state.stop:
-            break
-        idx = order[start:start + config.batch_size]
-        xb, yb = x[idx], y[idx]
-        state.batch = idx
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * lr_factor(config, state.step, state.total_steps)
-        for cb in callbacks:
+class _Step:
+    """One optimisation step: forward (under autocast), loss, backward (scaled for fp16), update."""
+
+    def __init__(self, state, loss_fn, callbacks, autocast, scaler, device):
+        self.state, self.loss_fn, self.callbacks = state, loss_fn, callbacks
+        self.autocast, self.scaler, self.device = autocast, scaler, device
+
+    def __call__(self, batch: Batch) -> tuple[float, int, int]:
+        state = self.state
+        for group in state.optimizer.param_groups:
+            group["lr"] = state.config.lr * lr_factor(state.config, state.step, state.total_steps)
+        state.batch = batch
+        for cb in self.callbacks:
             cb.on_step_begin(state)
-        logits = model(xb)
-        if state.step == 0:
-            check_logits(logits, yb)
-        loss = loss_fn(logits, xb, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        with self.autocast:
+            outputs = state.model(*batch.args, **batch.kwargs)
+            if state.step == 0 and batch.labels is not None and getattr(outputs, "loss", None) is None:
+                check_logits(logits_of(outputs), batch.labels)
+            loss = self.loss_fn(outputs, batch)
+        state.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(state.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            state.optimizer.step()
         state.step += 1
         state.loss = loss.item()
-        loss_sum += state.loss * len(idx)
-        correct += (logits.argmax(1) == yb).sum().item()
-        seen += len(idx)
+        return state.loss, *_correct(outputs, batch)
+
+
+def _correct(outputs: Any, batch: Batch) -> tuple[int, int]:
+    """(correct predictions, samples) for a classifier's ``[N, C]`` logits; (0, 0) otherwise."""
+    try:
+        logits = logits_of(outputs)
+    except ConfigError:
+        return 0, 0
+    if batch.labels is None or logits.dim() != 2 or batch.labels.dim() != 1:
+        return 0, 0
+    return int((logits.argmax(1) == batch.labels).sum().item()), int(batch.labels.numel())
+
+
+def _run_epoch(state: TrainState, source, run: _Step, callbacks, bar) -> None:
+    started, loss_sum, correct, counted, seen = time.perf_counter(), 0.0, 0, 0, 0
+    for batch in source.epoch(state.epoch):
+        if state.step >= state.total_steps or state.stop:
+            break
+        batch = batch.to(run.device)
+        loss, right, n = run(batch)
+        loss_sum += loss * batch.size
+        seen += batch.size
+        correct, counted = correct + right, counted + n
         for cb in callbacks:
             cb.on_step_end(state)
         bar.update(1)
-        bar.set_postfix(epoch=state.epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+        shown = {"acc": f"{correct / counted:.4f}"} if counted else {}
+        bar.set_postfix(epoch=state.epoch + 1, loss=f"{loss_sum / max(seen, 1):.4f}", **shown, refresh=False)
     state.epoch += 1
-    state.history.append({
-        "epoch": state.epoch, "loss": loss_sum / max(1, seen),
-        "train_accuracy": correct / max(1, seen), "seconds": time.perf_counter() - started,
-    })
+    record = {"epoch": state.epoch, "loss": loss_sum / max(1, seen), "seconds": time.perf_counter() - started}
+    if counted:
+        record["train_accuracy"] = correct / counted
+    state.history.append(record)
     for cb in callbacks:
         cb.on_epoch_end(state)
-
-
 
 
 def check_logits(logits: Tensor, labels: Tensor) -> None:
     """Check that a classifier's outputs cover the labels (a clear error instead of one from deep in torch).
 
     Raises:
-        ConfigError: if the outputs are not ``[N, classes]`` logits or have fewer classes than the labels need.
+        ConfigError: if the outputs do not match the labels' shape or have fewer classes than the labels need.
     """
-    if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != labels.shape[0]:
+    if not isinstance(logits, Tensor) or logits.dim() < 2 or logits.shape[0] != labels.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ConfigError(f"the model's outputs must be [batch, classes] logits for a batch of {labels.shape[0]} "
                           f"labels, got {shape}")
-    if labels.numel() and int(labels.max()) >= logits.shape[1]:
-        raise ConfigError(f"the model outputs {logits.shape[1]} classes but the labels go up to {int(labels.max())}: "
+    if labels.is_floating_point():
+        return
+    if labels.numel() and int(labels.max()) >= logits.shape[-1]:
+        raise ConfigError(f"the model outputs {logits.shape[-1]} classes but the labels go up to {int(labels.max())}: "
                           f"build it with num_classes >= {int(labels.max()) + 1}")

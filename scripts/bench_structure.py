@@ -1,0 +1,148 @@
+"""Structured pruning of the test zoo, prunekit beside Torch-Pruning (if installed), at 50% of the channels.
+
+Usage: python scripts/bench_structure.py [--models NAME,...] [--ratio 0.5] [--repeats 30] [--no-peer]
+
+For every model of tests/zoo.py (hand-written CNNs, nn.MultiheadAttention, and Hugging Face ResNet,
+MobileNetV2, ViT, BERT, GPT-2, Llama with grouped-query attention, built from small configs), each tool
+prunes 50% of the channels (layer-wise, L2 importance, outputs kept) and removes them. Printed per
+model and tool: supported or not, parameter and MAC ratios (PyTorch's FlopCounterMode), CPU latency
+ratios at batch 1 and 32 against the dense model (medians of interleaved repeats, one run), seconds to
+trace + prune + remove, and for prunekit the largest output difference to the masked model (relative to
+the output scale) on inputs of another batch size. Torch-Pruning is an optional peer
+(``pip install torch-pruning``), run with its default API (no per-model head declarations), each model
+in a child process with a time limit (it does not finish on Llama).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import multiprocessing as mp
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from zoo import NAMES, build  # noqa: E402
+
+import prunekit  # noqa: E402
+from prunekit.batches import as_args, resize_batch  # noqa: E402
+from prunekit.bench.latency import count_flops  # noqa: E402
+from prunekit.compact.graph import outputs  # noqa: E402
+from prunekit.timing import measure  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+
+def run(model, inputs):
+    args, kwargs = as_args(inputs)
+    return model(*args, **kwargs)
+
+
+def ratios(dense, small, example, repeats):
+    args, kwargs = as_args(resize_batch(example, 1))
+    macs = count_flops(small, args, kwargs) / max(count_flops(dense, args, kwargs), 1)
+    params = sum(p.numel() for p in small.parameters()) / sum(p.numel() for p in dense.parameters())
+    latency = {}
+    with torch.inference_mode():
+        for batch in (1, 32):
+            x = resize_batch(example, batch)
+            times = measure({"dense": lambda: run(dense, x), "small": lambda: run(small, x)}, repeats=repeats)
+            latency[batch] = times["small"] / times["dense"]
+    return params, macs, latency
+
+
+def prunekit_row(name, ratio, repeats):
+    model, example, fresh = build(name)
+    dense = copy.deepcopy(model)
+    started = time.perf_counter()
+    mask = prunekit.prune_model(model, "unit", 100 * ratio, example_inputs=example)
+    small = prunekit.compact(model, mask, example_inputs=example).model
+    seconds = time.perf_counter() - started
+    want, got = outputs(model, fresh), outputs(small, fresh)
+    diff = max(float((a - b).abs().max()) / max(1.0, float(a.abs().max())) for a, b in zip(want, got))
+    params, macs, latency = ratios(dense, small, example, repeats)
+    return dict(ok=True, params=params, macs=macs, b1=latency[1], b32=latency[32], seconds=seconds, diff=diff)
+
+
+def _logits(out):
+    return out if isinstance(out, torch.Tensor) else out.logits
+
+
+def _peer(name, ratio, repeats, queue):
+    try:
+        import torch_pruning as tp
+
+        model, example, fresh = build(name)
+        dense = copy.deepcopy(model)
+        output = prunekit.prune.classifier_name(model)
+        ignored = [model.get_submodule(output)] if output else []
+        started = time.perf_counter()
+        pruner = tp.pruner.MagnitudePruner(model, example, importance=tp.importance.MagnitudeImportance(p=2),
+                                           pruning_ratio=ratio, ignored_layers=ignored, output_transform=_logits)
+        pruner.step()
+        seconds = time.perf_counter() - started
+        run(model, fresh)  # must still run on other shapes
+        params, macs, latency = ratios(dense, model, example, repeats)
+        ok = params < 0.999
+        queue.put(dict(ok=ok, params=params, macs=macs, b1=latency[1], b32=latency[32], seconds=seconds,
+                       note="" if ok else "nothing removed"))
+    except Exception as exc:
+        queue.put(dict(ok=False, note=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:70]}"))
+
+
+def peer_row(name, ratio, repeats, limit):
+    queue = mp.get_context("fork").Queue()
+    process = mp.get_context("fork").Process(target=_peer, args=(name, ratio, repeats, queue))
+    process.start()
+    process.join(limit)
+    if process.is_alive():
+        process.kill()
+        return dict(ok=False, note=f"did not finish in {limit:.0f} s")
+    return queue.get() if not queue.empty() else dict(ok=False, note="crashed")
+
+
+def fmt(row):
+    if not row.get("ok"):
+        return f"no ({row.get('note', '')})"
+    text = (f"yes | {row['params']:.3f} | {row['macs']:.3f} | {row['b1']:.3f} | {row['b32']:.3f} | "
+            f"{row['seconds']:.2f}")
+    return text + (f" | {row['diff']:.1e}" if "diff" in row else " | -")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(NAMES))
+    parser.add_argument("--ratio", type=float, default=0.5)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--limit", type=float, default=120.0, help="seconds per Torch-Pruning attempt")
+    parser.add_argument("--no-peer", action="store_true")
+    args = parser.parse_args()
+    try:
+        import torch_pruning
+        peer = None if args.no_peer else torch_pruning.__version__
+    except ImportError:
+        peer = None
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; channel ratio {args.ratio}; "
+          f"peer: {'Torch-Pruning ' + peer if peer else 'not installed'}\n")
+    print("| model | tool | supported | params | MACs | latency b1 | latency b32 | seconds | max rel. diff |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in args.models.split(","):
+        try:
+            ours = prunekit_row(name, args.ratio, args.repeats)
+        except Exception as exc:
+            traceback.print_exc()
+            ours = dict(ok=False, note=f"{type(exc).__name__}: {exc}")
+        print(f"| {name} | prunekit | {fmt(ours)} |", flush=True)
+        if peer:
+            print(f"| {name} | Torch-Pruning | {fmt(peer_row(name, args.ratio, args.repeats, args.limit))} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

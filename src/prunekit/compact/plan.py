@@ -1,0 +1,128 @@
+"""A compaction plan: which indices of which tensors are kept, and which attributes change. It is
+plain JSON, so a compacted model is rebuilt by replaying the plan on a fresh instance of the same
+model class (e.g. a Hugging Face model built from its config) and loading the weights: no pickle.
+
+Example:
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> plan = Plan(tensors={"0.weight": TensorPlan((3, 4), {0: [0, 2]}), "0.bias": TensorPlan((3,), {0: [0, 2]}),
+    ...                      "2.weight": TensorPlan((2, 3), {1: [0, 2]})}, attributes={})
+    >>> small = apply_plan(model, plan)
+    >>> small[0].weight.shape, small[0].out_features, small[2].in_features
+    (torch.Size([2, 4]), 2, 2)
+    >>> Plan.from_json(plan.to_json()) == plan
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from .attributes import update_layer_attributes
+
+FORMAT, VERSION = "prunekit.plan", 1
+
+
+@dataclass(frozen=True)
+class TensorPlan:
+    """One parameter or buffer: its original shape and the indices kept along each changed axis."""
+
+    shape: tuple[int, ...]
+    keep: dict[int, list[int]]
+
+
+@dataclass
+class Plan:
+    """Kept indices per tensor (by state-dict name) and attribute updates per module path."""
+
+    tensors: dict[str, TensorPlan]
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_class: str = ""
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "model_class": self.model_class,
+                "tensors": {name: {"shape": list(t.shape), "keep": {str(a): list(map(int, k))
+                                                                    for a, k in t.keep.items()}}
+                            for name, t in self.tensors.items()},
+                "attributes": {path: {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()}
+                               for path, attrs in self.attributes.items()},
+                "groups": self.groups}
+
+    @classmethod
+    def from_json(cls, data: Any, source: Any = "plan") -> "Plan":
+        """Parse a plan; raises CheckpointError naming ``source`` and what is malformed."""
+        try:
+            if data.get("format") != FORMAT or data.get("version") != VERSION:
+                raise ValueError(f"format {data.get('format')!r} version {data.get('version')!r}, expected "
+                                 f"{FORMAT!r} version {VERSION}")
+            tensors = {}
+            for name, entry in data["tensors"].items():
+                shape = tuple(int(v) for v in entry["shape"])
+                keep = {int(a): [int(i) for i in idx] for a, idx in entry["keep"].items()}
+                for axis, idx in keep.items():
+                    if not 0 <= axis < len(shape) or not idx or min(idx) < 0 or max(idx) >= shape[axis] \
+                            or len(set(idx)) != len(idx):
+                        raise ValueError(f"tensor {name!r}: kept indices of axis {axis} do not fit shape {list(shape)}")
+                tensors[str(name)] = TensorPlan(shape, keep)
+            attributes = {str(p): {str(k): v for k, v in a.items()} for p, a in data.get("attributes", {}).items()}
+            return cls(tensors, attributes, str(data.get("model_class", "")), list(data.get("groups", [])))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source} is not a valid compaction plan ({exc})") from None
+
+
+def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
+    """Slice ``model``'s tensors and set its attributes as ``plan`` says, in place; returns ``model``.
+
+    Raises:
+        CheckpointError: if a tensor of the plan is missing or has another shape (the plan was made
+            for another model); nothing is changed then.
+    """
+    tensors = _tensors(model)
+    for name, entry in plan.tensors.items():
+        if name not in tensors:
+            raise CheckpointError(f"the plan slices {name!r}, which the model ({type(model).__name__}) does not have")
+        if tuple(tensors[name].shape) != entry.shape:
+            raise CheckpointError(f"the plan was made for {name!r} of shape {list(entry.shape)}, the model's has "
+                                  f"{list(tensors[name].shape)}: it does not fit this model")
+    layers = {}
+    done: dict[int, torch.Tensor] = {}
+    for name, entry in plan.tensors.items():
+        old = tensors[name]
+        if id(old) not in done:
+            done[id(old)] = _slice(old, entry.keep)
+        path, _, attr = name.rpartition(".")
+        owner = model.get_submodule(path) if path else model
+        layers.setdefault(path, (owner, {k: v for k, v in vars(owner).items() if type(v) is int}))
+        if isinstance(old, nn.Parameter):
+            setattr(owner, attr, done[id(old)])
+        else:
+            owner.register_buffer(attr, done[id(old)], persistent=attr not in owner._non_persistent_buffers_set)
+    for owner, before in layers.values():
+        update_layer_attributes(owner, before)
+    for path, attrs in plan.attributes.items():
+        owner = model.get_submodule(path) if path else model
+        for attr, value in attrs.items():
+            setattr(owner, attr, tuple(value) if isinstance(value, list) else value)
+    return model
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    named = dict(model.named_parameters(remove_duplicate=False))
+    named.update(dict(model.named_buffers(remove_duplicate=False)))
+    return named
+
+
+def _slice(tensor: torch.Tensor, keep: dict[int, list[int]]) -> torch.Tensor:
+    out = tensor.detach()
+    for axis, idx in keep.items():
+        out = out.index_select(axis, torch.tensor(idx, dtype=torch.long, device=out.device))
+    out = out.clone()
+    if isinstance(tensor, nn.Parameter):
+        return nn.Parameter(out, requires_grad=tensor.requires_grad)
+    return out
