@@ -8,7 +8,10 @@ prunes 50% of the channels (layer-wise, L2 importance, outputs kept) and removes
 model and tool: supported or not, parameter and MAC ratios (PyTorch's FlopCounterMode), CPU latency
 ratios at batch 1 and 32 against the dense model (medians of interleaved repeats, one run), seconds to
 trace + prune + remove, and for prunekit the largest output difference to the masked model (relative to
-the output scale) on inputs of another batch size. Torch-Pruning is an optional peer
+the output scale) on inputs of another batch size. Where a model has groups mixed by a normalisation
+(a transformer's residual width through LayerNorm), a second prunekit row prunes them too
+(``include_inexact=True``), as Torch-Pruning does: that is not exact, and the difference says by how
+much. Torch-Pruning is an optional peer
 (``pip install torch-pruning``), run with its default API (no per-model head declarations), each model
 in a child process with a time limit (it does not finish on Llama).
 """
@@ -31,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from zoo import NAMES, build  # noqa: E402
 
 import prunekit  # noqa: E402
+import prunekit.structure  # noqa: E402
 from prunekit.batches import as_args, resize_batch  # noqa: E402
 from prunekit.bench.latency import count_flops  # noqa: E402
 from prunekit.compact.graph import outputs  # noqa: E402
@@ -57,12 +61,12 @@ def ratios(dense, small, example, repeats):
     return params, macs, latency
 
 
-def prunekit_row(name, ratio, repeats):
+def prunekit_row(name, ratio, repeats, inexact=False):
     model, example, fresh = build(name)
     dense = copy.deepcopy(model)
     started = time.perf_counter()
-    mask = prunekit.prune_model(model, "unit", 100 * ratio, example_inputs=example)
-    small = prunekit.compact(model, mask, example_inputs=example).model
+    mask = prunekit.prune_model(model, "unit", 100 * ratio, example_inputs=example, include_inexact=inexact)
+    small = prunekit.compact(model, mask, example_inputs=example, include_inexact=inexact).model
     seconds = time.perf_counter() - started
     want, got = outputs(model, fresh), outputs(small, fresh)
     diff = max(float((a - b).abs().max()) / max(1.0, float(a.abs().max())) for a, b in zip(want, got))
@@ -97,14 +101,17 @@ def _peer(name, ratio, repeats, queue):
 
 
 def peer_row(name, ratio, repeats, limit):
-    queue = mp.get_context("fork").Queue()
-    process = mp.get_context("fork").Process(target=_peer, args=(name, ratio, repeats, queue))
+    context = mp.get_context("spawn")  # a forked child can deadlock in torch's thread pool
+    queue = context.Queue()
+    process = context.Process(target=_peer, args=(name, ratio, repeats, queue))
     process.start()
-    process.join(limit)
-    if process.is_alive():
-        process.kill()
+    try:
+        return queue.get(timeout=limit)
+    except Exception:
         return dict(ok=False, note=f"did not finish in {limit:.0f} s")
-    return queue.get() if not queue.empty() else dict(ok=False, note="crashed")
+    finally:
+        process.kill()
+        process.join()
 
 
 def fmt(row):
@@ -139,6 +146,10 @@ def main() -> None:
             traceback.print_exc()
             ours = dict(ok=False, note=f"{type(exc).__name__}: {exc}")
         print(f"| {name} | prunekit | {fmt(ours)} |", flush=True)
+        model, example, _ = build(name)
+        if any(not g.exact for g in prunekit.structure.trace(model, example).groups):
+            wide = prunekit_row(name, args.ratio, args.repeats, inexact=True)
+            print(f"| {name} | prunekit, include_inexact | {fmt(wide)} |", flush=True)
         if peer:
             print(f"| {name} | Torch-Pruning | {fmt(peer_row(name, args.ratio, args.repeats, args.limit))} |",
                   flush=True)

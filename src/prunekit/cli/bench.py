@@ -14,8 +14,12 @@ from ..checkpoint import load_checkpoint
 from ..errors import ConfigError
 from ..models import get_model
 from ..prune import METHODS, SCOPES, prune_model, sparsity_report
+from ..batches import make_inputs, resize_batch
+from ..references import call
 from ..storage import atomic_write_text, check_output
-from .common import add_command, add_data_options, add_model_options, int_list, key_value, shape
+from ..training import PRECISIONS
+from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
+                     name_list, shape)
 
 
 def register(commands) -> None:
@@ -32,6 +36,10 @@ def register(commands) -> None:
     train.add_argument("--epochs", type=int, default=3, help="epochs to time (the median is reported)")
     train.add_argument("--batch-size", type=int, default=256, help="samples per step")
     train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    train.add_argument("--paths", type=name_list, default=("memory", "loader"),
+                       help="data paths to time: memory (in-memory tensors) and/or loader (a DataLoader)")
+    train.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast precision")
+    add_device_option(train)
     add_data_options(train)
     register_latency(sub)
 
@@ -39,15 +47,22 @@ def register(commands) -> None:
 def run_bench_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = benchmark_training(
+    results = benchmark_training(
         args.model, model_args=dict(args.model_arg), epochs=args.epochs, batch_size=args.batch_size,
-        dataset=args.dataset, data_dir=args.data_dir, progress=not args.quiet,
+        dataset=args.dataset, data_dir=args.data_dir, paths=args.paths, device=args.device, precision=args.precision,
+        progress=not args.quiet,
     )
-    print(f"model {args.model}, batch {args.batch_size}, {result['epochs']} epochs timed, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}")
-    print(f"epoch seconds: {', '.join(f'{s:.2f}' for s in result['epoch_seconds'])}")
-    print(f"median: {result['median_epoch_seconds']:.2f} s/epoch, {result['samples_per_second']:.0f} samples/s, "
-          f"{result['tflop_per_epoch']:.2f} TFLOP/epoch -> {result['gflops']:.0f} GFLOP/s")
+    first = next(iter(results.values()))
+    print(f"model {args.model}, batch {args.batch_size}, {first['epochs']} epochs timed per path, device "
+          f"{first['device']}, precision {args.precision}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}")
+    for path, result in results.items():
+        print(f"{path:6s}: epoch seconds {', '.join(f'{s:.2f}' for s in result['epoch_seconds'])}; median "
+              f"{result['median_epoch_seconds']:.2f} s/epoch, {result['samples_per_second']:.0f} samples/s, "
+              f"{result['tflop_per_epoch']:.2f} TFLOP/epoch -> {result['gflops']:.0f} GFLOP/s")
+    if {"memory", "loader"} <= set(results):
+        ratio = results["memory"]["samples_per_second"] / results["loader"]["samples_per_second"]
+        print(f"the DataLoader path is {ratio:.2f}x slower than the in-memory path (same model, batch and device)")
     return 0
 
 
@@ -57,16 +72,24 @@ def register_latency(sub) -> None:
         description="Measure the median latency (after a warm-up, versions interleaved) and throughput of the "
         "dense, masked (torch.nn.utils.prune), sparse (measured kernel choice), compact and compact+sparse "
         "versions of a model, printed as ratios to dense measured in the same run, with the FLOP ratio (the "
-        "ideal) beside them. The model comes from --checkpoint, or is built with random weights from --model; "
-        "--method/--sparsity prune it first.\n\nExamples:\n"
+        "ideal) and the parameter ratio beside them. The model comes from --checkpoint (with --model for a "
+        "checkpoint of your own model), or is built with random weights from --model; --method/--sparsity prune "
+        "it first. Any model is compacted when it is traced on --example-inputs (or on random inputs of "
+        "--input-shape).\n\nExamples:\n"
         "  prunekit bench latency --checkpoint runs/mlp-w95\n"
         "  prunekit bench latency --checkpoint runs/mlp --method unit --sparsity 75\n"
-        "  prunekit bench latency --model mlp --method weight --sparsity 95 --threads 1",
+        "  prunekit bench latency --model mlp --method weight --sparsity 95 --threads 1\n"
+        "  prunekit bench latency --model examples/models.py:small_resnet --input-shape 3,32,32 --method unit "
+        "--sparsity 50 --trace",
         run=run_bench_latency,
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="checkpoint folder (regular or compact)")
-    source.add_argument("--model", help="registered model name, random weights (seed 0)")
+    parser.add_argument("--checkpoint", help="checkpoint folder (regular or compact)")
+    parser.add_argument("--model", help="registered model name or FILE.py:FUNCTION: random weights (seed 0), or the "
+                        "builder of --checkpoint's model")
+    parser.add_argument("--example-inputs", default=None, metavar="FILE.py:FUNCTION",
+                        help="a function returning one batch the model accepts (tensor, tuple or dict)")
+    parser.add_argument("--trace", action="store_true",
+                        help="compact by tracing the model (any architecture), not layer by layer (nn.Sequential)")
     parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="with --model: a builder argument, VALUE in JSON; repeatable")
     parser.add_argument("--method", choices=METHODS.names(), default=None, help="prune first with this method")
@@ -82,19 +105,27 @@ def register_latency(sub) -> None:
 
 
 def _model_and_mask(args: argparse.Namespace):
-    """The model, its mask and one sample's shape."""
+    """The model, its mask, one sample's shape (or ``None``) and example inputs (or ``None``)."""
     if (args.method is None) != (args.sparsity is None):
         raise ConfigError("give --method and --sparsity together (or neither)")
+    if not args.checkpoint and not args.model:
+        raise ConfigError("give --checkpoint or --model")
     if args.checkpoint:
-        ckpt = load_checkpoint(args.checkpoint)
+        ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
         model, mask, shape_ = ckpt.model, ckpt.mask, args.input_shape or ckpt.input_shape
-        if shape_ is None:
-            raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape")
     else:
-        model, mask, shape_ = get_model(args.model, seed=0, **dict(args.model_arg)), None, args.input_shape or (1, 28, 28)
+        model, mask, shape_ = get_model(args.model, seed=0, **dict(args.model_arg)), None, args.input_shape
+    example = call(args.example_inputs, "example inputs") if args.example_inputs else None
+    if shape_ is None and example is None:
+        if args.checkpoint:
+            raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape or --example-inputs")
+        shape_ = (1, 28, 28)
+    if (args.trace or (args.method == "unit" and not isinstance(model, torch.nn.Sequential))) and example is None:
+        example = make_inputs(shape_)(2)[0][0]
     if args.method is not None:
-        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask)
-    return model, mask, tuple(shape_)
+        traced = example if args.method == "unit" and example is not None else None
+        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask, example_inputs=traced)
+    return model, mask, tuple(shape_) if shape_ else None, example
 
 
 def busy_warning() -> str | None:
@@ -115,13 +146,15 @@ def run_bench_latency(args: argparse.Namespace) -> int:
     if args.json:
         check_output(args.json, kind="file")
     warning = busy_warning()
-    model, mask, input_shape = _model_and_mask(args)
+    model, mask, input_shape, example = _model_and_mask(args)
     repeats = {b: args.repeats for b in args.batch_sizes} if args.repeats else None
-    rows = benchmark_latency(model, mask, input_shape=input_shape, batch_sizes=args.batch_sizes, repeats=repeats)
-    total = sparsity_report(model, mask, input_shape=(1, *input_shape)).total
-    print(f"{args.checkpoint or args.model}: {total.nonzero:,}/{total.params:,} weights non-zero "
-          f"({total.sparsity:.2f}% sparse), ideal FLOP ratio {total.effective_flops / total.dense_flops:.3f}; "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}")
+    rows = benchmark_latency(model, mask, input_shape=input_shape, example_inputs=example,
+                             batch_sizes=args.batch_sizes, repeats=repeats)
+    total = sparsity_report(model, mask, example_inputs=resize_batch(example, 1) if example is not None else None,
+                            input_shape=(1, *input_shape) if example is None else None).total
+    print(f"{args.checkpoint or args.model}: {total.nonzero:,}/{total.params:,} Linear/Conv weights non-zero "
+          f"({total.sparsity:.2f}% sparse); {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{platform.machine()}")
     print(format_latency(rows))
     print("x dense time: median latency / dense median latency in this run (lower is faster); medians of "
           "interleaved repeats, so shared-machine noise remains")

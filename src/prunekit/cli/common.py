@@ -24,15 +24,32 @@ def add_command(commands, name: str, help: str, description: str, run) -> argpar
 
 def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = "mlp") -> None:
     """``--model NAME`` and repeatable ``--model-arg KEY=VALUE``."""
-    parser.add_argument("--model", default=default, help="model name (see `prunekit models`)")
+    parser.add_argument("--model", default=default,
+                        help="model name (see `prunekit models`), or your own: FILE.py:FUNCTION or "
+                        "package.module:FUNCTION returning an nn.Module")
     parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="a model builder argument, VALUE in JSON (e.g. hidden=[300,100], num_classes=10) "
                         "or a bare word taken as a string; repeatable")
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda[:N]|mps``."""
+    parser.add_argument("--device", default="auto",
+                        help="where to compute: auto (a GPU if there is one), cpu, cuda, cuda:N or mps")
+
+
+def add_user_model_option(parser: argparse.ArgumentParser) -> None:
+    """``--model`` for commands that load a checkpoint of a user model (never imported from the checkpoint)."""
+    parser.add_argument("--model", default=None, metavar="FILE.py:FUNCTION",
+                        help="for a checkpoint of your own model: the same FILE.py:FUNCTION it was built with "
+                        "(a checkpoint never imports code by itself)")
+
+
 def add_data_options(parser: argparse.ArgumentParser, *, default: str | None = "mnist") -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", default=default, help="dataset name (see `prunekit datasets`)")
+    group.add_argument("--dataset", default=default,
+                       help="dataset name (see `prunekit datasets`), or your own: FILE.py:FUNCTION returning "
+                       "(train, test) Datasets, DataLoaders or (x, y) tensors")
     group.add_argument(
         "--data-dir", default=None,
         help="folder holding the dataset's files; default: $PRUNEKIT_DATA, then the user cache folder, "

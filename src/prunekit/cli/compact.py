@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_command, shape
-from .export import run_exporter
+from .common import add_command
+from .export import add_export_inputs, run_exporter
 
 
 def register(commands) -> None:
@@ -20,8 +20,7 @@ def register(commands) -> None:
     )
     parser.add_argument("--checkpoint", required=True, help="pruned checkpoint folder")
     parser.add_argument("--out", required=True, help="folder for the compact checkpoint")
-    parser.add_argument("--input-shape", type=shape, default=None,
-                        help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's)")
+    add_export_inputs(parser)
 
 
 def run_compact(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ from ..checkpoint import WEIGHTS_FILE, load_checkpoint
 from ..deploy import EXPORTERS, ExportOptions
 from ..errors import ConfigError
 from ..storage import check_output
-from .common import add_command, shape
+from ..references import call
+from .common import add_command, add_user_model_option, shape
 
 
 def register(commands) -> None:
@@ -26,8 +27,18 @@ def register(commands) -> None:
     export.add_argument("--fp16", action="store_true", help="sparse only: store values as fp16 (lossy)")
     export.add_argument("--compact", action="store_true",
                         help="sparse only: remove dead units first (the file then holds the compact architecture)")
-    export.add_argument("--input-shape", type=shape, default=None,
+    add_export_inputs(export)
+
+
+def add_export_inputs(parser) -> None:
+    """``--input-shape``, ``--example-inputs`` and ``--model`` (for checkpoints of user models)."""
+    parser.add_argument("--input-shape", type=shape, default=None,
                         help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's)")
+    parser.add_argument("--example-inputs", default=None, metavar="FILE.py:FUNCTION",
+                        help="a function returning one batch the model accepts (a tensor, tuple or dict): needed "
+                        "to compact models that are not an nn.Sequential of standard layers when their input is "
+                        "not one tensor of --input-shape")
+    add_user_model_option(parser)
 
 
 def run_exporter(args: argparse.Namespace) -> int:
@@ -35,12 +46,14 @@ def run_exporter(args: argparse.Namespace) -> int:
     if args.format != "sparse" and (args.fp16 or args.compact):
         raise ConfigError("--fp16 and --compact apply to --format sparse only")
     out = check_output(args.out, kind=exporter.output, inputs=[args.checkpoint])
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
     input_shape = args.input_shape or ckpt.input_shape
-    if input_shape is None:
-        raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape, e.g. 1,28,28")
-    options = ExportOptions(tuple(input_shape), fp16=args.fp16, compact=args.compact, metrics=ckpt.metrics,
-                            source=ckpt.config.get("model", {}))
+    example = call(args.example_inputs, "example inputs") if args.example_inputs else None
+    if input_shape is None and example is None:
+        raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape, e.g. 1,28,28, "
+                          f"or --example-inputs FILE.py:FUNCTION")
+    options = ExportOptions(tuple(input_shape) if input_shape else None, fp16=args.fp16, compact=args.compact,
+                            metrics=ckpt.metrics, source=ckpt.config.get("model", {}), example_inputs=example)
     for line in exporter.run(ckpt.model, out, options):
         print(line)
     dense = (ckpt.path / WEIGHTS_FILE).stat().st_size

@@ -6,7 +6,7 @@ import argparse
 
 from ..checkpoint import load_checkpoint
 from ..prune import sparsity_report
-from .common import add_command
+from .common import add_command, add_user_model_option
 
 
 def register(commands) -> None:
@@ -14,12 +14,13 @@ def register(commands) -> None:
                        description="Print a checkpoint's model, metrics and per-layer sparsity report.\n\n"
                        "Example:\n  prunekit info runs/mlp-w90", run=run_info)
     info.add_argument("checkpoint", help="checkpoint folder")
+    add_user_model_option(info)
 
 
 def run_info(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
     model = ckpt.config.get("model", {})
-    name = model.get("name") or f"compact ({model.get('architecture', 'user model')})"
+    name = model.get("name") or model.get("source") or f"compact ({model.get('architecture', 'user model')})"
     print(f"checkpoint {ckpt.path}: model {name} {model.get('args') or ''}".rstrip())
     pruning = ckpt.config.get("pruning")
     if isinstance(pruning, dict):

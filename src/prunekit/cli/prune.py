@@ -6,7 +6,8 @@ import argparse
 
 from ..prune import METHODS, SCOPES, sparsity_report
 from ..study import prune_checkpoint
-from .common import add_command
+from ..training import PRECISIONS
+from .common import add_command, add_device_option, add_user_model_option
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -37,22 +38,32 @@ def register(commands) -> None:
     parser.add_argument("--schedule", default="oneshot", help="pruning schedule; " + schedule_help())
     parser.add_argument("--out", required=True, help="folder for the pruned checkpoint (checked before any work)")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
+    parser.add_argument("--dataset", default=None,
+                        help="the dataset (default: the checkpoint's; a user FILE.py:FUNCTION must be given again)")
+    add_user_model_option(parser)
+    add_device_option(parser)
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="autocast precision of every recovery recipe (default: each recipe's, fp32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_recovery_options(parser)
 
 
 def run_prune(args: argparse.Namespace) -> int:
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
+    recovery = recovery_from_args(args)
+    if args.precision:
+        recovery = recovery.with_precision(args.precision)
     result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, scope=args.scope,
                               layers=layers, include_output=args.include_output, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
-                              recovery=recovery_from_args(args))
+                              recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device)
     print(sparsity_report(result.model).format_table())
     m = result.metrics
     dense = m.get("dense_test_accuracy")
     dense_text = f" (dense {dense:.4f})" if dense is not None else ""
     cost = f", {m['train_epochs']:g} epochs of training in {m['train_seconds']:.1f} s" if m["train_epochs"] else ""
+    quality = f"test accuracy {m['test_accuracy']:.4f}{dense_text}" if m["test_accuracy"] is not None else \
+        f"test loss {m['test_loss']:.4f}"
     print(f"\n{args.method} pruning at {args.sparsity:g}% of the pruned layers ({args.scope}, {args.schedule}{cost}; "
-          f"{m['weight_sparsity_all']:.2f}% of all weights are zero): test accuracy {m['test_accuracy']:.4f}"
-          f"{dense_text} -> {result.path}")
+          f"{m['weight_sparsity_all']:.2f}% of all weights are zero): {quality} -> {result.path}")
     return 0

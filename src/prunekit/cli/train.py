@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..study import train_model
-from .common import add_command, add_data_options, add_model_options, add_train_options, train_config
+from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
+                     train_config)
 
 
 def register(commands) -> None:
@@ -18,6 +19,7 @@ def register(commands) -> None:
     add_model_options(parser)
     parser.add_argument("--out", required=True, help="checkpoint folder to write (checked before training)")
     add_train_options(parser)
+    add_device_option(parser)
     add_data_options(parser)
 
 
@@ -25,9 +27,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = train_config(args)
     result = train_model(
         args.model, model_args=dict(args.model_arg) or None, dataset=args.dataset, data_dir=args.data_dir,
-        config=config, out=args.out, progress=not args.quiet,
+        config=config, out=args.out, progress=not args.quiet, device=args.device,
     )
     m = result.metrics
-    print(f"{args.model}: test accuracy {m['test_accuracy']:.4f} after {config.epochs:g} epochs "
-          f"in {m['train_seconds']:.1f} s -> {result.path}")
+    quality = f"test accuracy {m['test_accuracy']:.4f}" if m["test_accuracy"] is not None else \
+        f"test loss {m['test_loss']:.4f}"
+    print(f"{args.model}: {quality} after {config.epochs:g} epochs in {m['train_seconds']:.1f} s on "
+          f"{m['device']} -> {result.path}")
     return 0

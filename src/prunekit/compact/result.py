@@ -24,6 +24,8 @@ class CompactResult:
         plan: with ``example_inputs``: the JSON-able :class:`~prunekit.compact.plan.Plan` that rebuilds
             the compact model from a fresh instance (see :meth:`save` and ``load_compacted``).
         structure: with ``example_inputs``: the traced :class:`~prunekit.structure.Structure`.
+        difference: with ``example_inputs``: the largest output difference to the masked model on
+            them, relative to the output scale (0 up to float rounding unless inexact groups were removed).
     """
 
     model: nn.Module
@@ -31,6 +33,7 @@ class CompactResult:
     kept: dict[str, torch.Tensor]
     plan: Any = None
     structure: Any = None
+    difference: float | None = None
 
     def save(self, path) -> "Path":
         """Write the compact model as a folder: ``model.safetensors`` and ``plan.json``, replayed by

@@ -42,7 +42,7 @@ def _from_arrays(name: str, images: np.ndarray, labels: np.ndarray, test: np.nda
 
 def load_digits() -> Dataset:
     """scikit-learn's 1,797 handwritten 8x8 digits (values 0-16 scaled to 0-255); every 5th image of each
-    class (359) is the test split.
+    class (355) is the test split.
 
     Raises:
         ConfigError: if scikit-learn is not installed.

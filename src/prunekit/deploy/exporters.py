@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..batches import as_args, make_inputs, resize_batch
 from ..checkpoint import WEIGHTS_FILE, save_checkpoint
 from ..compact import compact
 from ..errors import ConfigError
@@ -32,11 +33,18 @@ from .sparse_file import export_sparse, load_sparse
 class ExportOptions:
     """What an exporter may use besides the model: the input shape, flags and the source's record."""
 
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None
     fp16: bool = False
     compact: bool = False
     metrics: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
+    example_inputs: Any = None
+
+    def batch(self, size: int = 2) -> Any:
+        """Example inputs of ``size`` samples (the given ones, resized, or random ones of ``input_shape``)."""
+        if self.example_inputs is not None:
+            return resize_batch(self.example_inputs, size)
+        return make_inputs(self.input_shape)(size)[0][0]
 
 
 @dataclass(frozen=True)
@@ -51,23 +59,34 @@ class Exporter:
 EXPORTERS: Registry[Exporter] = Registry("export format")
 
 
-def max_output_diff(a: nn.Module, b: nn.Module, input_shape: tuple[int, ...], batch: int = 64) -> float:
-    """Largest absolute output difference of two models on one random batch (eval mode)."""
-    x = torch.randn(batch, *input_shape)
+def max_output_diff(a: nn.Module, b: nn.Module, options: "ExportOptions", batch: int = 64) -> float:
+    """Largest absolute output difference of two models on one batch (eval mode)."""
+    args, kwargs = as_args(options.batch(batch))
     with torch.inference_mode():
         try:
-            return (a.eval()(x) - b.eval()(x)).abs().max().item()
+            want, got = _first(a.eval()(*args, **kwargs)), _first(b.eval()(*args, **kwargs))
         except RuntimeError as exc:
-            raise ConfigError(f"the model does not run on inputs of shape {list(input_shape)} per sample ({exc}); "
-                              f"give the input shape it expects") from None
+            shape = list(options.input_shape or ())
+            raise ConfigError(f"the model does not run on inputs of shape {shape} per sample ({exc}); "
+                              f"give the input shape it expects, or --example-inputs") from None
+    return (want - got).abs().max().item()
+
+
+def _first(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    values = out.to_tuple() if hasattr(out, "to_tuple") else (out.values() if isinstance(out, dict) else out)
+    return next(v for v in values if isinstance(v, torch.Tensor))
 
 
 def compacted(model: nn.Module, options: ExportOptions):
-    """The compaction of ``model`` (its mask already applied) and its output difference to ``model``."""
-    if not isinstance(model, nn.Sequential):
-        raise ConfigError(f"compaction needs an nn.Sequential model, got {type(model).__name__}")
-    result = compact(model)
-    return result, max_output_diff(result.model, model, options.input_shape)
+    """The compaction of ``model`` (its mask already applied) and its output difference to ``model``:
+    layer by layer for an ``nn.Sequential``, traced on example inputs otherwise."""
+    if isinstance(model, nn.Sequential) and options.example_inputs is None:
+        result = compact(model)
+    else:
+        result = compact(model, example_inputs=options.batch(2))
+    return result, max_output_diff(result.model, model, options)
 
 
 def _sparse(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
@@ -78,7 +97,7 @@ def _sparse(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
              f"{t.nbytes:>11,} B  ({t.dense_nbytes / max(t.nbytes, 1):6.1f}x)" for t in info.tensors]
     reloaded = _reloaded(model, load_sparse(out))
     lines.append(f"\nsparse file {info.file_bytes:,} bytes{' (fp16 values)' if options.fp16 else ''}; round trip: "
-                 f"max output difference on a random batch {max_output_diff(reloaded, model, options.input_shape):.2e}")
+                 f"max output difference on a random batch {max_output_diff(reloaded, model, options):.2e}")
     return lines
 
 
@@ -92,9 +111,12 @@ def _reloaded(model: nn.Module, state: dict) -> nn.Module:
 
 def _compact(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
     result, diff = compacted(model, options)
-    save_checkpoint(out, result.model, model_name=None, architecture=True, metrics=options.metrics,
-                    compacted_from=options.source, compaction=result.report.to_dict(),
-                    input_shape=list(options.input_shape))
+    if result.plan is not None:  # any model: the plan is replayed on a fresh instance (load_compacted)
+        result.save(out)
+    else:
+        save_checkpoint(out, result.model, model_name=None, architecture=True, metrics=options.metrics,
+                        compacted_from=options.source, compaction=result.report.to_dict(),
+                        input_shape=list(options.input_shape) if options.input_shape else None)
     lines = [result.report.format_table(),
              f"\ncompact {WEIGHTS_FILE} {(out / WEIGHTS_FILE).stat().st_size:,} bytes; parameters "
              f"{result.report.params_before:,} -> {result.report.params_after:,}; max |compact - masked| output "
@@ -106,7 +128,7 @@ def _compact(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
 
 def _onnx(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
     result, _ = compacted(model, options)
-    info = export_onnx(result.model, out, input_shape=options.input_shape)
+    info = export_onnx(result.model, out, input_shape=options.input_shape, example_inputs=options.example_inputs)
     return [f"ONNX file {info.file_bytes:,} bytes (compact model); onnxruntime vs PyTorch max difference "
             f"{info.max_abs_diff:.2e}"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..training.distill import DistillConfig
@@ -88,6 +88,11 @@ class Recovery:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
+
+    def with_precision(self, precision: str) -> "Recovery":
+        """This recipe with every schedule's training in ``precision``."""
+        return replace(self, **{name: replace(getattr(self, name), precision=precision)
+                                for name in ("finetune", "iterative", "gradual", "lottery")})
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,11 @@ def attach_attributes(ctx: TraceContext, records: list[SizeRecord]) -> None:
 
 
 def mark_constants(ctx: TraceContext, groups: list[Group], model: nn.Module, example_inputs: Any) -> None:
-    attach_attributes(ctx, record_sizes(model, example_inputs))
     table = ctx.table
     by_atom = {table.find(g.atom): g for g in groups}
+    if not any({table.find(a) for a in table.atoms_of(site.space)} & set(by_atom) for site in ctx.literals):
+        return  # no constant sizes a prunable axis: nothing to attribute (saves a run of the model)
+    attach_attributes(ctx, record_sizes(model, example_inputs))
     sites = defaultdict(list)
     for site in ctx.literals:
         atoms = {table.find(a) for a in table.atoms_of(site.space)} & set(by_atom)

@@ -23,7 +23,7 @@ from ..checkpoint import save_checkpoint
 from ..data import Dataset, load_dataset
 from ..models import get_model
 from ..storage import check_output
-from ..training import TrainConfig, evaluate, train
+from ..training import TrainConfig, evaluate, resolve_device, train
 
 
 @dataclass
@@ -44,6 +44,7 @@ def train_model(
     config: TrainConfig = TrainConfig(),
     out: str | Path | None = None,
     progress: bool = True,
+    device: Any = None,
 ) -> TrainResult:
     """Build ``model_name`` with ``config.seed``, train it, evaluate it on the test set and,
     if ``out`` is given, save a checkpoint there (checked before training starts).
@@ -56,6 +57,8 @@ def train_model(
         config: the training recipe; its seed also seeds the initial weights.
         out: checkpoint folder to write (``model.safetensors``, ``config.json``, ``metrics.json``).
         progress: show progress bars.
+        device: where to train (``auto``: a GPU if there is one; ``cpu``, ``cuda[:N]``, ``mps``). The
+            checkpoint is saved from the CPU, so it loads anywhere.
 
     Returns:
         A :class:`TrainResult` with ``metrics`` holding ``test_accuracy`` (a fraction),
@@ -66,13 +69,16 @@ def train_model(
     model = get_model(model_name, seed=config.seed, **(model_args or {}))
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir, progress=progress)
     started = time.perf_counter()
-    history = train(model, data.split("train"), config, progress=progress, desc=f"train {model_name}")
+    target = resolve_device(device)
+    history = train(model, data.split("train"), config, progress=progress, desc=f"train {model_name}",
+                    device=target)
     seconds = time.perf_counter() - started
-    test = evaluate(model, data.split("test"))
+    test = evaluate(model, data.split("test"), precision=config.precision)
     metrics = {
         "test_accuracy": test.get("accuracy"), "test_loss": test["loss"], "train_seconds": seconds,
-        "epochs": config.epochs, "threads": torch.get_num_threads(), "history": history,
+        "epochs": config.epochs, "threads": torch.get_num_threads(), "device": str(target), "history": history,
     }
+    model.to("cpu")
     path = None
     if out is not None:
         path = save_checkpoint(out, model, model_name=model_name, model_args=model_args, metrics=metrics,

@@ -74,6 +74,8 @@ class TrainConfig:
         _in_range("label_smoothing", self.label_smoothing, 0.0, 1.0, closed_high=False)
         if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of fp32, bf16, fp16")
 
     def to_dict(self) -> dict:
         return asdict(self)
