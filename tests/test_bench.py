@@ -10,7 +10,6 @@ from prunekit.bench import VERSIONS, benchmark_latency, masked_version, measure_
 from prunekit.cli import main
 from prunekit.models import get_model
 from prunekit.prune import prune_model, sparsity_report
-from prunekit.deploy.sparsify import sparsify
 
 
 def test_benchmark_rows_cover_every_version_and_batch_size():

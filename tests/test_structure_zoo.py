@@ -3,7 +3,6 @@ unit-pruned on coupled groups, compacted exactly, and rebuilt from a saved plan.
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch

@@ -23,7 +23,7 @@ Example:
     ...                          batch_sizes=(8,), repeats={8: 3})
     >>> [r.version for r in rows]
     ['dense', 'masked', 'sparse', 'compact', 'compact+sparse']
-    >>> round(rows[3].param_ratio, 3)  # 150 + 50 units of 300 + 100 left: about half the weights
+    >>> round(rows[3].param_ratio, 3)  # 784-150-50-10 of 784-300-100-10, biases included
     0.472
 """
 
@@ -148,8 +148,7 @@ def benchmark_latency(
     inputs: Inputs = make_inputs(input_shape, example_inputs)
     versions = build_versions(model, mask, batch_sizes=batch_sizes, input_shape=input_shape,
                               example_inputs=example_inputs)
-    params = {k: sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b.dim())
-              for k, m in versions.items()}
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in versions.items()}
     sources = {"sparse": versions["dense"], "compact+sparse": versions.get("compact")}
     rows = []
     for batch in batch_sizes:

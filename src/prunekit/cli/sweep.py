@@ -9,8 +9,8 @@ import torch
 from ..prune import METHODS
 from ..study import REFERENCE_SPARSITIES, SweepConfig, run_sweep, sweep_config_dict, write_report
 from ..study.report_schedules import training_spent
-from .common import (add_command, add_data_options, add_model_options, add_train_options, float_list, name_list,
-                     train_config)
+from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
+                     float_list, name_list, train_config)
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -52,6 +52,7 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, help="sweep folder")
     add_train_options(parser)
     add_recovery_options(parser)
+    add_device_option(parser)
     add_data_options(parser, default=None)
 
 
@@ -62,7 +63,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
     )
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
-                       progress=not args.quiet, measure=not args.no_measure)
+                       progress=not args.quiet, measure=not args.no_measure, device=args.device)
     timing = timing_text(result)
     baseline_acc = result.baseline.metrics["test_accuracy"]
     report = write_report(result.out, baseline_accuracy=baseline_acc, config=sweep_config_dict(result.config),

@@ -5,6 +5,6 @@ registry only gives the built-in ones names, so checkpoints can rebuild them.
 """
 
 from . import zoo  # noqa: F401  (registers the built-in models)
-from .registry import MODELS, ModelInfo, get_model, list_models, model_info, register_model
+from .registry import MODELS, ModelInfo, fit_to_data, get_model, list_models, model_info, register_model
 
-__all__ = ["MODELS", "ModelInfo", "get_model", "list_models", "model_info", "register_model"]
+__all__ = ["MODELS", "ModelInfo", "fit_to_data", "get_model", "list_models", "model_info", "register_model"]

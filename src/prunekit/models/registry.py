@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -113,6 +114,34 @@ def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module
         if seed is not None:
             torch.manual_seed(seed)
         return _build(info, kwargs)
+
+
+def fit_to_data(name: str, kwargs: dict[str, Any], input_shape, num_classes: int | None) -> dict[str, Any]:
+    """``kwargs`` completed with the input size and class count of the data, for the builder arguments
+    that take them (``in_features``, ``in_channels``, ``input_size``, ``num_classes``) and that the
+    user did not set.
+
+    Example:
+        >>> fit_to_data("convnet", {}, (3, 32, 32), 100)
+        {'num_classes': 100, 'in_channels': 3, 'input_size': [32, 32]}
+        >>> fit_to_data("mlp", {"num_classes": 5}, (3, 32, 32), 10)
+        {'num_classes': 5, 'in_features': 3072}
+    """
+    if is_reference(name) or input_shape is None:
+        return dict(kwargs)
+    accepted = model_info(name).default_args()
+    derived = {"num_classes": num_classes, "in_features": int(math.prod(input_shape)),
+               "in_channels": input_shape[0] if len(input_shape) == 3 else None,
+               "input_size": list(input_shape[1:]) if len(input_shape) == 3 else None}
+    out = dict(kwargs)
+    for key, value in derived.items():
+        if key not in accepted or key in out or value is None:
+            continue
+        default = accepted[key]
+        same = list(default) == value if isinstance(value, list) else default == value
+        if not same:  # only what differs from the defaults is recorded
+            out[key] = value
+    return out
 
 
 def _user_model(reference: str, seed: int | None, kwargs: dict[str, Any]) -> nn.Module:

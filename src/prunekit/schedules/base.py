@@ -124,7 +124,7 @@ def prepare_distiller(job: Job) -> None:
     Call it while ``job.model`` still holds the dense weights.
     """
     if job.recipe.distill is not None and job.distiller is None:
-        job.distiller = Distiller.from_teacher(job.model, job.train_data[0], job.recipe.distill)
+        job.distiller = Distiller.from_teacher(job.model, job.train_data, job.recipe.distill)
 
 
 class Timer:

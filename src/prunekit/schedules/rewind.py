@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +19,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..models import get_model
+from ..batches import as_source
 from ..storage import load_tensors, save_tensors
 from ..training import Callback, TrainConfig, TrainState, train
 
@@ -63,7 +63,7 @@ def rewind_state(
     if epoch > 0:
         if train_config is None or train_data is None:
             raise ConfigError("rewinding to epoch > 0 needs the baseline's train_config and train_data")
-        steps = round(epoch * math.ceil(len(train_data[0]) / train_config.batch_size))
+        steps = round(epoch * len(as_source(train_data, train_config.batch_size, train_config.seed)))
         train(model, train_data, train_config, callbacks=[StopAtStep(max(1, steps))], progress=progress,
               desc=f"rewind to epoch {epoch:g}")
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from ..checkpoint import save_checkpoint
-from ..data import Dataset, load_dataset
-from ..models import get_model
+from ..data import load_dataset
+from ..models import fit_to_data, get_model
 from ..storage import check_output
 from ..training import TrainConfig, evaluate, resolve_device, train
 
@@ -39,7 +39,7 @@ def train_model(
     model_name: str,
     *,
     model_args: dict[str, Any] | None = None,
-    dataset: str | Dataset = "mnist",
+    dataset: Any = "mnist",
     data_dir: str | None = None,
     config: TrainConfig = TrainConfig(),
     out: str | Path | None = None,
@@ -51,8 +51,9 @@ def train_model(
 
     Args:
         model_name: a registered model (``prunekit models`` lists them).
-        model_args: builder arguments.
-        dataset: a dataset name or an already loaded :class:`~prunekit.data.Dataset`.
+        model_args: builder arguments; the input size and class count of a registered model are filled
+            from the data when not given (see :func:`~prunekit.models.fit_to_data`).
+        dataset: a dataset name, user code ``FILE.py:FUNCTION``, or already loaded data.
         data_dir: where the dataset files are (see :func:`prunekit.data.load_dataset`).
         config: the training recipe; its seed also seeds the initial weights.
         out: checkpoint folder to write (``model.safetensors``, ``config.json``, ``metrics.json``).
@@ -66,8 +67,9 @@ def train_model(
     """
     if out is not None:
         check_output(out)
-    model = get_model(model_name, seed=config.seed, **(model_args or {}))
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir, progress=progress)
+    data = dataset if not isinstance(dataset, str) else load_dataset(dataset, data_dir, progress=progress)
+    model_args = fit_to_data(model_name, model_args or {}, data.input_shape, getattr(data, "num_classes", None))
+    model = get_model(model_name, seed=config.seed, **model_args)
     started = time.perf_counter()
     target = resolve_device(device)
     history = train(model, data.split("train"), config, progress=progress, desc=f"train {model_name}",

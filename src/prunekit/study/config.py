@@ -99,7 +99,7 @@ class SweepConfig:
             ConfigError: if the sweep names another model, arguments or dataset than the checkpoint's.
         """
         spec = config.get("model") or {}
-        name, args, dataset = spec.get("name"), spec.get("args") or {}, config.get("dataset", "mnist")
+        name, args, dataset = spec.get("name") or spec.get("source"), spec.get("args") or {}, config.get("dataset", "mnist")
         for what, mine, theirs in (("model", self.model, name), ("dataset", self.dataset, dataset)):
             if mine is not None and mine != theirs:
                 raise ConfigError(f"the sweep names {what} {mine!r} but the checkpoint {path} holds {what} "

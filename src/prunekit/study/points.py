@@ -102,7 +102,8 @@ def evaluate_point(model: nn.Module, mask: Mask, method: str, test_data: Any, *,
         :func:`describe_pruned`'s counts plus ``test_accuracy`` (a fraction; ``None`` when the model is
         not a classifier) and ``test_loss``.
     """
-    metrics = fast_evaluate(model, None, *test_data) if in_memory(test_data) else evaluate(model, test_data)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    metrics = fast_evaluate(model, None, *test_data) if in_memory(test_data) and on_cpu else evaluate(model, test_data)
     return {**describe_pruned(model, mask, method, input_shape, example_inputs),
             "test_accuracy": metrics.get("accuracy"), "test_loss": metrics["loss"]}
 
@@ -112,5 +113,7 @@ def measure(model: nn.Module, method: str, input_shape: Optional[Sequence[int]] 
     """The file size and latency ratios of a pruned model (:func:`~prunekit.bench.measure_point`),
     and the seconds measuring took (kept apart from a point's prune + evaluate time)."""
     started = time.perf_counter()
-    measured = measure_point(model, None, method, input_shape=input_shape, example_inputs=example_inputs)
+    device = next(model.parameters()).device
+    measured = measure_point(model.cpu(), None, method, input_shape=input_shape, example_inputs=example_inputs)
+    model.to(device)
     return {k: measured[k] for k in MEASURED}, time.perf_counter() - started

@@ -65,7 +65,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
     trains = any(schedule.trains for schedule, _, _ in resolved)
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     distill = next((r.distill for s, r, _ in resolved if s.trains and r.distill is not None), None)
-    distiller = Distiller.from_teacher(baseline.model, train_data[0], distill) if distill is not None else None
+    distiller = Distiller.from_teacher(baseline.model, train_data, distill) if distill is not None else None
     rewind = None
     if any(schedule.rewinds for schedule, _, _ in resolved):
         cache = out / "chains" / f"rewind-{baseline_id}-epoch{recovery.rewind_epoch:g}.safetensors"

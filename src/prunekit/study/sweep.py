@@ -28,7 +28,9 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import WEIGHTS_FILE, Checkpoint, load_checkpoint, read_config
 from ..data import Dataset, load_dataset
+from ..references import is_reference
 from ..storage import check_output, file_digest
+from ..training import resolve_device
 from .baseline import train_model
 from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa: F401  (re-exported)
 from .points import time_dense_pass
@@ -57,7 +59,8 @@ def prepare_baseline(config: SweepConfig, out: Path, data: Dataset, checkpoint: 
     Returns the checkpoint and its id (hash of the weights file, or of the config).
     """
     if checkpoint is not None:
-        return load_checkpoint(checkpoint), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}"
+        source = config.model if is_reference(config.model) else None
+        return load_checkpoint(checkpoint, model_source=source), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}"
     fingerprint = config.baseline_fingerprint()
     folder = out / "baselines" / fingerprint
     if not (folder / "metrics.json").exists():
@@ -75,6 +78,7 @@ def run_sweep(
     progress: bool = True,
     on_point: Callable[[dict[str, Any]], None] | None = None,
     measure: bool = True,
+    device: Any = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and write its results into ``out``.
 
@@ -90,6 +94,8 @@ def run_sweep(
         on_point: called with every newly finished point (after it is written).
         measure: add ``file_bytes`` and latency ratios to dense (see
             :func:`prunekit.bench.measure_point`) to every point; timed apart.
+        device: where to train and evaluate (``auto``, ``cpu``, ``cuda[:N]``, ``mps``; default: the CPU).
+            File sizes and latencies are always measured on the CPU.
 
     Returns:
         A :class:`SweepResult`; ``results.csv``/``results.json`` are in ``out``.
@@ -102,6 +108,8 @@ def run_sweep(
     data = load_dataset(config.dataset, data_dir, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     baseline, baseline_id = prepare_baseline(config, out, data, checkpoint, progress)
+    if device is not None:
+        baseline.model.to(resolve_device(device))
     dense_seconds = time_dense_pass(baseline.model, data.split("test"))
     ctx = make_context(baseline, baseline_id, data, out, schedules=config.schedules, recovery=config.recovery,
                        scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
