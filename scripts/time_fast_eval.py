@@ -1,4 +1,4 @@
-"""Time the reference sweep's 26 prune + evaluate points with prunekit.fast_eval.fast_evaluate.
+"""Time the reference sweep's 26 prune + evaluate points with prunekit.deploy.fast_evaluate.
 
 Usage: python scripts/time_fast_eval.py CHECKPOINT [--threads N]
 Prints, per point, the prune time, the fast_evaluate time and the plain dense evaluate time (batch
@@ -12,9 +12,9 @@ import torch
 
 from prunekit.checkpoint import load_checkpoint
 from prunekit.data import load_dataset
-from prunekit.fast_eval import crossover_densities, fast_evaluate
+from prunekit.deploy import crossover_densities, fast_evaluate
 from prunekit.prune import prune_model
-from prunekit.train import evaluate
+from prunekit.training import evaluate
 
 SPARSITIES = (0, 25, 50, 60, 70, 75, 80, 85, 90, 92.5, 95, 97.5, 99)
 

@@ -98,6 +98,16 @@ def test_devices_and_precisions_are_checked():
     assert len(history) == 1
 
 
+def test_cli_rejects_an_unknown_device_before_reading_any_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PRUNEKIT_DATA", str(tmp_path / "no-such-folder"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--device", "tpu", "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --device: unknown device 'tpu'" in error and "no-such-folder" not in error
+    assert not (tmp_path / "run").exists()
+
+
 def test_user_model_and_dataset_from_the_command_line(tmp_path, capsys):
     model_ref, data_ref = f"{EXAMPLES}/models.py:small_resnet", f"{EXAMPLES}/data.py:digits_loaders"
     out = tmp_path / "mine"
@@ -114,6 +124,12 @@ def test_user_model_and_dataset_from_the_command_line(tmp_path, capsys):
     code = main(["prune", "--checkpoint", str(out), "--model", model_ref, "--dataset", data_ref, "--method", "unit",
                  "--sparsity", "50", "--out", str(tmp_path / "u50"), "--quiet"])
     assert code == 0 and "test accuracy" in capsys.readouterr().out
+    pruned = prunekit.load_checkpoint(tmp_path / "u50", model_source=model_ref)  # the source is kept
+    alive = {n: pruned.mask[f"{n}.weight"].flatten(1).any(1) for n in ("stem.0", "stage1.conv2")}
+    assert torch.equal(alive["stem.0"], alive["stage1.conv2"]) and int(alive["stem.0"].sum()) == 4  # coupled
+    assert main(["compact", "--checkpoint", str(tmp_path / "u50"), "--model", model_ref,
+                 "--out", str(tmp_path / "u50-compact")]) == 0
+    assert "parameters 5,122 -> 1,382" in capsys.readouterr().out  # every pruned unit removed
     assert main(["prune", "--checkpoint", str(out), "--model", model_ref, "--sparsity", "50",
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "was trained on the user dataset" in capsys.readouterr().err

@@ -6,7 +6,9 @@ import argparse
 import json
 import re
 
+from ..errors import ConfigError
 from ..training import TrainConfig
+from ..training.device import resolve_device
 from .options import add_dataclass_options, dataclass_from_args
 
 _BARE_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -32,9 +34,18 @@ def add_model_options(parser: argparse.ArgumentParser, *, default: str | None = 
                         "or a bare word taken as a string; repeatable")
 
 
+def checked_device(spec: str) -> str:
+    """Fail at parse time, before any data is read, for a device this machine does not have."""
+    try:
+        resolve_device(spec)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return spec
+
+
 def add_device_option(parser: argparse.ArgumentParser) -> None:
     """``--device auto|cpu|cuda[:N]|mps``."""
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", default="auto", type=checked_device,
                         help="where to compute: auto (a GPU if there is one), cpu, cuda, cuda:N or mps")
 
 

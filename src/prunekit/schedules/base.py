@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 from torch import Tensor, nn
 
@@ -40,6 +40,9 @@ class Job:
         mask: a mask the model already has (e.g. from a pruned checkpoint); every level
             keeps its pruned entries pruned.
         progress: show training progress bars.
+        example_inputs: for unit pruning of a model that is not an ``nn.Sequential``: one batch it
+            accepts, so every level prunes the coupled channel groups of the traced graph (see
+            :func:`~prunekit.prune.prune_model`).
     """
 
     model: nn.Module
@@ -51,12 +54,13 @@ class Job:
     callbacks: tuple[Callback, ...] = ()
     mask: Mask | None = None
     progress: bool = True
+    example_inputs: Any = None
 
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
         """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""
         s = self.spec
         return prune_model(self.model, s.method, sparsity, scope=s.scope, layers=s.layers, mask=mask,
-                           include_output=s.include_output)
+                           include_output=s.include_output, example_inputs=self.example_inputs)
 
     def rewind_state(self) -> StateDict:
         """The weights ``lottery`` rewinds to (computed once)."""

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ..prune import Mask, MaskHold, prune_model
@@ -55,6 +57,7 @@ class GradualPruner(Callback):
         n: number of pruning steps.
         start_fraction, end_fraction: where pruning begins and ends, as fractions of the run.
         mask: a mask to start from (entries it prunes stay pruned).
+        example_inputs: one batch the model accepts, for unit pruning of traced coupled groups.
 
     Attributes:
         mask: the current :class:`~prunekit.prune.Mask` (``None`` before the first pruning).
@@ -62,8 +65,10 @@ class GradualPruner(Callback):
     """
 
     def __init__(self, spec: PruneSpec, final: float, *, initial: float = 0.0, n: int = 20,
-                 start_fraction: float = 0.0, end_fraction: float = 0.7, mask: Mask | None = None):
+                 start_fraction: float = 0.0, end_fraction: float = 0.7, mask: Mask | None = None,
+                 example_inputs: Any = None):
         self.spec, self.final, self.initial, self.n = spec, final, initial, n
+        self.example_inputs = example_inputs
         self.start_fraction, self.end_fraction = start_fraction, end_fraction
         self.mask: Mask | None = mask
         self.applied: list[tuple[int, float]] = []
@@ -102,7 +107,8 @@ class GradualPruner(Callback):
     def _prune(self, state: TrainState, sparsity: float) -> None:
         model: nn.Module = state.model
         self.mask = prune_model(model, self.spec.method, sparsity, scope=self.spec.scope,
-                                layers=self.spec.layers, mask=self.mask, include_output=self.spec.include_output)
+                                layers=self.spec.layers, mask=self.mask, include_output=self.spec.include_output,
+                                example_inputs=self.example_inputs)
         self.applied.append((state.step, sparsity))
         self.release()
         self._hold = self.mask.hold(model, state.optimizer)

@@ -131,5 +131,6 @@ def parse_scope(scope: str, method: str) -> str:
 
 
 def sweep_config_dict(config: SweepConfig) -> dict[str, Any]:
-    """The config as plain JSON-ready data."""
-    return json.loads(json.dumps(asdict(config)))
+    """The config as plain JSON-ready data, with the model and dataset actually used."""
+    data = json.loads(json.dumps(asdict(config)))
+    return {**data, "model": config.resolved_model, "dataset": config.resolved_dataset}

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..batches import first_batch, resize_batch
 from ..bench import measure_point
 from ..deploy import fast_evaluate
-from ..prune import Mask, sparsity_report
+from ..prune import Mask, classifier_name, sparsity_report
 from ..training import evaluate
 
 MEASURED = ("file_bytes", "latency_b1_ratio", "latency_b256_ratio")
@@ -65,6 +65,19 @@ def example_batch(data: Any) -> Any:
     return batch.kwargs if batch.kwargs else (batch.args[0] if len(batch.args) == 1 else batch.args)
 
 
+def tracing_batch(model: nn.Module, method: str, data: Any) -> Any:
+    """The batch unit pruning traces ``model`` on, or ``None`` where tracing is not needed.
+
+    An ``nn.Sequential`` is pruned layer by layer in order; any other model is traced so its coupled
+    channels (residual additions, concatenations, attention heads) are pruned together, as whole units
+    that compaction can remove.
+    """
+    if method != "unit" or isinstance(model, nn.Sequential):
+        return None
+    batch = example_batch(data)
+    return data.split("test")[0][:2] if batch is None else batch
+
+
 def in_memory(data: Any) -> bool:
     """Whether ``data`` is ``(x, y)`` tensors (the fast path)."""
     return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data)
@@ -78,7 +91,8 @@ def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Opti
     else:
         report = sparsity_report(model, mask, input_shape=(1, *input_shape) if input_shape else None)
     pruned = [r for r in report.rows if r.masked]
-    if method == "unit":
+    if method == "unit":  # the output layer's units are the model's outputs: never pruned, never counted
+        pruned = [r for r in pruned if r.name != classifier_name(model)]
         units = sum(r.units for r in pruned)
         actual = 100.0 * (units - sum(r.live_units for r in pruned)) / max(units, 1)
     else:

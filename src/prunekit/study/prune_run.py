@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from ..data import Dataset, load_dataset
-from ..prune import sparsity_report
 from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedule, planned_epochs, run_schedule
 from ..storage import check_output, file_digest, fingerprint
 from ..errors import ConfigError
 from ..references import is_reference
 from ..training import evaluate, resolve_device
+from .points import describe_pruned, tracing_batch
 from .baseline import TrainResult, train_model  # noqa: F401  (train_model re-exported for the example)
 
 
@@ -89,13 +89,15 @@ def prune_checkpoint(
     pruning = {"method": method, "sparsity": sparsity, "scope": scope, "layers": layers,
                "include_output": include_output, "source": str(checkpoint), "schedule": schedule,
                "recovery": recovery.to_dict()}
-    all_sparsity = sparsity_report(ckpt.model, level.mask).total.sparsity
-    metrics = {"test_accuracy": test.get("accuracy"), "test_loss": test["loss"], "sparsity_actual": level.mask.sparsity(),
-               "weight_sparsity_all": all_sparsity, "dense_test_accuracy": ckpt.metrics.get("test_accuracy"),
+    counts = describe_pruned(ckpt.model, level.mask, method)
+    metrics = {"test_accuracy": test.get("accuracy"), "test_loss": test["loss"],
+               "sparsity_actual": counts["sparsity_actual"], "weight_sparsity_all": counts["weight_sparsity_all"],
+               "dense_test_accuracy": ckpt.metrics.get("test_accuracy"),
                "train_epochs": level.train_epochs, "train_seconds": level.train_seconds, "rounds": rounds}
     meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
-    path = save_checkpoint(out, ckpt.model, model_name=ckpt.config["model"]["name"],
-                           model_args=ckpt.config["model"].get("args"), metrics=metrics, mask=level.mask,
+    model_spec = ckpt.config["model"]
+    path = save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),
+                           model_args=model_spec.get("args"), metrics=metrics, mask=level.mask,
                            pruning=pruning, **meta)
     shutil.rmtree(chain, ignore_errors=True)
     return TrainResult(ckpt.model, metrics, path)
@@ -117,7 +119,8 @@ def _schedule_job(ckpt, data: Dataset, schedule: str, spec: PruneSpec, recovery:
     trains = get_schedule(schedule).trains
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     rewind = checkpoint_rewind(ckpt.config, epoch=recovery.rewind_epoch, train_data=train_data, progress=progress)
-    return Job(ckpt.model, train_data, spec, recovery, rewind=rewind, mask=ckpt.mask, progress=progress)
+    return Job(ckpt.model, train_data, spec, recovery, rewind=rewind, mask=ckpt.mask, progress=progress,
+               example_inputs=tracing_batch(ckpt.model, spec.method, data))
 
 
 def _run_with_progress(schedule: str, job: Job, sparsity: float, test_data, progress: bool, chain: Path, run_id: str):

@@ -23,7 +23,7 @@ from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind,
 from ..schedules.base import RewindSource
 from ..storage import fingerprint
 from ..training import Distiller
-from .points import evaluate_point, example_batch, measure
+from .points import evaluate_point, example_batch, measure, tracing_batch
 from .results import ResultStore, point_key, write_tables
 from .series_names import resolve_series
 
@@ -46,6 +46,7 @@ class SeriesContext:
     recipe: Recovery
     input_shape: tuple[int, ...] | None
     example_inputs: Any = None  # one test batch, for models whose inputs are not one tensor
+    unit_tracing_inputs: Any = None  # the batch unit pruning traces the model on (None: an nn.Sequential)
     rewind: RewindSource = None
     distiller: Distiller | None = None
     layers: tuple[str, ...] | None = None
@@ -76,7 +77,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         baseline_id=baseline_id, train_data=train_data, test_data=data.split("test"),
         store=ResultStore(out, baseline_id), out=out, scope=scopes, recipe=recovery,
         input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
-        layers=layers,
+        unit_tracing_inputs=tracing_batch(baseline.model, "unit", data), layers=layers,
         include_output=include_output, progress=progress, on_point=on_point, measure=measure,
     )
 
@@ -124,7 +125,8 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
     ctx.model.load_state_dict(ctx.baseline_state)
     distiller = ctx.distiller if recipe.distill is not None else None
     job = Job(ctx.model, ctx.train_data, PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output), recipe,
-              rewind=ctx.rewind, distiller=distiller, progress=ctx.progress)
+              rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
+              example_inputs=ctx.unit_tracing_inputs if method == "unit" else None)
     chain_dir = ctx.out / "chains" / f"{label}-{method}-{ctx.scope[method]}"
     reached = ChainStore(chain_dir, config_id).reached()
     if reached is not None and reached > min(todo):  # a lost point lies behind the checkpoint

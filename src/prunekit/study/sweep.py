@@ -66,7 +66,8 @@ def prepare_baseline(config: SweepConfig, out: Path, data: Dataset, checkpoint: 
     if not (folder / "metrics.json").exists():
         train_model(config.resolved_model, model_args=config.model_args or None, dataset=data,
                     config=config.train, out=folder, progress=progress)
-    return load_checkpoint(folder), fingerprint
+    source = config.model if is_reference(config.model) else None  # the user's model, given on this command
+    return load_checkpoint(folder, model_source=source), fingerprint
 
 
 def run_sweep(

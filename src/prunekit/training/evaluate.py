@@ -28,7 +28,7 @@ def evaluate(model: nn.Module, data: Any, labels: Optional[torch.Tensor] = None,
     Args:
         model: the model (eval mode during the call; its mode is restored).
         data: inputs ``x`` with ``labels``, or ``(x, y)`` tensors, a DataLoader, an iterable of batches or
-            a torch Dataset (see :mod:`.data`).
+            a torch Dataset (see :mod:`prunekit.batches`).
         labels: the labels when ``data`` is the input tensor.
         batch_size: batch size for in-memory tensors and Datasets.
         loss_fn: ``loss_fn(outputs, batch)``; default: the model's own loss, else cross-entropy.

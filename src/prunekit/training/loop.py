@@ -34,7 +34,7 @@ from .device import grad_scaler, model_device, precision_context, resolve_device
 
 LossFn = Callable[[Any, Batch], Tensor]
 """``loss_fn(outputs, batch) -> scalar``: ``outputs`` is what the model returned, ``batch`` a
-:class:`~prunekit.training.data.Batch` (``batch.labels``...). The default is the model's own loss
+:class:`~prunekit.batches.Batch` (``batch.labels``...). The default is the model's own loss
 when it returns one (Hugging Face with labels), else cross-entropy of the logits against the labels."""
 
 
