@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 import prunekit
 from prunekit.cli import main
 from prunekit.errors import CheckpointError, ConfigError
+from prunekit.study import read_results
 from prunekit.training import TrainConfig, evaluate, train
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -133,6 +134,18 @@ def test_user_model_and_dataset_from_the_command_line(tmp_path, capsys):
     assert main(["prune", "--checkpoint", str(out), "--model", model_ref, "--sparsity", "50",
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "was trained on the user dataset" in capsys.readouterr().err
+
+
+def test_sweep_of_a_user_model_prunes_whole_coupled_units(tmp_path):
+    model_ref, data_ref = f"{EXAMPLES}/models.py:small_resnet", f"{EXAMPLES}/data.py:digits_loaders"
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", model_ref, "--model-arg", "width=8", "--dataset", data_ref, "--methods", "unit",
+                 "--sparsities", "0,50", "--schedules", "oneshot", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    points = {p["sparsity_target"]: p for p in read_results(out)}
+    assert points[50.0]["sparsity_actual"] == pytest.approx(50.0)  # units of the pruned layers; the head is whole
+    assert points[50.0]["params_nonzero"] < 0.5 * points[0.0]["params_nonzero"]  # consumers' inputs go too
+    assert main(["sweep", "--model", model_ref, "--model-arg", "width=8", "--dataset", data_ref, "--methods", "unit",
+                 "--sparsities", "0,50", "--schedules", "oneshot", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
 
 
 def test_a_crafted_checkpoint_never_runs_code(tmp_path):
