@@ -75,9 +75,7 @@ def _import(target: str, reference: str):
     except ModuleNotFoundError as exc:
         raise ConfigError(f"{reference}: cannot import {target} ({exc})") from None
     except Exception as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        raise ConfigError(f"{reference}: importing {target} failed at {frame.filename}:{frame.lineno} "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise ConfigError(f"{reference}: importing {target} failed at {_failure_site(exc)}") from None
 
 
 def call(reference: str, what: str, **kwargs: Any) -> Any:
@@ -88,6 +86,10 @@ def call(reference: str, what: str, **kwargs: Any) -> Any:
     except TypeError as exc:
         raise ConfigError(f"{reference} (the {what}) cannot be called with {kwargs}: {exc}") from None
     except Exception as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        raise ConfigError(f"{reference} (the {what}) failed at {frame.filename}:{frame.lineno}: "
-                          f"{type(exc).__name__}: {exc}") from None
+        raise ConfigError(f"{reference} (the {what}) failed at {_failure_site(exc)}") from None
+
+
+def _failure_site(exc: BaseException) -> str:
+    """``file:line (Type: message)`` of where ``exc`` was raised, for errors about user code."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{frame.filename}:{frame.lineno} ({type(exc).__name__}: {exc})"

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from prunekit.errors import ChecksumError, DataError
+from prunekit.storage.reading import read_bytes
 
 UINT8_TYPE = 0x08
 SUPPORTED_NDIM = (1, 3)
@@ -125,14 +126,7 @@ def read_maybe_gzip(path: Path) -> tuple[bytes, bytes]:
             truncated or not gzip at all.
     """
     path = Path(path)
-    try:
-        stored = path.read_bytes()
-    except PermissionError:
-        raise DataError(f"{path} exists but cannot be read (permission denied)") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder; expected a data file") from None
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror or err}") from None
+    stored = read_bytes(path, "a data file")
     if path.suffix != ".gz":
         return stored, stored
     try:

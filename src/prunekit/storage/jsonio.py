@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import CheckpointError
 from .atomic import atomic_write_text
+from .reading import read_bytes
 
 MAX_JSON_BYTES = 64 << 20
 """JSON files larger than this are refused (configs and metrics are a few kB)."""
@@ -54,20 +55,10 @@ def read_json(path: str | os.PathLike, *, error: type[Exception] = CheckpointErr
             too large, not UTF-8, not JSON, or nested too deeply.
     """
     path = Path(path)
-    if path.is_dir():
-        raise error(f"{path} is a folder; expected a JSON file")
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise error(f"{path} is {path.stat().st_size:,} bytes, too large for a prunekit JSON file")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path} does not exist") from None
-    except PermissionError:
-        raise error(f"{path} exists but cannot be read (permission denied)") from None
+        text = read_bytes(path, "a prunekit JSON file", error=error, max_bytes=MAX_JSON_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path} is not valid JSON (not UTF-8 text: {exc.reason})") from None
-    except OSError as exc:
-        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
