@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from prunekit.bench import VERSIONS, benchmark_latency, masked_version, measure_
 from prunekit.cli import main
 from prunekit.models import get_model
 from prunekit.prune import prune_model, sparsity_report
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_benchmark_rows_cover_every_version_and_batch_size():
@@ -77,3 +80,5 @@ def test_cli_bench_latency(tmp_path, capsys):
     assert len(json.loads(out.read_text())) == 2 * len(VERSIONS)
     assert main(["bench", "latency", "--model", "lenet300", "--method", "unit"]) == 2
     assert "--method and --sparsity together" in capsys.readouterr().err
+    assert main(["bench", "latency", "--model", str(EXAMPLES / "models.py") + ":small_resnet"]) == 2
+    assert "pass one sample's shape (--input-shape" in capsys.readouterr().err  # no MNIST guess for user models

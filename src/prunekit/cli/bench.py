@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..models import get_model
 from ..prune import METHODS, SCOPES, prune_model, sparsity_report
 from ..batches import make_inputs, resize_batch
-from ..references import call
+from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
 from ..training import PRECISIONS
 from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
@@ -100,7 +100,7 @@ def register_latency(sub) -> None:
                         help="timed calls per version and batch size (default: 200 at batch 1, 40 at large batches)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--input-shape", type=shape, default=None,
-                        help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's, or 1,28,28 with --model)")
+                        help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's; with a zoo --model, MNIST's 1,28,28)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
 
 
@@ -119,7 +119,10 @@ def _model_and_mask(args: argparse.Namespace):
     if shape_ is None and example is None:
         if args.checkpoint:
             raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape or --example-inputs")
-        shape_ = (1, 28, 28)
+        if is_reference(args.model):
+            raise ConfigError(f"--model {args.model}: pass one sample's shape (--input-shape, e.g. 3,32,32) or "
+                              f"--example-inputs FILE.py:FUNCTION; a model of your own has no default input")
+        shape_ = (1, 28, 28)  # the zoo models' default dataset, MNIST
     if (args.trace or (args.method == "unit" and not isinstance(model, torch.nn.Sequential))) and example is None:
         example = make_inputs(shape_)(2)[0][0]
     if args.method is not None:
