@@ -196,7 +196,12 @@ def test_random_criterion_is_reproducible_with_manual_seed():
     [
         (dict(method="neuron"), ["'neuron'", "weight", "unit"]),
         (dict(scope="model"), ["'model'", "layer", "global"]),
-        (dict(criterion="taylor"), ["'taylor'", "magnitude", "unit_l2"]),
+        (dict(criterion="hessian"), ["'hessian'", "magnitude", "unit_l2", "taylor", "fpgm"]),
+        (dict(criterion="taylor"), ["'taylor' needs data", "calibration="]),
+        (dict(criterion="fpgm"), ["'fpgm' scores whole units", "method='unit'"]),
+        (dict(method="unit", criterion="bn_scale"), ["'bn_scale' needs a normalisation layer", "'0'"]),
+        (dict(criterion="taylor", calibration=(torch.ones(2, 784), torch.zeros(2).long()), calibration_batches=0),
+         ["calibration_batches", "0"]),
         (dict(criterion="unit_l2"), ["unit_l2", "method='unit'"]),
         (dict(sparsity=-1), ["-1", "[0, 100)"]),
         (dict(sparsity=100), ["100", "[0, 100)"]),

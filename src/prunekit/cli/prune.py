@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..prune import METHODS, SCOPES, sparsity_report
+from ..prune import CRITERIA, METHODS, SCOPES, sparsity_report
 from ..study import prune_checkpoint
 from ..training import PRECISIONS
 from .common import add_command, add_device_option, add_user_model_option
@@ -24,8 +24,8 @@ def register(commands) -> None:
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder to prune")
     parser.add_argument("--method", choices=METHODS.names(), default="weight",
-                        help="weight: zero the smallest-magnitude weights; unit: zero the units "
-                        "(rows / conv filters) of smallest L2 norm")
+                        help="weight: zero single weights; unit: zero whole units "
+                        "(rows / conv filters), lowest --criterion score first")
     parser.add_argument("--sparsity", type=float, required=True,
                         help="percent of the pruned layers' weights (or units) to prune, in [0, 100), e.g. 92.5")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer",
@@ -35,6 +35,11 @@ def register(commands) -> None:
                         "(default: every Linear/Conv2d but the output layer)")
     parser.add_argument("--include-output", action="store_true",
                         help="weight pruning: prune the output layer (classifier) too")
+    parser.add_argument("--criterion", choices=CRITERIA.names(), default=None, metavar="NAME",
+                        help="what ranks weights or units (default: magnitude for weights, unit_l2 for units); "
+                        + "; ".join(f"{n}: {CRITERIA.describe(n)}" for n in CRITERIA.names()))
+    parser.add_argument("--calibration-batches", type=int, default=32,
+                        help="batches of 128 training samples a data-driven criterion (taylor) reads per pruning step")
     parser.add_argument("--schedule", default="oneshot", help="pruning schedule; " + schedule_help())
     parser.add_argument("--out", required=True, help="folder for the pruned checkpoint (checked before any work)")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
@@ -56,7 +61,8 @@ def run_prune(args: argparse.Namespace) -> int:
     result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, scope=args.scope,
                               layers=layers, include_output=args.include_output, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
-                              recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device)
+                              recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device,
+                              criterion=args.criterion, calibration_batches=args.calibration_batches)
     print(sparsity_report(result.model).format_table())
     m = result.metrics
     dense = m.get("dense_test_accuracy")

@@ -38,7 +38,9 @@ def register(commands) -> None:
                         help="layer or global, or one per method, e.g. weight=global,unit=layer")
     parser.add_argument("--schedules", type=name_list, default=("oneshot",),
                         help="comma-separated pruning schedules; a name ending in +distill distils in that "
-                        "series only (e.g. iterative,iterative+distill); " + schedule_help())
+                        "series only (e.g. iterative,iterative+distill), one ending in @CRITERION ranks with "
+                        "that criterion (e.g. finetune@l2,finetune@taylor,finetune@random; see `prunekit "
+                        "criteria`); " + schedule_help())
     parser.add_argument("--layers", type=name_list, default=None,
                         help="comma-separated fnmatch patterns of module names to prune (default: all prunable "
                         "layers but the output layer)")

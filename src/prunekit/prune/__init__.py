@@ -3,6 +3,8 @@
 Pieces (each replaceable on its own):
 
 * :mod:`~prunekit.prune.scores` -- criteria ``weight -> importance`` (``CRITERIA`` registry);
+* :mod:`~prunekit.prune.unit_criteria` -- criteria of whole units: l1, l2, bn_scale, fpgm, taylor
+  (:mod:`~prunekit.prune.units` gathers the slices each unit owns);
 * :mod:`~prunekit.prune.select` -- ``scores + sparsity (+ previous mask) -> keep mask``;
 * :mod:`~prunekit.prune.targets` -- which layers are pruned and what a unit consists of;
 * :mod:`~prunekit.prune.mask` -- :class:`Mask`: apply, hold through training, save/load;
@@ -25,11 +27,12 @@ from prunekit.prune.mask import Mask, MaskHold, as_mask
 from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
 from prunekit.prune.scores import CRITERIA, get_criterion, magnitude, random_scores, unit_l2
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
+from prunekit.prune.unit_criteria import UNIT_CRITERIA, UnitCriterion
 from prunekit.prune.targets import classifier_name, prunable_layers, select_layers, unit_groups
 
 __all__ = [
     "CRITERIA", "LayerStats", "METHODS", "Mask", "MaskHold", "PruningMethod", "SCOPES", "SparsityReport",
     "as_mask", "check_sparsity", "classifier_name", "from_torch_prune", "get_criterion", "global_keep_masks",
     "keep_mask", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
-    "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2",
+    "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2", "UNIT_CRITERIA", "UnitCriterion",
 ]

@@ -18,6 +18,8 @@ from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.scores import Criterion, get_criterion
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
 from prunekit.prune.targets import param_name, select_layers, unit_groups
+from prunekit.prune.unit_criteria import CriterionRun, UnitCriterion
+from prunekit.prune.units import views_of_unit_groups
 from prunekit.registry import Registry
 
 SCOPES: dict[str, str] = {
@@ -53,6 +55,9 @@ def prune_model(
     include_output: bool = False,
     example_inputs: Any = None,
     include_inexact: bool = False,
+    calibration: Any = None,
+    calibration_batches: int = 32,
+    loss_fn: Optional[Callable] = None,
 ) -> Mask:
     """Prune ``model`` in place to a total ``sparsity`` percent and return the mask.
 
@@ -73,9 +78,11 @@ def prune_model(
         sparsity: percentage to prune, in ``[0, 100)``; e.g. ``92.5``.
         scope: ``"layer"`` or ``"global"`` (see :data:`SCOPES`).
         layers: ``fnmatch`` patterns on module names selecting the layers to prune.
-        criterion: a name in :data:`~prunekit.prune.scores.CRITERIA` or a callable
-            ``fn(weight, grad=None) -> scores`` (per weight, or per unit for ``"unit"``;
-            per-weight scores are reduced to their L2 norm per unit).
+        criterion: a name in :data:`~prunekit.prune.scores.CRITERIA` (``magnitude``, ``unit_l2``,
+            ``random``, and the unit criteria ``l1``, ``l2``, ``bn_scale``, ``fpgm``, ``taylor`` of
+            :mod:`~prunekit.prune.unit_criteria`) or a callable ``fn(weight, grad=None) -> scores``
+            (per weight, or per unit for ``"unit"``; per-weight scores are reduced to their L2
+            norm per unit). With ``example_inputs`` a unit criterion scores each coupled group as one.
         mask: the previous mask; the result only shrinks it.
         include_output: weight pruning: prune the output layer's weights too.
         example_inputs: unit pruning of any model: one batch it accepts (tensor, tuple or dict).
@@ -85,6 +92,9 @@ def prune_model(
             Without it, unit pruning walks the layers in order (``nn.Sequential`` models).
         include_inexact: with ``example_inputs``: also prune groups mixed by a normalisation (a
             transformer's residual width through LayerNorm); removing them is then not exact.
+        calibration: data for criteria that need it (``taylor``): any form :func:`~prunekit.train`
+            takes; ``calibration_batches`` batches of it (128 samples each for tensors) are used,
+            with ``loss_fn`` (default: the model's own loss, else cross-entropy).
 
     Returns:
         The new :class:`Mask` (already applied to ``model``).
@@ -105,6 +115,8 @@ def prune_model(
     sparsity = check_sparsity(sparsity)
     _refuse_torch_pruned(model)
     fn = _resolve_criterion(criterion, pruning)
+    if isinstance(fn, UnitCriterion):
+        fn = CriterionRun(fn, calibration, calibration_batches, loss_fn)
     previous = as_mask(mask)
     if previous is not None:
         previous.validate(model)
@@ -126,9 +138,11 @@ def prune_model(
 def _weight_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torch.Tensor]:
     params = dict(model.named_parameters())
     scores, prev = {}, {}
+    names = [param_name(layer, "weight") for layer, _ in targets]
+    precomputed = fn.weight_scores(model, names) if isinstance(fn, CriterionRun) else {}
     for layer, _ in targets:
         name = param_name(layer, "weight")
-        s, w = _score(fn, params[name], previous.get(name))
+        s, w = (precomputed[name], params[name].detach()) if precomputed else _score(fn, params[name], previous.get(name))
         if s.shape != w.shape:
             raise ConfigError(
                 f"criterion gave scores of shape {tuple(s.shape)} for {name!r} of shape "
@@ -144,9 +158,13 @@ def _unit_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torc
     params = dict(model.named_parameters())
     groups = unit_groups(model, targets)
     scores, prev = {}, {}
-    for g in groups:
-        s, w = _score(fn, params[g.weight], previous.get(g.weight))
-        scores[g.layer] = _unit_scores(s, w, g.weight)
+    by_unit = fn.unit_scores(model, views_of_unit_groups(model, groups)) if isinstance(fn, CriterionRun) else None
+    for i, g in enumerate(groups):
+        if by_unit is not None:
+            scores[g.layer] = by_unit[i]
+        else:
+            s, w = _score(fn, params[g.weight], previous.get(g.weight))
+            scores[g.layer] = _unit_scores(s, w, g.weight)
         if g.weight in previous:  # a unit is already pruned if its whole row/filter is
             prev[g.layer] = previous[g.weight].reshape(g.num_units, -1).any(dim=1)
     keep = _select(scores, sparsity, scope, prev)

@@ -25,6 +25,8 @@ from ..errors import ConfigError
 from ..structure import Group, Structure, trace
 from .mask import Mask
 from .select import global_keep_masks, keep_mask
+from .unit_criteria import CriterionRun
+from .units import views_of_groups
 
 
 def prunable_groups(structure: Structure, layers: Optional[Sequence[str]] = None,
@@ -59,8 +61,9 @@ def group_unit_masks(model: nn.Module, example_inputs: Any, sparsity: float, sco
     structure = trace(model, example_inputs)
     groups = prunable_groups(structure, layers, include_inexact)
     scores, prev = {}, {}
+    by_unit = score.unit_scores(model, views_of_groups(model, groups)) if isinstance(score, CriterionRun) else None
     for i, group in enumerate(groups):
-        scores[i] = group.unit_norms(model, score)
+        scores[i] = by_unit[i].clone() if by_unit is not None else group.unit_norms(model, score)
         pruned = _pruned_units(group, previous)
         if pruned.any():
             prev[i] = torch.from_numpy(~pruned)

@@ -60,7 +60,8 @@ class Job:
         """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""
         s = self.spec
         return prune_model(self.model, s.method, sparsity, scope=s.scope, layers=s.layers, mask=mask,
-                           include_output=s.include_output, example_inputs=self.example_inputs)
+                           include_output=s.include_output, example_inputs=self.example_inputs,
+                           **s.criterion_options(self.train_data))
 
     def rewind_state(self) -> StateDict:
         """The weights ``lottery`` rewinds to (computed once)."""

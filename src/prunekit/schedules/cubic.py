@@ -58,6 +58,7 @@ class GradualPruner(Callback):
         start_fraction, end_fraction: where pruning begins and ends, as fractions of the run.
         mask: a mask to start from (entries it prunes stay pruned).
         example_inputs: one batch the model accepts, for unit pruning of traced coupled groups.
+        calibration: data for a criterion that needs it (``spec.criterion == "taylor"``).
 
     Attributes:
         mask: the current :class:`~prunekit.prune.Mask` (``None`` before the first pruning).
@@ -66,9 +67,9 @@ class GradualPruner(Callback):
 
     def __init__(self, spec: PruneSpec, final: float, *, initial: float = 0.0, n: int = 20,
                  start_fraction: float = 0.0, end_fraction: float = 0.7, mask: Mask | None = None,
-                 example_inputs: Any = None):
+                 example_inputs: Any = None, calibration: Any = None):
         self.spec, self.final, self.initial, self.n = spec, final, initial, n
-        self.example_inputs = example_inputs
+        self.example_inputs, self.calibration = example_inputs, calibration
         self.start_fraction, self.end_fraction = start_fraction, end_fraction
         self.mask: Mask | None = mask
         self.applied: list[tuple[int, float]] = []
@@ -108,7 +109,7 @@ class GradualPruner(Callback):
         model: nn.Module = state.model
         self.mask = prune_model(model, self.spec.method, sparsity, scope=self.spec.scope,
                                 layers=self.spec.layers, mask=self.mask, include_output=self.spec.include_output,
-                                example_inputs=self.example_inputs)
+                                example_inputs=self.example_inputs, **self.spec.criterion_options(self.calibration))
         self.applied.append((state.step, sparsity))
         self.release()
         self._hold = self.mask.hold(model, state.optimizer)

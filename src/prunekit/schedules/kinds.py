@@ -97,7 +97,8 @@ class Gradual(Schedule):
             return job.prune(0.0, mask), 0.0
         r = job.recipe
         pruner = GradualPruner(job.spec, sparsity, n=r.gradual_prunings, start_fraction=r.gradual_start,
-                               end_fraction=r.gradual_end, mask=mask, example_inputs=job.example_inputs)
+                               end_fraction=r.gradual_end, mask=mask, example_inputs=job.example_inputs,
+                               calibration=job.train_data)
         try:
             epochs = recover(job, None, r.gradual, seed_offset, callbacks=(pruner,), desc=f"gradual {sparsity:g}%")
         finally:

@@ -20,7 +20,7 @@ from typing import Any
 from ..training.distill import DistillConfig
 from ..errors import ConfigError
 from ..storage import fingerprint  # noqa: F401  (re-exported)
-from ..prune import METHODS, SCOPES
+from ..prune import CRITERIA, METHODS, SCOPES
 from ..training import TrainConfig
 
 
@@ -97,17 +97,37 @@ class Recovery:
 
 @dataclass(frozen=True)
 class PruneSpec:
-    """What to prune: the method, the scope and (optionally) the layers, as for
-    :func:`~prunekit.prune.prune_model`."""
+    """What to prune: the method, the scope, (optionally) the layers and the criterion, as for
+    :func:`~prunekit.prune.prune_model`; a criterion that needs data (``taylor``) reads
+    ``calibration_batches`` batches of the training data."""
 
     method: str = "weight"
     scope: str = "layer"
     layers: tuple[str, ...] | None = None
     include_output: bool = False
+    criterion: str | None = None
+    calibration_batches: int = 32
 
     def __post_init__(self) -> None:
         METHODS.get(self.method)
+        if self.criterion is not None:
+            CRITERIA.get(self.criterion)
+        if not (isinstance(self.calibration_batches, int) and self.calibration_batches > 0):
+            raise ConfigError(f"calibration_batches must be a positive integer, got {self.calibration_batches!r}")
         if self.scope not in SCOPES:
             raise ConfigError(f"unknown pruning scope {self.scope!r}; valid: {', '.join(SCOPES)}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
+
+    def criterion_options(self, train_data: Any) -> dict[str, Any]:
+        """``prune_model`` keywords for the criterion: its name, and ``train_data`` as calibration when
+        the criterion needs data (``taylor``)."""
+        if self.criterion is None:
+            return {}
+        return {"criterion": self.criterion, "calibration": train_data if self.needs_data else None,
+                "calibration_batches": self.calibration_batches}
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether the criterion reads training data (``taylor``)."""
+        return self.criterion is not None and getattr(CRITERIA.get(self.criterion), "needs_data", False)

@@ -47,6 +47,8 @@ def prune_checkpoint(
     model_source: str | None = None,
     dataset: str | None = None,
     device: str | None = None,
+    criterion: str | None = None,
+    calibration_batches: int = 32,
 ) -> TrainResult:
     """Prune a saved model with a schedule, evaluate it on its dataset's test set and save it with its mask.
 
@@ -65,6 +67,8 @@ def prune_checkpoint(
         model_source: for a checkpoint of a user model, the same ``FILE.py:FUNCTION`` it records.
         dataset: the dataset (default: the checkpoint's; a user dataset reference must be given again).
         device: where to train and evaluate (``auto``, ``cpu``, ``cuda[:N]``, ``mps``).
+        criterion: a name in :data:`~prunekit.prune.CRITERIA` (default: the method's); ``taylor``
+            reads ``calibration_batches`` batches of the training set at every pruning step.
 
     Returns:
         A :class:`TrainResult`; ``metrics`` holds ``test_accuracy``, ``sparsity_actual`` (over the
@@ -72,7 +76,7 @@ def prune_checkpoint(
         ``train_seconds`` and ``rounds`` (sparsity and accuracy after every level).
     """
     recovery = recovery or Recovery()
-    spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output)
+    spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output, criterion, calibration_batches)
     get_schedule(schedule)  # fail before loading anything
     out = check_output(out, inputs=[checkpoint])
     ckpt = load_checkpoint(checkpoint, model_source=model_source)
@@ -86,7 +90,7 @@ def prune_checkpoint(
                           "spec": asdict(spec), "recipe": recovery.to_dict(), "k": sparsity})
     level, rounds = _run_with_progress(schedule, job, sparsity, test_data, progress, chain, run_id)
     test = evaluate(ckpt.model, test_data)
-    pruning = {"method": method, "sparsity": sparsity, "scope": scope, "layers": layers,
+    pruning = {"method": method, "sparsity": sparsity, "scope": scope, "layers": layers, "criterion": criterion,
                "include_output": include_output, "source": str(checkpoint), "schedule": schedule,
                "recovery": recovery.to_dict()}
     counts = describe_pruned(ckpt.model, level.mask, method)
@@ -116,7 +120,7 @@ def checkpoint_dataset(config: dict, dataset: str | None, checkpoint) -> str:
 
 
 def _schedule_job(ckpt, data: Dataset, schedule: str, spec: PruneSpec, recovery: Recovery, progress: bool) -> Job:
-    trains = get_schedule(schedule).trains
+    trains = get_schedule(schedule).trains or spec.needs_data
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     rewind = checkpoint_rewind(ckpt.config, epoch=recovery.rewind_epoch, train_data=train_data, progress=progress)
     return Job(ckpt.model, train_data, spec, recovery, rewind=rewind, mask=ckpt.mask, progress=progress,

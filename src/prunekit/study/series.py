@@ -19,13 +19,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..prune import CRITERIA
 from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind, plan_levels, run_schedule
 from ..schedules.base import RewindSource
 from ..storage import fingerprint
 from ..training import Distiller
 from .points import evaluate_point, example_batch, measure, tracing_batch
 from .results import ResultStore, point_key, write_tables
-from .series_names import resolve_series
+from .series_names import resolve_series, series_criterion
 
 LEVEL_COST_EPOCHS = 0.05
 """Progress units (epochs of training) a level costs besides its training: prune + evaluate."""
@@ -63,7 +64,8 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
-    trains = any(schedule.trains for schedule, _, _ in resolved)
+    reads_data = any(getattr(CRITERIA.get(c), "needs_data", False) for c in map(series_criterion, schedules) if c)
+    trains = reads_data or any(schedule.trains for schedule, _, _ in resolved)
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     distill = next((r.distill for s, r, _ in resolved if s.trains and r.distill is not None), None)
     distiller = Distiller.from_teacher(baseline.model, train_data, distill) if distill is not None else None
@@ -87,6 +89,8 @@ def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) 
     sched, recipe, _ = resolve_series(name, ctx.recipe)
     key: dict[str, Any] = {"baseline": ctx.baseline_id, "schedule": sched.name, "method": method,
                            "scope": ctx.scope[method], "layers": ctx.layers, "recipe": sched.config(recipe)}
+    if series_criterion(name):
+        key["criterion"] = series_criterion(name)
     if ctx.include_output:
         key["include_output"] = True
     if sched.chained:
@@ -124,7 +128,8 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
     config_id = series_id(ctx, name, method, targets)
     ctx.model.load_state_dict(ctx.baseline_state)
     distiller = ctx.distiller if recipe.distill is not None else None
-    job = Job(ctx.model, ctx.train_data, PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output), recipe,
+    job = Job(ctx.model, ctx.train_data, PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output,
+                                                          series_criterion(name)), recipe,
               rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
               example_inputs=ctx.unit_tracing_inputs if method == "unit" else None)
     chain_dir = ctx.out / "chains" / f"{label}-{method}-{ctx.scope[method]}"

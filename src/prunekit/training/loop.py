@@ -20,23 +20,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from .config import TrainConfig, lr_factor, make_optimizer
 from ..batches import Batch, as_source
+from ..losses import LossFn, cross_entropy, logits_of  # noqa: F401  (re-exported)
 from .device import grad_scaler, model_device, precision_context, resolve_device
-
-LossFn = Callable[[Any, Batch], Tensor]
-"""``loss_fn(outputs, batch) -> scalar``: ``outputs`` is what the model returned, ``batch`` a
-:class:`~prunekit.batches.Batch` (``batch.labels``...). The default is the model's own loss
-when it returns one (Hugging Face with labels), else cross-entropy of the logits against the labels."""
-
 
 @dataclass
 class TrainState:
@@ -66,36 +60,6 @@ class Callback:
 
 class MaskLike(Protocol):
     def hold(self, model: nn.Module, optimizer: torch.optim.Optimizer): ...
-
-
-def logits_of(outputs: Any) -> Tensor:
-    """The logits in a model's outputs: the tensor itself, ``.logits``, or the first tensor of a tuple."""
-    if isinstance(outputs, Tensor):
-        return outputs
-    logits = getattr(outputs, "logits", None)
-    if isinstance(logits, Tensor):
-        return logits
-    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], Tensor):
-        return outputs[0]
-    raise ConfigError(f"cannot find logits in the model's output ({type(outputs).__name__}); pass loss_fn=")
-
-
-def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
-    """The default loss: the model's own ``.loss`` if it returns one, else cross-entropy against the labels."""
-
-    def loss(outputs: Any, batch: Batch) -> Tensor:
-        own = getattr(outputs, "loss", None)
-        if isinstance(own, Tensor):
-            return own
-        if batch.labels is None:
-            raise ConfigError("the batch has no labels for the classifier loss: give batches of (inputs, labels), "
-                              "a dict with 'labels', or pass loss_fn=")
-        logits = logits_of(outputs)
-        if logits.dim() > 2 and batch.labels.dim() == logits.dim() - 1:  # per-token labels
-            return F.cross_entropy(logits.flatten(0, -2), batch.labels.flatten(), label_smoothing=label_smoothing)
-        return F.cross_entropy(logits, batch.labels, label_smoothing=label_smoothing)
-
-    return loss
 
 
 def train(
