@@ -54,10 +54,10 @@ def test_models_lists_every_model(capsys):
 
 
 def test_unknown_model_is_a_clear_error_not_a_traceback(tmp_path, mnist_dir, capsys):
-    code = main(["train", "--model", "resnet", "--out", str(tmp_path), "--data-dir", str(mnist_dir), "--quiet"])
+    code = main(["train", "--model", "resnet18", "--out", str(tmp_path), "--data-dir", str(mnist_dir), "--quiet"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "unknown model 'resnet'" in err and "mlp" in err and "Traceback" not in err
+    assert "unknown model 'resnet18'" in err and "mlp" in err and "Traceback" not in err
     assert not (tmp_path / "model.safetensors").exists()
 
 
