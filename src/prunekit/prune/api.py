@@ -139,10 +139,12 @@ def _weight_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, to
     params = dict(model.named_parameters())
     scores, prev = {}, {}
     names = [param_name(layer, "weight") for layer, _ in targets]
-    precomputed = fn.weight_scores(model, names) if isinstance(fn, CriterionRun) else {}
-    for layer, _ in targets:
-        name = param_name(layer, "weight")
-        s, w = (precomputed[name], params[name].detach()) if precomputed else _score(fn, params[name], previous.get(name))
+    precomputed = fn.weight_scores(model, names) if isinstance(fn, CriterionRun) else None
+    for name in names:
+        if precomputed is not None:
+            s, w = precomputed[name], params[name].detach()
+        else:
+            s, w = _score(fn, params[name], previous.get(name))
         if s.shape != w.shape:
             raise ConfigError(
                 f"criterion gave scores of shape {tuple(s.shape)} for {name!r} of shape "

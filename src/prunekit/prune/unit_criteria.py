@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from ..batches import as_source
 from ..errors import ConfigError
 from ..losses import LossFn, cross_entropy
+from .scores import CRITERIA, magnitude
 from .units import UnitView
 
 
@@ -52,7 +53,7 @@ class UnitCriterion:
         """Per-weight scores for ``method="weight"``: the magnitude (``l1``, ``l2``)."""
         if not self.scores_weights or self.needs_data:
             raise ConfigError(f"criterion {self.name!r} scores whole units; use it with method='unit'")
-        return w.detach().abs()
+        return magnitude(w)
 
 
 @dataclass
@@ -82,20 +83,18 @@ class CriterionRun:
         """One score per weight of every named parameter."""
         if not self.criterion.scores_weights:
             raise ConfigError(f"criterion {self.criterion.name!r} scores whole units; use it with method='unit'")
+        params = dict(model.named_parameters())
         if not self.criterion.needs_data:
-            params = dict(model.named_parameters())
-            return {n: params[n].detach().abs() for n in names}
-        sums = {n: None for n in names}
+            return {n: magnitude(params[n]) for n in names}
+        sums = {n: torch.zeros_like(params[n], dtype=torch.float64) for n in names}
 
         def add(params, grads):
             for n in names:
-                term = (params[n].detach() * grads[n]).double().pow(2) if grads.get(n) is not None else 0.0
-                sums[n] = term if sums[n] is None else sums[n] + term
+                if grads.get(n) is not None:
+                    sums[n] += (params[n].detach() * grads[n]).double().pow(2)
 
         count = _calibrate(model, self.calibration, self.batches, self.loss_fn, add)
-        params = dict(model.named_parameters())
-        return {n: (s / count).to(params[n].dtype) if isinstance(s, Tensor) else torch.zeros_like(params[n])
-                for n, s in sums.items()}
+        return {n: (s / count).to(params[n].dtype) for n, s in sums.items()}
 
 
 def taylor_unit_scores(model: nn.Module, views: list[UnitView], data: Any, batches: int,
@@ -175,12 +174,15 @@ UNIT_CRITERIA = {
 }
 """The unit criteria, registered in :data:`prunekit.prune.CRITERIA` beside ``magnitude``, ``unit_l2`` and ``random``."""
 
-
-def _register() -> None:
-    from .scores import CRITERIA
-
-    for name, (criterion, description) in UNIT_CRITERIA.items():
-        CRITERIA.register(name, criterion, description=description)
+for _name, (_criterion, _description) in UNIT_CRITERIA.items():
+    CRITERIA.register(_name, _criterion, description=_description)
 
 
-_register()
+def needs_data(criterion: str | None) -> bool:
+    """Whether the named criterion reads calibration data (``taylor``); ``None`` (the method's default) does not.
+
+    Example:
+        >>> needs_data("taylor"), needs_data("l2"), needs_data(None)
+        (True, False, False)
+    """
+    return criterion is not None and getattr(CRITERIA.get(criterion), "needs_data", False)

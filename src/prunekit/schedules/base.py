@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..training.distill import Distiller
 from ..errors import ConfigError
-from ..prune import Mask, prune_model
+from ..prune import Mask
 from ..training import Callback, TrainConfig, train
 from .recipe import PruneSpec, Recovery
 
@@ -58,10 +58,8 @@ class Job:
 
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
         """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""
-        s = self.spec
-        return prune_model(self.model, s.method, sparsity, scope=s.scope, layers=s.layers, mask=mask,
-                           include_output=s.include_output, example_inputs=self.example_inputs,
-                           **s.criterion_options(self.train_data))
+        return self.spec.apply(self.model, sparsity, mask=mask, example_inputs=self.example_inputs,
+                               train_data=self.train_data)
 
     def rewind_state(self) -> StateDict:
         """The weights ``lottery`` rewinds to (computed once)."""

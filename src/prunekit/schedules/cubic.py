@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from ..prune import Mask, MaskHold, prune_model
+from ..prune import Mask, MaskHold
 from ..training import Callback, TrainState
 from .recipe import PruneSpec
 
@@ -107,9 +107,8 @@ class GradualPruner(Callback):
 
     def _prune(self, state: TrainState, sparsity: float) -> None:
         model: nn.Module = state.model
-        self.mask = prune_model(model, self.spec.method, sparsity, scope=self.spec.scope,
-                                layers=self.spec.layers, mask=self.mask, include_output=self.spec.include_output,
-                                example_inputs=self.example_inputs, **self.spec.criterion_options(self.calibration))
+        self.mask = self.spec.apply(model, sparsity, mask=self.mask, example_inputs=self.example_inputs,
+                                    train_data=self.calibration)
         self.applied.append((state.step, sparsity))
         self.release()
         self._hold = self.mask.hold(model, state.optimizer)

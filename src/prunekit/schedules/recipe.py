@@ -17,10 +17,13 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from torch import nn
+
 from ..training.distill import DistillConfig
 from ..errors import ConfigError
 from ..storage import fingerprint  # noqa: F401  (re-exported)
-from ..prune import CRITERIA, METHODS, SCOPES
+from ..prune import CRITERIA, METHODS, SCOPES, Mask, prune_model
+from ..prune.unit_criteria import needs_data
 from ..training import TrainConfig
 
 
@@ -119,15 +122,16 @@ class PruneSpec:
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
 
-    def criterion_options(self, train_data: Any) -> dict[str, Any]:
-        """``prune_model`` keywords for the criterion: its name, and ``train_data`` as calibration when
-        the criterion needs data (``taylor``)."""
-        if self.criterion is None:
-            return {}
-        return {"criterion": self.criterion, "calibration": train_data if self.needs_data else None,
-                "calibration_batches": self.calibration_batches}
+    def apply(self, model: nn.Module, sparsity: float, *, mask: Mask | None = None, example_inputs: Any = None,
+              train_data: Any = None) -> Mask:
+        """Prune ``model`` in place to ``sparsity`` percent in total, as this spec says (shrinking ``mask``);
+        ``train_data`` is the calibration data of a criterion that needs it."""
+        return prune_model(model, self.method, sparsity, scope=self.scope, layers=self.layers, mask=mask,
+                           include_output=self.include_output, example_inputs=example_inputs,
+                           criterion=self.criterion, calibration_batches=self.calibration_batches,
+                           calibration=train_data if self.needs_data else None)
 
     @property
     def needs_data(self) -> bool:
         """Whether the criterion reads training data (``taylor``)."""
-        return self.criterion is not None and getattr(CRITERIA.get(self.criterion), "needs_data", False)
+        return needs_data(self.criterion)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..prune import CRITERIA
+from ..prune.unit_criteria import needs_data
 from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind, plan_levels, run_schedule
 from ..schedules.base import RewindSource
 from ..storage import fingerprint
@@ -64,7 +64,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
-    reads_data = any(getattr(CRITERIA.get(c), "needs_data", False) for c in map(series_criterion, schedules) if c)
+    reads_data = any(needs_data(series_criterion(name)) for name in schedules)
     trains = reads_data or any(schedule.trains for schedule, _, _ in resolved)
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     distill = next((r.distill for s, r, _ in resolved if s.trains and r.distill is not None), None)

@@ -58,15 +58,14 @@ def prepare_baseline(config: SweepConfig, out: Path, data: Dataset, checkpoint: 
 
     Returns the checkpoint and its id (hash of the weights file, or of the config).
     """
+    source = config.model if is_reference(config.model) else None  # the user's model, given on this command
     if checkpoint is not None:
-        source = config.model if is_reference(config.model) else None
         return load_checkpoint(checkpoint, model_source=source), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}"
     fingerprint = config.baseline_fingerprint()
     folder = out / "baselines" / fingerprint
     if not (folder / "metrics.json").exists():
         train_model(config.resolved_model, model_args=config.model_args or None, dataset=data,
                     config=config.train, out=folder, progress=progress)
-    source = config.model if is_reference(config.model) else None  # the user's model, given on this command
     return load_checkpoint(folder, model_source=source), fingerprint
 
 
