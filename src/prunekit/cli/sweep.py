@@ -34,6 +34,9 @@ def register(commands) -> None:
                         help="comma-separated pruning methods: " + ", ".join(METHODS.names()))
     parser.add_argument("--sparsities", type=float_list, default=REFERENCE_SPARSITIES,
                         help="comma-separated percentages in [0, 100)")
+    parser.add_argument("--flop-reductions", type=float_list, default=(),
+                        help="comma-separated MAC reduction factors (e.g. 1.5,2,3) to use as the levels instead "
+                        "of --sparsities: each one's sparsity is found on the baseline (one method only)")
     parser.add_argument("--scope", default="layer",
                         help="layer or global, or one per method, e.g. weight=global,unit=layer")
     parser.add_argument("--schedules", type=name_list, default=("oneshot",),
@@ -63,6 +66,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         model=args.model, model_args=dict(args.model_arg), dataset=args.dataset, methods=args.methods,
         sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
+        flop_reductions=args.flop_reductions,
     )
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
                        progress=not args.quiet, measure=not args.no_measure, device=args.device)
@@ -71,6 +75,9 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
     report = write_report(result.out, baseline_accuracy=baseline_acc, config=sweep_config_dict(result.config),
                           timing=timing)
     print(f"baseline {result.config.model} on {result.config.dataset}: test accuracy {baseline_acc:.4f}")
+    if result.config.flop_reductions:
+        print("levels: " + ", ".join(f"{r:g}x fewer MACs = {k:g}% sparsity"
+                                     for r, k in zip(result.config.flop_reductions, result.config.sparsities)))
     print(timing)
     print(f"results: {result.out / 'results.csv'}, report: {report}")
     return 0

@@ -79,8 +79,8 @@ def prune_model(
         scope: ``"layer"`` or ``"global"`` (see :data:`SCOPES`).
         layers: ``fnmatch`` patterns on module names selecting the layers to prune.
         criterion: a name in :data:`~prunekit.prune.scores.CRITERIA` (``magnitude``, ``unit_l2``,
-            ``random``, and the unit criteria ``l1``, ``l2``, ``bn_scale``, ``fpgm``, ``taylor`` of
-            :mod:`~prunekit.prune.unit_criteria`) or a callable ``fn(weight, grad=None) -> scores``
+            ``random``, the unit criteria ``l1``, ``l2``, ``bn_scale``, ``fpgm``, ``taylor`` of
+            :mod:`~prunekit.prune.unit_criteria` and ``learned`` of :mod:`~prunekit.prune.learned`) or a callable ``fn(weight, grad=None) -> scores``
             (per weight, or per unit for ``"unit"``; per-weight scores are reduced to their L2
             norm per unit). With ``example_inputs`` a unit criterion scores each coupled group as one.
         mask: the previous mask; the result only shrinks it.
@@ -92,7 +92,7 @@ def prune_model(
             Without it, unit pruning walks the layers in order (``nn.Sequential`` models).
         include_inexact: with ``example_inputs``: also prune groups mixed by a normalisation (a
             transformer's residual width through LayerNorm); removing them is then not exact.
-        calibration: data for criteria that need it (``taylor``): any form :func:`~prunekit.train`
+        calibration: data for criteria that need it (``taylor``, ``learned``): any form :func:`~prunekit.train`
             takes; ``calibration_batches`` batches of it (128 samples each for tensors) are used,
             with ``loss_fn`` (default: the model's own loss, else cross-entropy).
 
@@ -116,7 +116,7 @@ def prune_model(
     _refuse_torch_pruned(model)
     fn = _resolve_criterion(criterion, pruning)
     if isinstance(fn, UnitCriterion):
-        fn = CriterionRun(fn, calibration, calibration_batches, loss_fn)
+        fn = CriterionRun(fn, calibration, calibration_batches, loss_fn, sparsity)
     previous = as_mask(mask)
     if previous is not None:
         previous.validate(model)

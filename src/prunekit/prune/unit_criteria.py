@@ -42,12 +42,14 @@ from .units import UnitView
 
 @dataclass(frozen=True)
 class UnitCriterion:
-    """A criterion of whole units: ``score(view, params) -> [units]``, or data-driven (``needs_data``)."""
+    """A criterion of whole units: ``score(view, params) -> [units]``, or data-driven (``needs_data``):
+    ``data_scores(model, views, data, batches, loss_fn, sparsity) -> [scores per view]``."""
 
     name: str
     score: Optional[Callable[[UnitView, Mapping[str, Tensor]], Tensor]] = None
     needs_data: bool = False
     scores_weights: bool = False  # also defined for method="weight"
+    data_scores: Optional[Callable[..., list[Tensor]]] = None
 
     def __call__(self, w: Tensor, grad: Optional[Tensor] = None) -> Tensor:
         """Per-weight scores for ``method="weight"``: the magnitude (``l1``, ``l2``)."""
@@ -58,12 +60,14 @@ class UnitCriterion:
 
 @dataclass
 class CriterionRun:
-    """A :class:`UnitCriterion` with the calibration data it may need."""
+    """A :class:`UnitCriterion` with the calibration data it may need and the target sparsity
+    (criteria that prune group after group, like ``learned``, read it)."""
 
     criterion: UnitCriterion
     calibration: Any = None
     batches: int = 32
     loss_fn: Optional[LossFn] = None
+    sparsity: float = 0.0
 
     def __post_init__(self):
         if self.criterion.needs_data and self.calibration is None:
@@ -75,7 +79,8 @@ class CriterionRun:
     def unit_scores(self, model: nn.Module, views: list[UnitView]) -> list[Tensor]:
         """One score per unit of every view (higher: kept longer)."""
         if self.criterion.needs_data:
-            return taylor_unit_scores(model, views, self.calibration, self.batches, self.loss_fn)
+            return self.criterion.data_scores(model, views, self.calibration, self.batches, self.loss_fn,
+                                              self.sparsity)
         params = dict(model.named_parameters())
         return [self.criterion.score(view, params) for view in views]
 
@@ -98,7 +103,7 @@ class CriterionRun:
 
 
 def taylor_unit_scores(model: nn.Module, views: list[UnitView], data: Any, batches: int,
-                       loss_fn: Optional[LossFn] = None) -> list[Tensor]:
+                       loss_fn: Optional[LossFn] = None, sparsity: float = 0.0) -> list[Tensor]:
     """Molchanov et al.'s Taylor scores of every unit, each group's scores normalised to unit L2 norm."""
     sums = [torch.zeros(v.size, dtype=torch.float64) for v in views]
 
@@ -169,10 +174,12 @@ UNIT_CRITERIA = {
                  "|gamma| of the normalisation after each unit (network slimming, Liu et al. 2017)"),
     "fpgm": (UnitCriterion("fpgm", _fpgm),
              "distance of each unit's filters to the others; nearest the geometric median goes first (He et al. 2019)"),
-    "taylor": (UnitCriterion("taylor", needs_data=True, scores_weights=True),
+    "taylor": (UnitCriterion("taylor", needs_data=True, scores_weights=True, data_scores=taylor_unit_scores),
                "first-order Taylor: (sum of weight x gradient)^2 per unit over calibration batches (Molchanov et al.)"),
 }
-"""The unit criteria, registered in :data:`prunekit.prune.CRITERIA` beside ``magnitude``, ``unit_l2`` and ``random``."""
+"""The unit criteria, registered in :data:`prunekit.prune.CRITERIA` beside ``magnitude``, ``unit_l2`` and
+``random`` (``learned`` joins them from :mod:`~prunekit.prune.learned`)."""
+
 
 for _name, (_criterion, _description) in UNIT_CRITERIA.items():
     CRITERIA.register(_name, _criterion, description=_description)

@@ -41,6 +41,8 @@ class SweepConfig:
         recovery: how the schedules recover accuracy (:class:`~prunekit.schedules.Recovery`).
         layers: ``fnmatch`` patterns of the layers to prune (default: all prunable ones but the output layer).
         include_output: weight pruning prunes the output layer too (left whole by default).
+        flop_reductions: levels as MAC reduction factors (e.g. ``(1.5, 2, 3)``) instead of sparsities:
+            the sweep finds each one's sparsity on the baseline (:mod:`.flop_targets`); one method only.
     """
 
     model: str | None = None
@@ -54,6 +56,7 @@ class SweepConfig:
     recovery: Recovery = field(default_factory=Recovery)
     layers: tuple[str, ...] | None = None
     include_output: bool = False
+    flop_reductions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.schedules:
@@ -67,6 +70,14 @@ class SweepConfig:
         if not self.methods or not self.sparsities:
             raise ConfigError("a sweep needs at least one method and one sparsity")
         object.__setattr__(self, "sparsities", tuple(sorted({check_sparsity(k) for k in self.sparsities})))
+        if self.flop_reductions:
+            bad = [r for r in self.flop_reductions if not (isinstance(r, (int, float)) and r > 1)]
+            if bad:
+                raise ConfigError(f"FLOP reductions must be factors above 1 (2: half the MACs), got {bad[0]!r}")
+            if len(self.methods) != 1:
+                raise ConfigError(f"FLOP reductions are resolved for one pruning method; got methods "
+                                  f"{', '.join(self.methods)} (give --methods unit or weight)")
+            object.__setattr__(self, "flop_reductions", tuple(sorted({float(r) for r in self.flop_reductions})))
 
     def scope_for(self, method: str) -> str:
         """The scope ``method`` is pruned with.
@@ -92,7 +103,7 @@ class SweepConfig:
         return fingerprint({"model": self.resolved_model, "model_args": self.model_args,
                             "dataset": self.resolved_dataset, "train": self.train.to_dict()})
 
-    def with_checkpoint(self, config: dict[str, Any], path: Any) -> "SweepConfig":
+    def with_checkpoint(self, config: dict[str, Any], path: Any) -> SweepConfig:
         """This config with the model and dataset of a baseline checkpoint's ``config.json``.
 
         Raises:

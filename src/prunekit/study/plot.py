@@ -11,15 +11,16 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from ..storage import atomic_path  # noqa: E402
+from ..storage import atomic_path
 
 
 def _lines(points: Iterable[dict[str, Any]], line_key: str, x_key: str) -> dict[str, list[tuple[float, float]]]:
@@ -40,6 +41,7 @@ def plot_accuracy(
     x_label: str = "sparsity (% of weights or units pruned)",
     title: str = "Test accuracy vs sparsity",
     log_x: bool = False,
+    y_range: tuple[float, float] | None = (0, 100),
 ) -> Path:
     """Draw test accuracy (%) against ``x_key``, one line per value of ``line_key``, with the
     dense baseline as a dashed line, and save it as a PNG.
@@ -52,6 +54,7 @@ def plot_accuracy(
         x_key: the column on the x axis.
         x_label, title: axis label and title.
         log_x: logarithmic x axis (for latency or file size).
+        y_range: the accuracy axis' limits (``None``: fit the data and the baseline).
 
     Returns:
         ``path``.
@@ -67,7 +70,8 @@ def plot_accuracy(
         ax.set_xscale("log")
     ax.set_xlabel(x_label)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    if y_range is not None:
+        ax.set_ylim(*y_range)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left")

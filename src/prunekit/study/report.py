@@ -17,11 +17,13 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..storage import atomic_write_text
 from .plot import plot_accuracy
+from .report_criteria import criteria_sections
 from .report_schedules import cost_findings, cost_table, series_costs
 from .results import read_results
 
@@ -178,6 +180,7 @@ def write_report(
         "## Findings\n", *findings(points, baseline_accuracy), "",
         "## Accuracy vs sparsity\n", "![accuracy vs sparsity](accuracy_vs_sparsity.png)\n",
         *schedule_sections(points),
+        *criteria_sections(points, baseline_accuracy, folder),
         *tradeoff_section(points),
         "## Results\n", results_table(points), "",
     ]

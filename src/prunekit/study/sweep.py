@@ -19,10 +19,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -33,7 +35,8 @@ from ..storage import check_output, file_digest
 from ..training import resolve_device
 from .baseline import train_model
 from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa: F401  (re-exported)
-from .points import time_dense_pass
+from .flop_targets import sparsity_for_reduction
+from .points import time_dense_pass, tracing_batch
 from .results import write_tables
 from .series import make_context, pending, run_series, series_cost
 
@@ -111,6 +114,8 @@ def run_sweep(
     if device is not None:
         baseline.model.to(resolve_device(device))
     dense_seconds = time_dense_pass(baseline.model, data.split("test"))
+    if config.flop_reductions:
+        config = replace(config, sparsities=resolve_flop_targets(config, baseline.model, data))
     ctx = make_context(baseline, baseline_id, data, out, schedules=config.schedules, recovery=config.recovery,
                        scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
                        include_output=config.include_output, progress=progress, on_point=on_point,
@@ -131,3 +136,14 @@ def run_sweep(
     points = ctx.store.all()
     write_tables(points, out)
     return SweepResult(points, baseline, run, seconds, dense_seconds, out, config, ctx.measure_seconds)
+
+
+def resolve_flop_targets(config: SweepConfig, model, data: Dataset) -> tuple[float, ...]:
+    """The sparsity of each of ``config.flop_reductions`` for its one method (see :mod:`.flop_targets`)."""
+    method = config.methods[0]
+    example = tracing_batch(model, method, data)
+    shape = getattr(data, "input_shape", None)
+    model = copy.deepcopy(model).cpu()
+    return tuple(sparsity_for_reduction(model, method, r, scope=config.scope_for(method), layers=config.layers,
+                                        input_shape=shape if example is None else None, example_inputs=example)
+                 for r in config.flop_reductions)
