@@ -67,7 +67,7 @@ from ..errors import ConfigError
 from ..losses import LossFn, cross_entropy, logits_of
 from .learned_agent import GroupAgent, LearnedConfig
 from .scores import CRITERIA
-from .select import keep_mask
+from .select import keep_mask, sparsity_of
 from .unit_criteria import UnitCriterion
 from .units import UnitView
 
@@ -93,9 +93,11 @@ def learned_unit_scores(model: nn.Module, views: list[UnitView], data: Any, batc
         agent = GroupAgent(view, params, config, index)
         scores.append(agent.learn(lambda keep: _accuracy_without(work, view, params, keep, held_out),
                                   _accuracy(work, held_out)))
-        if sparsity > 0 and config.finetune_batches and index < len(views) - 1:
-            _prune_view(view, params, keep_mask(scores[-1], sparsity, _alive(view, params)))
-            _finetune(work, tuning, config, loss_fn or cross_entropy())
+        level = sparsity_of(sparsity, view.name)
+        if level > 0 and index < len(views) - 1:  # the next agents see this group pruned
+            _prune_view(view, params, keep_mask(scores[-1], level, _alive(view, params)))
+            if config.finetune_batches:
+                _finetune(work, tuning, config, loss_fn or cross_entropy())
     return scores
 
 

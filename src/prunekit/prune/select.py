@@ -17,6 +17,7 @@ unit-level selection (1-D scores, one per unit).
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import numbers
 from typing import Mapping, Optional
@@ -51,6 +52,59 @@ def check_sparsity(sparsity: object) -> float:
             f"sparsity must be a percentage in [0, 100) (e.g. 92.5 for 92.5%), got {sparsity!r}"
         )
     return value
+
+
+def check_layer_sparsities(sparsity: object) -> float | dict[str, float]:
+    """Validate one sparsity for every layer, or a ``{fnmatch pattern: percent}`` plan per layer.
+
+    Raises:
+        ConfigError: for an empty plan, a pattern that is not a string, or an impossible percentage
+            (naming the pattern).
+
+    Example:
+        >>> check_layer_sparsities({"features.*": 50, "fc1": 90.0})
+        {'features.*': 50.0, 'fc1': 90.0}
+    """
+    if not isinstance(sparsity, Mapping):
+        return check_sparsity(sparsity)
+    if not sparsity:
+        raise ConfigError("a per-layer sparsity plan needs at least one {layer pattern: percent} entry")
+    plan = {}
+    for pattern, value in sparsity.items():
+        if not isinstance(pattern, str):
+            raise ConfigError(f"per-layer sparsity keys are layer name patterns (strings), got {pattern!r}")
+        try:
+            plan[pattern] = check_sparsity(value)
+        except ConfigError:
+            raise ConfigError(f"sparsity for layers {pattern!r} must be a percentage in [0, 100), got {value!r}") from None
+    return plan
+
+
+def sparsity_of(sparsity: float | Mapping[str, float], layer: str) -> float:
+    """The sparsity a layer gets: the number itself, or the first pattern of a plan that matches the
+    layer's name (a layer no pattern matches: 0, left whole).
+
+    Example:
+        >>> sparsity_of({"fc1": 90.0, "fc*": 50.0}, "fc2"), sparsity_of({"fc1": 90.0}, "conv1"), sparsity_of(75.0, "x")
+        (50.0, 0.0, 75.0)
+    """
+    if not isinstance(sparsity, Mapping):
+        return sparsity
+    return next((k for pattern, k in sparsity.items() if fnmatch.fnmatchcase(layer, pattern)), 0.0)
+
+
+def check_plan_matches(sparsity: float | Mapping[str, float], layers: list[str]) -> None:
+    """Every pattern of a plan must name at least one prunable layer.
+
+    Raises:
+        ConfigError: naming the pattern and the layers it could have named.
+    """
+    if not isinstance(sparsity, Mapping):
+        return
+    for pattern in sparsity:
+        if not any(fnmatch.fnmatchcase(layer, pattern) for layer in layers):
+            known = ", ".join(dict.fromkeys(layers)) or "(none)"
+            raise ConfigError(f"per-layer sparsity pattern {pattern!r} matches no prunable layer; layers: {known}")
 
 
 def num_to_prune(sparsity: float, n: int) -> int:

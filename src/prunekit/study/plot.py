@@ -74,7 +74,7 @@ def plot_accuracy(
         ax.set_ylim(*y_range)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left" if y_range is not None else "best", fontsize="small")
     fig.tight_layout()
     path = Path(path)
     try:

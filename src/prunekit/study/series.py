@@ -151,7 +151,9 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
                      "train_epochs": level.train_epochs, "train_seconds": level.train_seconds,
                      "seconds": time.perf_counter() - started, "round": level.index, "config_id": config_id}
             if ctx.measure:
-                measured, seconds = measure(ctx.model, method, ctx.input_shape, ctx.example_inputs)
+                traced = ctx.unit_tracing_inputs if method == "unit" else None  # so compaction removes groups
+                measured, seconds = measure(ctx.model, method, ctx.input_shape,
+                                            ctx.example_inputs if ctx.example_inputs is not None else traced)
                 point.update(measured)
                 ctx.measure_seconds += seconds
             _store(ctx, point)
