@@ -10,9 +10,9 @@ import sys
 
 from .._version import __version__
 from ..errors import PrunekitError
-from . import bench, compact, export, info, listing, prune, sweep, train
+from . import bench, compact, export, info, listing, prune, sensitivity, sweep, train
 
-COMMAND_MODULES = (train, prune, info, sweep, compact, export, bench, listing)
+COMMAND_MODULES = (train, prune, info, sweep, sensitivity, compact, export, bench, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ConfigError
 from ..prune import CRITERIA, METHODS, SCOPES, sparsity_report
+from ..prune.select import check_layer_sparsities
+from ..storage.jsonio import read_json
 from ..study import prune_checkpoint
 from ..training import PRECISIONS
 from .common import add_command, add_device_option, add_user_model_option
@@ -26,8 +29,17 @@ def register(commands) -> None:
     parser.add_argument("--method", choices=METHODS.names(), default="weight",
                         help="weight: zero single weights; unit: zero whole units "
                         "(rows / conv filters), lowest --criterion score first")
-    parser.add_argument("--sparsity", type=float, required=True,
+    parser.add_argument("--sparsity", type=float, default=None,
                         help="percent of the pruned layers' weights (or units) to prune, in [0, 100), e.g. 92.5")
+    parser.add_argument("--ratios", default=None, metavar="FILE",
+                        help="instead of --sparsity: a JSON object {layer pattern: percent} giving every layer its "
+                        "own sparsity (layers it does not name are left whole); `prunekit sensitivity --target` "
+                        "writes one")
+    parser.add_argument("--target-latency", type=float, default=None, metavar="RATIO",
+                        help="instead of --sparsity (unit pruning): prune coupled groups until the compacted model "
+                        "measures at most RATIO x the dense latency on this machine's CPU (e.g. 0.5), choosing "
+                        "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first)")
+    parser.add_argument("--latency-batch", type=int, default=256, help="the batch size --target-latency is measured at")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer",
                         help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
     parser.add_argument("--layers", default=None,
@@ -54,11 +66,13 @@ def register(commands) -> None:
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    ratios = read_ratios(args.ratios) if args.ratios else None
     layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
     recovery = recovery_from_args(args)
     if args.precision:
         recovery = recovery.with_precision(args.precision)
-    result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, scope=args.scope,
+    result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, ratios=ratios,
+                              target_latency=args.target_latency, latency_batch=args.latency_batch, scope=args.scope,
                               layers=layers, include_output=args.include_output, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
                               recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device,
@@ -70,6 +84,20 @@ def run_prune(args: argparse.Namespace) -> int:
     cost = f", {m['train_epochs']:g} epochs of training in {m['train_seconds']:.1f} s" if m["train_epochs"] else ""
     quality = f"test accuracy {m['test_accuracy']:.4f}{dense_text}" if m["test_accuracy"] is not None else \
         f"test loss {m['test_loss']:.4f}"
-    print(f"\n{args.method} pruning at {args.sparsity:g}% of the pruned layers ({args.scope}, {args.schedule}{cost}; "
+    sparsity = result.metrics["sparsity_actual"] if args.sparsity is None else args.sparsity
+    if args.target_latency is not None:
+        print(f"latency target {args.target_latency:g}x dense at batch {args.latency_batch}: measured "
+              f"{result.metrics['latency_ratio_measured']:.3f}x (compacted, this machine's CPU)")
+    print(f"\n{args.method} pruning at {sparsity:g}% of the pruned layers ({args.scope}, {args.schedule}{cost}; "
           f"{m['weight_sparsity_all']:.2f}% of all weights are zero): {quality} -> {result.path}")
     return 0
+
+
+def read_ratios(path: str) -> dict[str, float]:
+    """A per-layer plan from a JSON file: an object of layer patterns to percentages."""
+    plan = read_json(path, error=ConfigError)
+    if not isinstance(plan, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for v in plan.values()):
+        raise ConfigError(f"{path}: expected a JSON object of layer patterns to percentages, "
+                          f'e.g. {{"fc1": 90, "fc2": 75}}')
+    return check_layer_sparsities(plan)

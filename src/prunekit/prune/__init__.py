@@ -27,7 +27,7 @@ from prunekit.prune.learned import LearnedConfig, learned_criterion
 from prunekit.prune.interop import from_torch_prune, to_torch_prune
 from prunekit.prune.mask import Mask, MaskHold, as_mask
 from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
-from prunekit.prune.scores import CRITERIA, get_criterion, magnitude, random_scores, unit_l2
+from prunekit.prune.scores import CRITERIA, get_criterion, lamp, magnitude, random_scores, unit_l2
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
 from prunekit.prune.unit_criteria import UNIT_CRITERIA, UnitCriterion
 from prunekit.prune.targets import classifier_name, prunable_layers, select_layers, unit_groups
@@ -35,6 +35,6 @@ from prunekit.prune.targets import classifier_name, prunable_layers, select_laye
 __all__ = [
     "CRITERIA", "LayerStats", "METHODS", "Mask", "MaskHold", "PruningMethod", "SCOPES", "SparsityReport",
     "as_mask", "check_sparsity", "classifier_name", "from_torch_prune", "get_criterion", "global_keep_masks",
-    "keep_mask", "LearnedConfig", "learned_criterion", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
+    "keep_mask", "lamp", "LearnedConfig", "learned_criterion", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
     "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2", "UNIT_CRITERIA", "UnitCriterion",
 ]

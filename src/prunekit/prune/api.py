@@ -16,7 +16,8 @@ from torch import nn
 from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.scores import Criterion, get_criterion
-from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
+from prunekit.prune.select import (check_layer_sparsities, check_plan_matches, global_keep_masks, keep_mask,
+                                   sparsity_of)
 from prunekit.prune.targets import param_name, select_layers, unit_groups
 from prunekit.prune.unit_criteria import CriterionRun, UnitCriterion
 from prunekit.prune.units import views_of_unit_groups
@@ -46,7 +47,7 @@ class PruningMethod:
 def prune_model(
     model: nn.Module,
     method: str = "weight",
-    sparsity: float = 50.0,
+    sparsity: Union[float, Mapping[str, float]] = 50.0,
     *,
     scope: str = "layer",
     layers: Optional[Sequence[str]] = None,
@@ -75,7 +76,10 @@ def prune_model(
     Args:
         model: the model; its parameters are zeroed in place (objects unchanged).
         method: ``"weight"`` or ``"unit"`` (see :data:`METHODS`).
-        sparsity: percentage to prune, in ``[0, 100)``; e.g. ``92.5``.
+        sparsity: percentage to prune, in ``[0, 100)``; e.g. ``92.5``. Or a plan per layer,
+            ``{fnmatch pattern: percent}`` on module names (on group names with ``example_inputs``):
+            the first matching pattern gives a layer its sparsity, a layer no pattern matches is left
+            whole; layer scope only.
         scope: ``"layer"`` or ``"global"`` (see :data:`SCOPES`).
         layers: ``fnmatch`` patterns on module names selecting the layers to prune.
         criterion: a name in :data:`~prunekit.prune.scores.CRITERIA` (``magnitude``, ``unit_l2``,
@@ -112,7 +116,9 @@ def prune_model(
     """
     pruning = METHODS.get(method)
     _check_choice("scope", scope, SCOPES)
-    sparsity = check_sparsity(sparsity)
+    sparsity = check_layer_sparsities(sparsity)
+    if isinstance(sparsity, dict) and scope == "global":
+        raise ConfigError("a per-layer sparsity plan sets each layer's sparsity itself: use scope='layer'")
     _refuse_torch_pruned(model)
     fn = _resolve_criterion(criterion, pruning)
     if isinstance(fn, UnitCriterion):
@@ -153,7 +159,8 @@ def _weight_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, to
         scores[name] = s
         if name in previous:
             prev[name] = previous[name]
-    return _select(scores, sparsity, scope, prev)
+    layer_of = {param_name(layer, "weight"): layer for layer, _ in targets}
+    return _select(scores, sparsity, scope, prev, layer_of)
 
 
 def _unit_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torch.Tensor]:
@@ -169,17 +176,18 @@ def _unit_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torc
             scores[g.layer] = _unit_scores(s, w, g.weight)
         if g.weight in previous:  # a unit is already pruned if its whole row/filter is
             prev[g.layer] = previous[g.weight].reshape(g.num_units, -1).any(dim=1)
-    keep = _select(scores, sparsity, scope, prev)
+    keep = _select(scores, sparsity, scope, prev, {g.layer: g.layer for g in groups})
     out: dict[str, torch.Tensor] = {}
     for g in groups:
         out.update(g.expand(keep[g.layer]))
     return out
 
 
-def _select(scores, sparsity, scope, prev) -> dict[str, torch.Tensor]:
+def _select(scores, sparsity, scope, prev, layer_of) -> dict[str, torch.Tensor]:
     if scope == "global":
         return global_keep_masks(scores, sparsity, prev)
-    return {n: keep_mask(s, sparsity, prev.get(n)) for n, s in scores.items()}
+    check_plan_matches(sparsity, list(layer_of.values()))
+    return {n: keep_mask(s, sparsity_of(sparsity, layer_of[n]), prev.get(n)) for n, s in scores.items()}
 
 
 def _score(fn: Criterion, param: torch.Tensor, prev: Optional[torch.Tensor]):

@@ -92,11 +92,33 @@ def random_scores(
     return scores.to(w.device)
 
 
+def lamp(w: torch.Tensor, grad: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Layer-adaptive magnitude scores (LAMP, Lee et al. 2021), same shape as ``w``.
+
+    A weight's score is its square over the sum of the squares of the tensor's weights at least as
+    large, so every tensor's largest weight scores 1 and scores compare across layers: with
+    ``scope="global"`` one ranking allocates the sparsity over the layers without any data.
+
+    Example:
+        >>> lamp(torch.tensor([1.0, -2.0, 2.0, 0.0]))
+        tensor([0.1111, 0.5000, 1.0000, 0.0000], dtype=torch.float64)
+    """
+    squares = w.detach().to(torch.float64).reshape(-1).pow(2)
+    order = torch.argsort(squares, stable=True)
+    ranked = squares[order]
+    at_least = ranked.flip(0).cumsum(0).flip(0)
+    scores = torch.empty_like(squares)
+    scores[order] = torch.where(at_least > 0, ranked / at_least.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+    return scores.reshape(w.shape)
+
+
 CRITERIA: Registry[Criterion] = Registry("pruning criterion")
 """Registered criteria by name; add one with ``CRITERIA.register("name", fn, description=...)``."""
 CRITERIA.register("magnitude", magnitude, description="|w| per weight (Han et al. 2015)")
 CRITERIA.register("unit_l2", unit_l2, description="L2 norm of each unit's weights (row / filter)")
 CRITERIA.register("random", random_scores, description="uniform random scores (the control)")
+CRITERIA.register("lamp", lamp, description="layer-adaptive magnitude (Lee et al. 2021): use scope=global to "
+                                            "allocate a weight sparsity over the layers without data")
 
 
 def get_criterion(name: str) -> Criterion:

@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..structure import Group, Structure, trace
 from .mask import Mask
-from .select import global_keep_masks, keep_mask
+from .select import check_plan_matches, global_keep_masks, keep_mask, sparsity_of
 from .unit_criteria import CriterionRun
 from .units import views_of_groups
 
@@ -74,7 +74,8 @@ def group_unit_masks(model: nn.Module, example_inputs: Any, sparsity: float, sco
     if scope == "global":
         keep = global_keep_masks(scores, sparsity, prev)
     else:
-        keep = {i: keep_mask(s, sparsity, prev.get(i)) for i, s in scores.items()}
+        check_plan_matches(sparsity, [g.name for g in groups])
+        keep = {i: keep_mask(s, sparsity_of(sparsity, groups[i].name), prev.get(i)) for i, s in scores.items()}
     params = dict(model.named_parameters())
     out: dict[str, torch.Tensor] = {}
     for i, group in enumerate(groups):

@@ -102,7 +102,13 @@ class Recovery:
 class PruneSpec:
     """What to prune: the method, the scope, (optionally) the layers and the criterion, as for
     :func:`~prunekit.prune.prune_model`; a criterion that needs data (``taylor``) reads
-    ``calibration_batches`` batches of the training data."""
+    ``calibration_batches`` batches of the training data.
+
+    ``plan`` (``((layer pattern, percent), ...)``) gives every layer its own sparsity; it reaches
+    ``plan_sparsity`` percent over the pruned layers, and a schedule's intermediate targets scale every
+    layer's share proportionally (an iterative schedule's first round at half the total prunes every
+    layer to half its planned sparsity).
+    """
 
     method: str = "weight"
     scope: str = "layer"
@@ -110,6 +116,8 @@ class PruneSpec:
     include_output: bool = False
     criterion: str | None = None
     calibration_batches: int = 32
+    plan: tuple[tuple[str, float], ...] | None = None
+    plan_sparsity: float | None = None
 
     def __post_init__(self) -> None:
         METHODS.get(self.method)
@@ -121,12 +129,31 @@ class PruneSpec:
             raise ConfigError(f"unknown pruning scope {self.scope!r}; valid: {', '.join(SCOPES)}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))
+        if self.plan is not None:
+            if self.scope != "layer":
+                raise ConfigError("a per-layer sparsity plan sets each layer's sparsity itself: use scope='layer'")
+            object.__setattr__(self, "plan", tuple((str(p), float(k)) for p, k in self.plan))
+            if self.plan_sparsity is None:
+                raise ConfigError("a per-layer plan needs plan_sparsity: the sparsity it reaches over the pruned layers")
+
+    def target(self, sparsity: float) -> float | dict[str, float]:
+        """What :func:`~prunekit.prune.prune_model` is given for a schedule's target ``sparsity``: the
+        number, or the plan scaled by ``sparsity / plan_sparsity``.
+
+        Example:
+            >>> PruneSpec(plan=(("fc1", 90.0), ("fc2", 50.0)), plan_sparsity=80.0).target(40.0)
+            {'fc1': 45.0, 'fc2': 25.0}
+        """
+        if self.plan is None:
+            return sparsity
+        scale = sparsity / self.plan_sparsity if self.plan_sparsity else 0.0
+        return {pattern: min(k * scale, 99.99) for pattern, k in self.plan}
 
     def apply(self, model: nn.Module, sparsity: float, *, mask: Mask | None = None, example_inputs: Any = None,
               train_data: Any = None) -> Mask:
         """Prune ``model`` in place to ``sparsity`` percent in total, as this spec says (shrinking ``mask``);
         ``train_data`` is the calibration data of a criterion that needs it."""
-        return prune_model(model, self.method, sparsity, scope=self.scope, layers=self.layers, mask=mask,
+        return prune_model(model, self.method, self.target(sparsity), scope=self.scope, layers=self.layers, mask=mask,
                            include_output=self.include_output, example_inputs=example_inputs,
                            criterion=self.criterion, calibration_batches=self.calibration_batches,
                            calibration=train_data if self.needs_data else None)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -25,6 +26,8 @@ from ..data import Dataset, load_dataset
 from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedule, planned_epochs, run_schedule
 from ..storage import check_output, file_digest, fingerprint
 from ..errors import ConfigError
+from ..prune import prune_model
+from ..prune.select import check_layer_sparsities
 from ..references import is_reference
 from ..training import evaluate, resolve_device
 from .points import describe_pruned, tracing_batch
@@ -35,7 +38,7 @@ def prune_checkpoint(
     checkpoint: str | Path,
     *,
     method: str,
-    sparsity: float,
+    sparsity: float | None = None,
     scope: str = "layer",
     layers: list[str] | None = None,
     include_output: bool = False,
@@ -49,6 +52,9 @@ def prune_checkpoint(
     device: str | None = None,
     criterion: str | None = None,
     calibration_batches: int = 32,
+    ratios: dict[str, float] | None = None,
+    target_latency: float | None = None,
+    latency_batch: int = 256,
 ) -> TrainResult:
     """Prune a saved model with a schedule, evaluate it on its dataset's test set and save it with its mask.
 
@@ -69,6 +75,12 @@ def prune_checkpoint(
         device: where to train and evaluate (``auto``, ``cpu``, ``cuda[:N]``, ``mps``).
         criterion: a name in :data:`~prunekit.prune.CRITERIA` (default: the method's); ``taylor``
             reads ``calibration_batches`` batches of the training set at every pruning step.
+        ratios: instead of ``sparsity``, a plan ``{layer pattern: percent}`` (``prunekit sensitivity``
+            writes one); the sparsity it reaches over the pruned layers is recorded as the target.
+        target_latency: instead of ``sparsity`` (unit pruning): the fraction of the dense latency at
+            ``latency_batch`` the compacted model must measure on this machine; a per-group plan is
+            found by :func:`~prunekit.study.latency_budget.plan_for_latency` (validation: the last
+            :data:`LATENCY_VALIDATION` training samples) and its measured ratio is recorded as ``latency_ratio_measured``.
 
     Returns:
         A :class:`TrainResult`; ``metrics`` holds ``test_accuracy``, ``sparsity_actual`` (over the
@@ -76,11 +88,24 @@ def prune_checkpoint(
         ``train_seconds`` and ``rounds`` (sparsity and accuracy after every level).
     """
     recovery = recovery or Recovery()
-    spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output, criterion, calibration_batches)
+    if sum(x is not None for x in (sparsity, ratios, target_latency)) != 1:
+        raise ConfigError("give exactly one of a sparsity, per-layer ratios or a latency target "
+                          "(--sparsity, --ratios, --target-latency)")
+    if target_latency is not None and method != "unit":
+        raise ConfigError("a latency target removes whole units: use method 'unit'")
+    plan = check_layer_sparsities(ratios) if ratios is not None else None
     get_schedule(schedule)  # fail before loading anything
     out = check_output(out, inputs=[checkpoint])
     ckpt = load_checkpoint(checkpoint, model_source=model_source)
     data = load_dataset(checkpoint_dataset(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
+    latency = None
+    if target_latency is not None:
+        latency = _latency_plan(ckpt, data, target_latency, latency_batch, criterion, layers, progress)
+        plan = latency.plan
+    if plan is not None:
+        sparsity = plan_sparsity(ckpt.model, method, plan, layers, tracing_batch(ckpt.model, method, data), ckpt.mask)
+    spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output, criterion, calibration_batches,
+                     plan=tuple(plan.items()) if plan else None, plan_sparsity=sparsity if plan else None)
     test_data = data.split("test")
     if device is not None:
         ckpt.model.to(resolve_device(device))
@@ -90,7 +115,7 @@ def prune_checkpoint(
                           "spec": asdict(spec), "recipe": recovery.to_dict(), "k": sparsity})
     level, rounds = _run_with_progress(schedule, job, sparsity, test_data, progress, chain, run_id)
     test = evaluate(ckpt.model, test_data)
-    pruning = {"method": method, "sparsity": sparsity, "scope": scope, "layers": layers, "criterion": criterion,
+    pruning = {"method": method, "sparsity": sparsity, "ratios": plan, "scope": scope, "layers": layers, "criterion": criterion,
                "include_output": include_output, "source": str(checkpoint), "schedule": schedule,
                "recovery": recovery.to_dict()}
     counts = describe_pruned(ckpt.model, level.mask, method)
@@ -98,6 +123,9 @@ def prune_checkpoint(
                "sparsity_actual": counts["sparsity_actual"], "weight_sparsity_all": counts["weight_sparsity_all"],
                "dense_test_accuracy": ckpt.metrics.get("test_accuracy"),
                "train_epochs": level.train_epochs, "train_seconds": level.train_seconds, "rounds": rounds}
+    if latency is not None:
+        metrics.update(latency_ratio_measured=latency.measured_ratio, latency_target=target_latency,
+                       latency_batch=latency_batch)
     meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
     model_spec = ckpt.config["model"]
     path = save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),
@@ -105,6 +133,30 @@ def prune_checkpoint(
                            pruning=pruning, **meta)
     shutil.rmtree(chain, ignore_errors=True)
     return TrainResult(ckpt.model, metrics, path)
+
+
+LATENCY_VALIDATION = 2000
+"""Training samples (the last ones) a latency target's sensitivity curves are measured on."""
+
+
+def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, criterion, layers, progress: bool):
+    from .latency_budget import plan_for_latency
+    from .points import in_memory
+
+    train, test = data.split("train"), data.split("test")
+    if not (in_memory(train) and in_memory(test)):
+        raise ConfigError("--target-latency takes its validation slice from in-memory training tensors; this "
+                          "dataset streams (use prunekit.study.latency_budget.plan_for_latency with your data)")
+    validation = (train[0][-LATENCY_VALIDATION:], train[1][-LATENCY_VALIDATION:])
+    return plan_for_latency(ckpt.model, target, validation, test[0][:2], batch_size=batch_size, criterion=criterion,
+                            input_shape=data.input_shape, layers=layers, progress=progress)
+
+
+def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_inputs, mask=None) -> float:
+    """The sparsity a per-layer plan reaches over the pruned layers (pruned on a copy of ``model``)."""
+    work = copy.deepcopy(model)
+    pruned = prune_model(work, method, plan, layers=layers, example_inputs=example_inputs, mask=mask)
+    return round(describe_pruned(work, pruned, method)["sparsity_actual"], 4)
 
 
 def checkpoint_dataset(config: dict, dataset: str | None, checkpoint) -> str:

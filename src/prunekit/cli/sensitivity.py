@@ -1,0 +1,75 @@
+"""``prunekit sensitivity``: prune each layer alone over a grid, and allocate per-layer sparsities."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..checkpoint import load_checkpoint
+from ..data import load_dataset
+from ..errors import ConfigError
+from ..storage import atomic_write_text, check_output
+from ..study.points import in_memory, tracing_batch
+from ..study.prune_run import checkpoint_dataset
+from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, write_sensitivity
+from .common import add_command, add_user_model_option, float_list, name_list
+
+
+def register(commands) -> None:
+    parser = add_command(
+        commands, "sensitivity", help="prune each layer alone over a grid; allocate per-layer sparsities",
+        description="Prune every layer (or coupled group) of a checkpoint alone to every sparsity of a grid, "
+        "evaluate each on a validation slice of the training set (never the test set), and write "
+        "OUT/sensitivity.json, OUT/sensitivity.csv and OUT/sensitivity.png (one curve per layer, the dense "
+        "accuracy dashed). With --target, also allocate per-layer sparsities reaching that global target with "
+        "the least predicted accuracy loss and write OUT/ratios.json for `prunekit prune --ratios`.\n\n"
+        "Example:\n  prunekit sensitivity --checkpoint runs/mlp --method weight --target 95 --out runs/mlp-sens\n"
+        "  prunekit prune --checkpoint runs/mlp --method weight --ratios runs/mlp-sens/ratios.json --out runs/mlp-w95s",
+        run=run_sensitivity,
+    )
+    parser.add_argument("--checkpoint", required=True, help="the trained checkpoint folder")
+    parser.add_argument("--method", choices=("weight", "unit"), default="weight",
+                        help="weight: single weights per layer; unit: whole units (coupled groups of traced models)")
+    parser.add_argument("--sparsities", type=float_list, default=GRID, help="comma-separated grid, percentages")
+    parser.add_argument("--criterion", default=None, help="what ranks weights or units (default: the method's)")
+    parser.add_argument("--layers", type=name_list, default=None, help="fnmatch patterns of the layers to analyse")
+    parser.add_argument("--validation-samples", type=int, default=5000,
+                        help="the last N training samples are the validation slice")
+    parser.add_argument("--target", type=float, default=None,
+                        help="allocate per-layer sparsities removing this percent of the parameters (or MACs)")
+    parser.add_argument("--budget", choices=TARGET_KINDS, default="params",
+                        help="what --target counts: params (weights of the analysed layers for weight pruning) or macs")
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
+    parser.add_argument("--dataset", default=None, help="the dataset (default: the checkpoint's)")
+    parser.add_argument("--out", required=True, help="folder for the results")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_user_model_option(parser)
+
+
+def run_sensitivity(args: argparse.Namespace) -> int:
+    out = check_output(args.out, inputs=[args.checkpoint], allow_other_files=True)
+    if args.validation_samples < 1:
+        raise ConfigError(f"--validation-samples must be a positive number, got {args.validation_samples}")
+    ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
+    data = load_dataset(checkpoint_dataset(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
+                        progress=not args.quiet)
+    train = data.split("train")
+    if not in_memory(train):
+        raise ConfigError("sensitivity analysis takes its validation slice from in-memory training tensors; "
+                          "this dataset streams (use the Python API with a validation DataLoader)")
+    validation = (train[0][-args.validation_samples:], train[1][-args.validation_samples:])
+    curves = layer_sensitivity(ckpt.model, args.method, validation, sparsities=args.sparsities,
+                               criterion=args.criterion, example_inputs=tracing_batch(ckpt.model, args.method, data),
+                               input_shape=data.input_shape, layers=args.layers, progress=not args.quiet)
+    written = write_sensitivity(curves, out)
+    print(f"dense validation accuracy {curves.dense_accuracy:.4f} on {len(validation[1])} training samples held out")
+    for layer in curves.layers():
+        points = ", ".join(f"{r['sparsity']:g}%: {r['accuracy']:.4f}" for r in curves.curve(layer))
+        print(f"  {layer}: {points}")
+    if args.target is not None:
+        plan = allocate(curves, args.target, args.budget)
+        atomic_write_text(out / "ratios.json", json.dumps(plan, indent=2))
+        written.append(out / "ratios.json")
+        print(f"plan for {args.target:g}% of the {args.budget}: " + ", ".join(f"{n}: {k:g}%" for n, k in plan.items()))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
