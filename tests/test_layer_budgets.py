@@ -106,10 +106,11 @@ def test_cli_sensitivity_writes_curves_and_a_plan_that_prune_applies(baseline, t
 
     out = tmp_path / "sens"
     assert main(["sensitivity", "--checkpoint", str(baseline), "--method", "weight", "--sparsities", "50,90,99",
-                 "--validation-samples", "1000", "--target", "90", "--out", str(out), "--data-dir", str(mnist_dir),
-                 "--quiet"]) == 0
+                 "--validation-samples", "1000", "--target", "90", "--latency-batch", "32", "--out", str(out),
+                 "--data-dir", str(mnist_dir), "--quiet"]) == 0
     data = json.loads((out / "sensitivity.json").read_text())
     assert {r["layer"] for r in data["rows"]} == {"fc1", "fc2"} and len(data["rows"]) == 6  # the classifier left whole
+    assert all(-1 < r["latency_removed"] < 1 for r in data["rows"])  # measured, as a fraction of the dense latency
     assert (out / "sensitivity.png").stat().st_size > 10_000 and (out / "sensitivity.csv").exists()
     plan = json.loads((out / "ratios.json").read_text())
     assert set(plan) == {"fc1", "fc2"}
@@ -172,3 +173,16 @@ def test_cli_prune_to_a_measured_latency_target(baseline, tmp_path, mnist_dir, c
     assert main(["prune", "--checkpoint", str(baseline), "--method", "weight", "--target-latency", "0.5",
                  "--out", str(tmp_path / "w"), "--data-dir", str(mnist_dir), "--quiet"]) == 2
     assert "use method 'unit'" in capsys.readouterr().err
+
+
+def test_the_report_shows_per_layer_sparsities_of_uneven_points(baseline, tmp_path, mnist_dir):
+    from prunekit.cli import main
+    from prunekit.study import read_results
+
+    out = tmp_path / "global"
+    assert main(["sweep", "--checkpoint", str(baseline), "--methods", "weight", "--sparsities", "90", "--scope",
+                 "global", "--data-dir", str(mnist_dir), "--no-measure", "--out", str(out), "--quiet"]) == 0
+    point = read_results(out)[0]
+    assert set(point["layer_sparsity"]) == {"fc1", "fc2"}
+    report = (out / "REPORT.md").read_text()
+    assert "## Per layer" in report and f"| {point['layer_sparsity']['fc1']:.1f} |" in report

@@ -87,7 +87,8 @@ def run_prune(args: argparse.Namespace) -> int:
     sparsity = result.metrics["sparsity_actual"] if args.sparsity is None else args.sparsity
     if args.target_latency is not None:
         print(f"latency target {args.target_latency:g}x dense at batch {args.latency_batch}: measured "
-              f"{result.metrics['latency_ratio_measured']:.3f}x (compacted, this machine's CPU)")
+              f"{result.metrics['latency_ratio_measured']:.3f}x (compacted, this machine's CPU); plans measured: "
+              + ", ".join(f"{ratio:.3f}x" for _, ratio in result.metrics["latency_plans_measured"]))
     print(f"\n{args.method} pruning at {sparsity:g}% of the pruned layers ({args.scope}, {args.schedule}{cost}; "
           f"{m['weight_sparsity_all']:.2f}% of all weights are zero): {quality} -> {result.path}")
     return 0

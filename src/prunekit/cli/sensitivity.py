@@ -35,10 +35,14 @@ def register(commands) -> None:
     parser.add_argument("--layers", type=name_list, default=None, help="fnmatch patterns of the layers to analyse")
     parser.add_argument("--validation-samples", type=int, default=5000,
                         help="the last N training samples are the validation slice")
+    parser.add_argument("--latency-batch", type=int, default=None, metavar="B",
+                        help="also measure the CPU latency each point's compacted model saves at batch B "
+                        "(a latency table; needed for --budget latency)")
     parser.add_argument("--target", type=float, default=None,
                         help="allocate per-layer sparsities removing this percent of the parameters (or MACs)")
     parser.add_argument("--budget", choices=TARGET_KINDS, default="params",
-                        help="what --target counts: params (weights of the analysed layers for weight pruning) or macs")
+                        help="what --target counts: params (weights of the analysed layers for weight pruning), macs, "
+                        "or latency (percent of the dense latency saved; needs --latency-batch)")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
     parser.add_argument("--dataset", default=None, help="the dataset (default: the checkpoint's)")
     parser.add_argument("--out", required=True, help="folder for the results")
@@ -60,7 +64,8 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     validation = (train[0][-args.validation_samples:], train[1][-args.validation_samples:])
     curves = layer_sensitivity(ckpt.model, args.method, validation, sparsities=args.sparsities,
                                criterion=args.criterion, example_inputs=tracing_batch(ckpt.model, args.method, data),
-                               input_shape=data.input_shape, layers=args.layers, progress=not args.quiet)
+                               input_shape=data.input_shape, layers=args.layers, latency_batch=args.latency_batch,
+                               progress=not args.quiet)
     written = write_sensitivity(curves, out)
     print(f"dense validation accuracy {curves.dense_accuracy:.4f} on {len(validation[1])} training samples held out")
     for layer in curves.layers():

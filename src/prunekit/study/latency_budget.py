@@ -5,8 +5,9 @@ dense one (interleaved medians, one run). :func:`plan_for_latency` measures ever
 buys (a latency table per group width, :func:`~.sensitivity.layer_sensitivity` with ``latency_batch``),
 allocates the groups' widths greedily by accuracy lost per latency saved
 (:func:`~.sensitivity.allocate` with ``kind="latency"``), then measures the planned model; while it is
-still slower than the target it asks the allocation for the shortfall more and measures again. The
-latency it reports is always a measurement of the planned model, never the table's prediction.
+still slower than the target it asks the allocation for twice the shortfall more and measures again,
+then bisects back so as to prune no more than the target needs. The latency it reports is always a
+measurement of the planned model, never the table's prediction.
 
 Example:
     >>> import torch
@@ -25,7 +26,6 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-import torch
 from torch import nn
 
 from ..bench.compact_latency import compact_latency_ratio
@@ -33,19 +33,22 @@ from ..errors import ConfigError
 from ..prune import prune_model
 from .sensitivity import GRID, Sensitivity, allocate, layer_sensitivity
 
-ATTEMPTS = 6
-"""How many times the plan is re-allocated while the measured latency misses the target."""
+ATTEMPTS = 10
+"""How many plans are measured, at most, while looking for one that meets the target."""
+REFINE = 4
+"""Measured plans spent afterwards pruning no more than needed (bisection on the allocation's goal)."""
 
 
 @dataclass
 class LatencyPlan:
-    """A per-group plan, the latency ratio measured for it, and the curves it was allocated from."""
+    """A per-group plan, the latency ratio measured for it, the curves it was allocated from, and every
+    plan measured on the way as ``(goal: % of the dense latency to save, measured ratio)``."""
 
     plan: dict[str, float]
     measured_ratio: float
     target_ratio: float
     curves: Sensitivity
-    attempts: int
+    tried: list[tuple[float, float]]
 
 
 def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, example_inputs: Any, *,
@@ -70,20 +73,41 @@ def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, exa
         return compact_latency_ratio(model, mask, example_inputs, batch_size=batch_size, repeats=repeats)
 
     deepest = {name: max(r["sparsity"] for r in curves.curve(name)) for name in curves.layers()}
-    goal = 100 * (1 - target_ratio)
-    ratio = float("nan")
-    for attempt in range(1, ATTEMPTS + 1):
+    tried: list[tuple[float, float]] = []  # (goal, measured ratio) of every plan measured
+
+    def attempt(goal: float) -> tuple[dict[str, float], float]:
         try:
             plan = allocate(curves, min(goal, 99.0), "latency")
         except ConfigError:
             plan = deepest
         ratio = measured(plan)
+        tried.append((goal, ratio))
+        return plan, ratio
+
+    missed, goal = None, 100 * (1 - target_ratio)
+    met = None  # (plan, ratio, goal) of the slowest plan that meets the target
+    while met is None and len(tried) < ATTEMPTS:  # raise the goal until a measured plan meets the target
+        plan, ratio = attempt(goal)
         if ratio <= target_ratio:
-            return LatencyPlan(plan, ratio, target_ratio, curves, attempt)
-        if plan == deepest:
+            met = (plan, ratio, goal)
+        elif plan == deepest:
+            raise ConfigError(f"latency target {target_ratio:g}x is out of reach at batch {batch_size}: the smallest "
+                              f"model of the grid (every group at its largest sparsity, up to "
+                              f"{max(deepest.values()):g}%) measures {ratio:.3f}x the dense latency here")
+        else:
+            missed, goal = goal, goal + max(2 * 100 * (ratio - target_ratio), 1.0)  # the table was optimistic
+    if met is None:
+        raise ConfigError(f"latency target {target_ratio:g}x not reached in {ATTEMPTS} measured plans at batch "
+                          f"{batch_size} (the last measured {tried[-1][1]:.3f}x): the latency table's predictions "
+                          f"are off here; try a finer grid of sparsities or a slightly lower target")
+    low = missed if missed is not None else 0.0
+    for _ in range(REFINE):  # then prune no more than needed: bisect the goal between a miss and a hit
+        goal = (low + met[2]) / 2
+        if met[2] - low < 1.0:
             break
-        goal += 100 * (ratio - target_ratio)
-    floor = measured(deepest)
-    raise ConfigError(f"latency target {target_ratio:g}x is out of reach at batch {batch_size}: the smallest model "
-                      f"of the grid (every group at its largest sparsity, up to {max(deepest.values()):g}%) measures "
-                      f"{floor:.3f}x the dense latency here; the last plan measured {ratio:.3f}x")
+        plan, ratio = attempt(goal)
+        if ratio <= target_ratio:
+            met = (plan, ratio, goal)
+        else:
+            low = goal
+    return LatencyPlan(met[0], met[1], target_ratio, curves, tried)

@@ -98,10 +98,13 @@ def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Opti
     else:
         actual = report.pruned.sparsity
     total = report.total
+    per_layer = {r.name: round(100.0 * (r.units - r.live_units) / r.units if method == "unit" else r.sparsity, 2)
+                 for r in pruned if r.units}
     return {
         "sparsity_actual": actual, "weight_sparsity_pruned": report.pruned.sparsity,
         "weight_sparsity_all": total.sparsity, "params_total": total.params, "params_nonzero": total.nonzero,
         "units_live": total.live_units, "flops_dense": total.dense_flops, "flops_effective": total.effective_flops,
+        "layer_sparsity": per_layer,
     }
 
 

@@ -125,7 +125,7 @@ def prune_checkpoint(
                "train_epochs": level.train_epochs, "train_seconds": level.train_seconds, "rounds": rounds}
     if latency is not None:
         metrics.update(latency_ratio_measured=latency.measured_ratio, latency_target=target_latency,
-                       latency_batch=latency_batch)
+                       latency_batch=latency_batch, latency_plans_measured=[list(t) for t in latency.tried])
     meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
     model_spec = ckpt.config["model"]
     path = save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),

@@ -24,6 +24,7 @@ from typing import Any
 from ..storage import atomic_write_text
 from .plot import plot_accuracy
 from .report_criteria import criteria_sections
+from .report_layers import per_layer_section
 from .report_schedules import cost_findings, cost_table, series_costs
 from .results import read_results
 
@@ -182,6 +183,7 @@ def write_report(
         *schedule_sections(points),
         *criteria_sections(points, baseline_accuracy, folder),
         *tradeoff_section(points),
+        *per_layer_section(points),
         "## Results\n", results_table(points), "",
     ]
     if timing:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -126,13 +127,20 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
                        "params_removed": result.params_total - counts["params_nonzero"],
                        "macs_removed": result.macs_total - (counts["flops_effective"] or 0)}
                 if latency_batch:
-                    row["latency_removed"] = 1 - compact_latency_ratio(model, mask, example_inputs,
+                    timing_inputs = example_inputs if example_inputs is not None else _random_batch(input_shape)
+                    row["latency_removed"] = 1 - compact_latency_ratio(model, mask, timing_inputs,
                                                                        batch_size=latency_batch)
                 result.rows.append(row)
                 bar.update(1)
     finally:
         bar.close()
     return result
+
+
+def _random_batch(input_shape: Optional[Sequence[int]]):
+    if input_shape is None:
+        raise ConfigError("measuring latency needs example inputs or the data's input shape")
+    return torch.randn(2, *input_shape)
 
 
 def _exact(name: str) -> str:
