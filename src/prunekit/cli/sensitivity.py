@@ -7,11 +7,10 @@ import json
 
 from ..checkpoint import load_checkpoint
 from ..data import load_dataset
-from ..errors import ConfigError
 from ..storage import atomic_write_text, check_output
-from ..study.points import in_memory, tracing_batch
+from ..study.points import tracing_batch
 from ..study.prune_run import checkpoint_dataset
-from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, write_sensitivity
+from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
 from .common import add_command, add_user_model_option, float_list, name_list
 
 
@@ -52,16 +51,10 @@ def register(commands) -> None:
 
 def run_sensitivity(args: argparse.Namespace) -> int:
     out = check_output(args.out, inputs=[args.checkpoint], allow_other_files=True)
-    if args.validation_samples < 1:
-        raise ConfigError(f"--validation-samples must be a positive number, got {args.validation_samples}")
     ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
     data = load_dataset(checkpoint_dataset(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
                         progress=not args.quiet)
-    train = data.split("train")
-    if not in_memory(train):
-        raise ConfigError("sensitivity analysis takes its validation slice from in-memory training tensors; "
-                          "this dataset streams (use the Python API with a validation DataLoader)")
-    validation = (train[0][-args.validation_samples:], train[1][-args.validation_samples:])
+    validation = training_tail(data, args.validation_samples)
     curves = layer_sensitivity(ckpt.model, args.method, validation, sparsities=args.sparsities,
                                criterion=args.criterion, example_inputs=tracing_batch(ckpt.model, args.method, data),
                                input_shape=data.input_shape, layers=args.layers, latency_batch=args.latency_batch,

@@ -29,14 +29,14 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..prune import prune_model
-from .points import describe_pruned
+from .points import describe_pruned, traces
 
 
 def mac_ratio(model: nn.Module, method: str, sparsity: float, *, scope: str = "layer", layers=None,
               input_shape: Sequence[int] | None = None, example_inputs: Any = None) -> float:
     """Effective / dense MACs of ``model`` pruned to ``sparsity`` (on a copy; ``model`` is unchanged)."""
     pruned = copy.deepcopy(model)
-    traced = example_inputs if method == "unit" and not isinstance(model, nn.Sequential) else None
+    traced = example_inputs if traces(model, method) else None
     mask = prune_model(pruned, method, sparsity, scope=scope, layers=layers, example_inputs=traced)
     counts = describe_pruned(pruned, mask, method, input_shape, example_inputs)
     if not counts["flops_dense"]:

@@ -31,6 +31,7 @@ from torch import nn
 from ..bench.compact_latency import compact_latency_ratio
 from ..errors import ConfigError
 from ..prune import prune_model
+from .points import traces
 from .sensitivity import GRID, Sensitivity, allocate, layer_sensitivity
 
 ATTEMPTS = 10
@@ -66,7 +67,7 @@ def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, exa
     curves = layer_sensitivity(model, "unit", validation, sparsities=sparsities, criterion=criterion,
                                example_inputs=example_inputs, input_shape=input_shape, layers=layers,
                                latency_batch=batch_size, progress=progress)
-    traced = None if isinstance(model, nn.Sequential) else example_inputs
+    traced = example_inputs if traces(model, "unit") else None
 
     def measured(plan: dict[str, float]) -> float:
         mask = prune_model(copy.deepcopy(model), "unit", plan, criterion=criterion, example_inputs=traced)

@@ -65,6 +65,11 @@ def example_batch(data: Any) -> Any:
     return batch.kwargs if batch.kwargs else (batch.args[0] if len(batch.args) == 1 else batch.args)
 
 
+def traces(model: nn.Module, method: str) -> bool:
+    """Whether unit pruning of ``model`` traces it (any model but an ``nn.Sequential``, see :func:`tracing_batch`)."""
+    return method == "unit" and not isinstance(model, nn.Sequential)
+
+
 def tracing_batch(model: nn.Module, method: str, data: Any) -> Any:
     """The batch unit pruning traces ``model`` on, or ``None`` where tracing is not needed.
 
@@ -72,7 +77,7 @@ def tracing_batch(model: nn.Module, method: str, data: Any) -> Any:
     channels (residual additions, concatenations, attention heads) are pruned together, as whole units
     that compaction can remove.
     """
-    if method != "unit" or isinstance(model, nn.Sequential):
+    if not traces(model, method):
         return None
     batch = example_batch(data)
     return data.split("test")[0][:2] if batch is None else batch

@@ -141,15 +141,11 @@ LATENCY_VALIDATION = 2000
 
 def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, criterion, layers, progress: bool):
     from .latency_budget import plan_for_latency
-    from .points import in_memory
+    from .sensitivity import training_tail
 
-    train, test = data.split("train"), data.split("test")
-    if not (in_memory(train) and in_memory(test)):
-        raise ConfigError("--target-latency takes its validation slice from in-memory training tensors; this "
-                          "dataset streams (use prunekit.study.latency_budget.plan_for_latency with your data)")
-    validation = (train[0][-LATENCY_VALIDATION:], train[1][-LATENCY_VALIDATION:])
-    return plan_for_latency(ckpt.model, target, validation, test[0][:2], batch_size=batch_size, criterion=criterion,
-                            input_shape=data.input_shape, layers=layers, progress=progress)
+    validation = training_tail(data, LATENCY_VALIDATION)
+    return plan_for_latency(ckpt.model, target, validation, validation[0][:2], batch_size=batch_size,
+                            criterion=criterion, input_shape=data.input_shape, layers=layers, progress=progress)
 
 
 def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_inputs, mask=None) -> float:

@@ -41,7 +41,7 @@ from ..prune import check_sparsity, prune_model, select_layers
 from ..storage import atomic_write_text
 from ..training import evaluate
 from .plot import plot_accuracy
-from .points import describe_pruned
+from .points import describe_pruned, in_memory, traces
 
 GRID = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
 """The default sparsities each layer is pruned to."""
@@ -76,7 +76,7 @@ def prunable_names(model: nn.Module, method: str, example_inputs: Any = None,
                    layers: Optional[Sequence[str]] = None) -> list[str]:
     """What a plan can name: the coupled groups of a traced model (unit pruning with example inputs),
     else the prunable layers (the output layer left out)."""
-    if method == "unit" and example_inputs is not None and not isinstance(model, nn.Sequential):
+    if example_inputs is not None and traces(model, method):
         from ..prune.structured import prunable_groups
         from ..structure import trace
 
@@ -106,7 +106,7 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
     grid = sorted({check_sparsity(k) for k in sparsities} - {0.0})
     if not grid:
         raise ConfigError("a sensitivity grid needs at least one sparsity above 0")
-    traced = example_inputs if method == "unit" and not isinstance(model, nn.Sequential) else None
+    traced = example_inputs if traces(model, method) else None
     names = prunable_names(model, method, traced, layers)
     dense = describe_pruned(model, prune_model(copy.deepcopy(model), method, 0.0, example_inputs=traced), method,
                             input_shape, example_inputs)
@@ -114,6 +114,9 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
     result = Sensitivity(method, evaluate(model, validation)["accuracy"], dense["params_nonzero"],
                          dense["flops_effective"] or 0,
                          {n: modules[n].weight.numel() for n in names} if method == "weight" else {})
+    timing_inputs = None
+    if latency_batch:
+        timing_inputs = example_inputs if example_inputs is not None else _random_batch(input_shape)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     work = copy.deepcopy(model)
     bar = tqdm(total=len(names) * len(grid), desc="sensitivity", unit="point", disable=None if progress else True)
@@ -127,7 +130,6 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
                        "params_removed": result.params_total - counts["params_nonzero"],
                        "macs_removed": result.macs_total - (counts["flops_effective"] or 0)}
                 if latency_batch:
-                    timing_inputs = example_inputs if example_inputs is not None else _random_batch(input_shape)
                     row["latency_removed"] = 1 - compact_latency_ratio(model, mask, timing_inputs,
                                                                        batch_size=latency_batch)
                 result.rows.append(row)
@@ -135,6 +137,21 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
     finally:
         bar.close()
     return result
+
+
+def training_tail(data: Any, samples: int) -> tuple:
+    """The last ``samples`` in-memory training samples of a dataset, as a validation slice.
+
+    Raises:
+        ConfigError: for a non-positive count, or a dataset that streams (use the API with your own data).
+    """
+    if not (isinstance(samples, int) and samples > 0):
+        raise ConfigError(f"the validation slice needs a positive number of samples, got {samples!r}")
+    train = data.split("train")
+    if not in_memory(train):
+        raise ConfigError("the validation slice is taken from in-memory training tensors; this dataset streams "
+                          "(use the Python API: layer_sensitivity / plan_for_latency take any validation data)")
+    return train[0][-samples:], train[1][-samples:]
 
 
 def _random_batch(input_shape: Optional[Sequence[int]]):
