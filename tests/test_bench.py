@@ -79,6 +79,6 @@ def test_cli_bench_latency(tmp_path, capsys):
     assert all(v in text for v in VERSIONS) and "FLOP ratio" in text
     assert len(json.loads(out.read_text())) == 2 * len(VERSIONS)
     assert main(["bench", "latency", "--model", "lenet300", "--method", "unit"]) == 2
-    assert "--method and --sparsity together" in capsys.readouterr().err
+    assert "give --method with --sparsity or --pattern" in capsys.readouterr().err
     assert main(["bench", "latency", "--model", str(EXAMPLES / "models.py") + ":small_resnet"]) == 2
     assert "pass one sample's shape (--input-shape" in capsys.readouterr().err  # no MNIST guess for user models

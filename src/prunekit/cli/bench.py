@@ -10,6 +10,7 @@ import platform
 import torch
 
 from ..bench import benchmark_latency, benchmark_training, format_latency
+from ..bench.semi_structured import semi_structured_note
 from ..checkpoint import load_checkpoint
 from ..errors import ConfigError
 from ..models import get_model
@@ -94,6 +95,8 @@ def register_latency(sub) -> None:
                         help="with --model: a builder argument, VALUE in JSON; repeatable")
     parser.add_argument("--method", choices=METHODS.names(), default=None, help="prune first with this method")
     parser.add_argument("--sparsity", type=float, default=None, help="with --method: percent to prune")
+    parser.add_argument("--pattern", default=None, metavar="N:M",
+                        help="with --method weight, instead of --sparsity: an N:M pattern such as 2:4")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer", help="with --method: pruning scope")
     parser.add_argument("--batch-sizes", type=int_list, default=(1, 256), help="comma-separated batch sizes")
     parser.add_argument("--repeats", type=int, default=None,
@@ -106,8 +109,9 @@ def register_latency(sub) -> None:
 
 def _model_and_mask(args: argparse.Namespace):
     """The model, its mask, one sample's shape (or ``None``) and example inputs (or ``None``)."""
-    if (args.method is None) != (args.sparsity is None):
-        raise ConfigError("give --method and --sparsity together (or neither)")
+    if (args.method is None) != (args.sparsity is None and args.pattern is None) or \
+            (args.sparsity is not None and args.pattern is not None):
+        raise ConfigError("give --method with --sparsity or --pattern (or none of them)")
     if not args.checkpoint and not args.model:
         raise ConfigError("give --checkpoint or --model")
     if args.checkpoint:
@@ -127,7 +131,8 @@ def _model_and_mask(args: argparse.Namespace):
         example = make_inputs(shape_)(2)[0][0]
     if args.method is not None:
         traced = example if args.method == "unit" and example is not None else None
-        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask, example_inputs=traced)
+        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask, example_inputs=traced,
+                           pattern=args.pattern)
     return model, mask, tuple(shape_) if shape_ else None, example
 
 
@@ -161,6 +166,9 @@ def run_bench_latency(args: argparse.Namespace) -> int:
     print(format_latency(rows))
     print("x dense time: median latency / dense median latency in this run (lower is faster); medians of "
           "interleaved repeats, so shared-machine noise remains")
+    note = semi_structured_note(model, mask, next((p.device for p in model.parameters()), torch.device("cpu")))
+    if note:
+        print(note)
     if warning and torch.get_num_threads() > 1:
         print(warning)
     if args.json:

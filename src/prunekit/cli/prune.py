@@ -51,7 +51,14 @@ def register(commands) -> None:
                         help="what ranks weights or units (default: magnitude for weights, unit_l2 for units); "
                         + "; ".join(f"{n}: {CRITERIA.describe(n)}" for n in CRITERIA.names()))
     parser.add_argument("--calibration-batches", type=int, default=32,
-                        help="batches of 128 training samples a data-driven criterion (taylor) reads per pruning step")
+                        help="batches of 128 training samples a data-driven criterion (taylor, wanda, sparsegpt) or "
+                        "--reconstruct reads per pruning step")
+    parser.add_argument("--pattern", default=None, metavar="N:M",
+                        help="instead of --sparsity (weight pruning): keep N of every M consecutive weights of each "
+                        "row, e.g. 2:4 (what sparse tensor cores run); layers whose rows are not a multiple of M stay whole")
+    parser.add_argument("--reconstruct", action="store_true",
+                        help="weight pruning: after the mask is chosen, re-solve each layer's remaining weights so its "
+                        "outputs on the calibration batches match the unpruned layer's (no training)")
     parser.add_argument("--schedule", default="oneshot", help="pruning schedule; " + schedule_help())
     parser.add_argument("--out", required=True, help="folder for the pruned checkpoint (checked before any work)")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
@@ -76,7 +83,8 @@ def run_prune(args: argparse.Namespace) -> int:
                               layers=layers, include_output=args.include_output, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
                               recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device,
-                              criterion=args.criterion, calibration_batches=args.calibration_batches)
+                              criterion=args.criterion, calibration_batches=args.calibration_batches,
+                              pattern=args.pattern, reconstruct=args.reconstruct)
     print(sparsity_report(result.model).format_table())
     m = result.metrics
     dense = m.get("dense_test_accuracy")
@@ -85,11 +93,12 @@ def run_prune(args: argparse.Namespace) -> int:
     quality = f"test accuracy {m['test_accuracy']:.4f}{dense_text}" if m["test_accuracy"] is not None else \
         f"test loss {m['test_loss']:.4f}"
     sparsity = result.metrics["sparsity_actual"] if args.sparsity is None else args.sparsity
+    shape = f"{args.pattern} pattern, {sparsity:g}%" if args.pattern else f"{sparsity:g}%"
     if args.target_latency is not None:
         print(f"latency target {args.target_latency:g}x dense at batch {args.latency_batch}: measured "
               f"{result.metrics['latency_ratio_measured']:.3f}x (compacted, this machine's CPU); plans measured: "
               + ", ".join(f"{ratio:.3f}x" for _, ratio in result.metrics["latency_plans_measured"]))
-    print(f"\n{args.method} pruning at {sparsity:g}% of the pruned layers ({args.scope}, {args.schedule}{cost}; "
+    print(f"\n{args.method} pruning at {shape} of the pruned layers ({args.scope}, {args.schedule}{cost}; "
           f"{m['weight_sparsity_all']:.2f}% of all weights are zero): {quality} -> {result.path}")
     return 0
 

@@ -49,6 +49,12 @@ def register(commands) -> None:
                         "layers but the output layer)")
     parser.add_argument("--include-output", action="store_true",
                         help="weight pruning: prune the output layer (classifier) too")
+    parser.add_argument("--calibration-batches", type=int, default=32,
+                        help="batches of 128 training samples a data-driven criterion (taylor, wanda, sparsegpt) or "
+                        "--reconstruct reads per pruning step")
+    parser.add_argument("--reconstruct", action="store_true",
+                        help="weight pruning: re-solve each layer's remaining weights so its outputs on the "
+                        "calibration batches match the unpruned layer's (every series)")
     parser.add_argument("--no-measure", action="store_true",
                         help="skip measuring each point's compressed file size and CPU latency ratios")
     parser.add_argument("--checkpoint", default=None,
@@ -66,7 +72,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         model=args.model, model_args=dict(args.model_arg), dataset=args.dataset, methods=args.methods,
         sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
-        flop_reductions=args.flop_reductions,
+        flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
+        reconstruct=args.reconstruct,
     )
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
                        progress=not args.quiet, measure=not args.no_measure, device=args.device)

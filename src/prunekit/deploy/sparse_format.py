@@ -9,6 +9,10 @@ uint8, uint16, int32, then int64):
 * ``csr_rel``: CSR whose column indices are 8-bit *gaps* from the previous non-zero of the row
   (the relative indexing of Han et al. 2016, "Deep Compression"); a gap over 255 is bridged by
   an explicit zero filler entry, so every index fits in one byte;
+* ``nm``: for a tensor that holds an N:M pattern (at most N non-zeros in every M consecutive entries of
+  a row, M in 4, 8, 16): N ``values`` per group and their positions in the group, packed in
+  ``ceil(log2 M)`` bits each (2 bits for 2:4, the layout of sparse tensor cores' metadata); the
+  encoding's name carries the pattern, e.g. ``nm:2:4``;
 * ``bitmask``: ``bits`` (one bit per entry, ``numpy.packbits``) and the non-zero ``values``.
 
 :func:`encode` keeps the smallest (ties go to the earlier one in :data:`ENCODINGS`).
@@ -28,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-ENCODINGS = ("dense", "csr", "csr_rel", "bitmask")
+ENCODINGS = ("dense", "csr", "csr_rel", "nm", "bitmask")
 Arrays = dict[str, np.ndarray]
 
 
@@ -83,6 +87,30 @@ def encode_bitmask(array: np.ndarray) -> Arrays:
     return {"bits": np.packbits(keep), "values": flat[keep]}
 
 
+def nm_pattern(array: np.ndarray, sizes: tuple[int, ...] = (4, 8, 16)) -> tuple[int, int] | None:
+    """The tightest ``(n, m)`` with ``n < m`` that ``array``'s rows follow (smallest ``n / m``, then ``m``), or ``None``."""
+    m_all = as_matrix(array)
+    best = None
+    for m in sizes:
+        if m_all.shape[1] % m or m_all.size == 0:
+            continue
+        n = max(int((m_all.reshape(-1, m) != 0).sum(axis=1).max()), 1)
+        if n < m and (best is None or n / m < best[0] / best[1]):
+            best = (n, m)
+    return best
+
+
+def encode_nm(array: np.ndarray, pattern: tuple[int, int]) -> Arrays:
+    n, m = pattern
+    groups = as_matrix(array).reshape(-1, m)
+    # the non-zeros of each group first, then zeros to fill n slots; positions ascending
+    slots = np.sort(np.argsort(groups == 0, axis=1, kind="stable")[:, :n], axis=1)
+    bits = int(np.ceil(np.log2(m)))
+    index_bits = (slots.reshape(-1, 1) >> np.arange(bits)) & 1
+    return {"values": np.take_along_axis(groups, slots, axis=1).reshape(-1),
+            "positions": np.packbits(index_bits.astype(np.uint8).reshape(-1))}
+
+
 ENCODERS: dict[str, Callable[[np.ndarray], Arrays]] = {
     "dense": encode_dense, "csr": encode_csr, "csr_rel": encode_csr_rel, "bitmask": encode_bitmask,
 }
@@ -97,7 +125,11 @@ def candidates(array: np.ndarray) -> dict[str, Arrays]:
     """Every encoding of ``array`` (only ``dense`` for 0-d, empty or non-float arrays)."""
     if array.ndim == 0 or array.size == 0 or array.dtype.kind != "f":
         return {"dense": encode_dense(array)}
-    return {name: fn(array) for name, fn in ENCODERS.items()}
+    options = {name: fn(array) for name, fn in ENCODERS.items()}
+    pattern = nm_pattern(array)
+    if pattern is not None:
+        options[f"nm:{pattern[0]}:{pattern[1]}"] = encode_nm(array, pattern)
+    return options
 
 
 def encode(array: np.ndarray) -> tuple[str, Arrays]:
@@ -108,7 +140,7 @@ def encode(array: np.ndarray) -> tuple[str, Arrays]:
         'dense'
     """
     options = candidates(array)
-    name = min(options, key=lambda k: (nbytes(options[k]), ENCODINGS.index(k)))
+    name = min(options, key=lambda k: (nbytes(options[k]), ENCODINGS.index(k.split(":")[0])))
     return name, options[name]
 
 
@@ -131,6 +163,8 @@ def decode(kind: str, arrays: Arrays, shape: tuple[int, ...], dtype: str) -> np.
                 "bitmask and values do not match")
         out[keep] = arrays["values"]
         return out.reshape(shape)
+    if kind.startswith("nm:"):
+        return _decode_nm(kind, arrays, shape, numel, out)
     if kind not in ("csr", "csr_rel"):
         raise ValueError(f"unknown encoding {kind!r}; known: {', '.join(ENCODINGS)}")
     rows = shape[0] if len(shape) >= 2 else 1
@@ -148,6 +182,23 @@ def decode(kind: str, arrays: Arrays, shape: tuple[int, ...], dtype: str) -> np.
     _expect(len(col) == len(values) and (len(col) == 0 or (col.min() >= 0 and col.max() < cols)),
             "column indices out of range")
     out[np.repeat(np.arange(rows), counts) * cols + col] = values
+    return out.reshape(shape)
+
+
+def _decode_nm(kind: str, arrays: Arrays, shape: tuple[int, ...], numel: int, out: np.ndarray) -> np.ndarray:
+    parts = kind.split(":")
+    _expect(len(parts) == 3 and all(p.isdigit() for p in parts[1:]), f"unknown encoding {kind!r}")
+    n, m = int(parts[1]), int(parts[2])
+    _expect(0 < n < m and numel % m == 0, f"a {n}:{m} pattern does not fit shape {list(shape)}")
+    count = numel // m * n
+    bits = int(np.ceil(np.log2(m)))
+    _expect(len(arrays["values"]) == count and len(arrays["positions"]) == (count * bits + 7) // 8,
+            "N:M values and positions do not match the shape")
+    flags = np.unpackbits(arrays["positions"], count=count * bits).reshape(count, bits).astype(np.int64)
+    positions = (flags << np.arange(bits)).sum(axis=1).reshape(-1, n)
+    _expect(bool(np.all(positions < m)), "N:M positions out of range")
+    groups = out.reshape(-1, m)
+    np.put_along_axis(groups, positions, arrays["values"].reshape(-1, n), axis=1)
     return out.reshape(shape)
 
 

@@ -15,6 +15,8 @@ from torch import nn
 
 from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
+from prunekit.prune.nm import Pattern, layers_fitting, nm_keep_mask, parse_pattern, sparsity_with_pattern
+from prunekit.prune.posttrain import PostTrainingCriterion, posttrain_masks, reconstruct_masked
 from prunekit.prune.scores import Criterion, get_criterion
 from prunekit.prune.select import (check_layer_sparsities, check_plan_matches, global_keep_masks, keep_mask,
                                    sparsity_of)
@@ -47,7 +49,7 @@ class PruningMethod:
 def prune_model(
     model: nn.Module,
     method: str = "weight",
-    sparsity: Union[float, Mapping[str, float]] = 50.0,
+    sparsity: Union[float, Mapping[str, float], None] = None,
     *,
     scope: str = "layer",
     layers: Optional[Sequence[str]] = None,
@@ -59,6 +61,8 @@ def prune_model(
     calibration: Any = None,
     calibration_batches: int = 32,
     loss_fn: Optional[Callable] = None,
+    pattern: Union[str, tuple[int, int], None] = None,
+    reconstruct: bool = False,
 ) -> Mask:
     """Prune ``model`` in place to a total ``sparsity`` percent and return the mask.
 
@@ -76,7 +80,7 @@ def prune_model(
     Args:
         model: the model; its parameters are zeroed in place (objects unchanged).
         method: ``"weight"`` or ``"unit"`` (see :data:`METHODS`).
-        sparsity: percentage to prune, in ``[0, 100)``; e.g. ``92.5``. Or a plan per layer,
+        sparsity: percentage to prune, in ``[0, 100)``; e.g. ``92.5`` (default: 50, or the pattern's). Or a plan per layer,
             ``{fnmatch pattern: percent}`` on module names (on group names with ``example_inputs``):
             the first matching pattern gives a layer its sparsity, a layer no pattern matches is left
             whole; layer scope only.
@@ -96,9 +100,15 @@ def prune_model(
             Without it, unit pruning walks the layers in order (``nn.Sequential`` models).
         include_inexact: with ``example_inputs``: also prune groups mixed by a normalisation (a
             transformer's residual width through LayerNorm); removing them is then not exact.
-        calibration: data for criteria that need it (``taylor``, ``learned``): any form :func:`~prunekit.train`
-            takes; ``calibration_batches`` batches of it (128 samples each for tensors) are used,
-            with ``loss_fn`` (default: the model's own loss, else cross-entropy).
+        calibration: data for criteria that need it (``taylor``, ``learned``, ``wanda``, ``sparsegpt``): any
+            form :func:`~prunekit.train` takes; ``calibration_batches`` batches of it (128 samples each for
+            tensors) are used, with ``loss_fn`` (default: the model's own loss, else cross-entropy).
+        pattern: weight pruning: an N:M pattern such as ``"2:4"`` (keep N of every M consecutive weights
+            of a row, :mod:`~prunekit.prune.nm`) instead of a free sparsity; layers whose rows do not
+            split into groups of M are left whole (with a warning).
+        reconstruct: weight pruning: after the mask is chosen (by any criterion), re-solve each pruned layer's
+            remaining weights, in call order, so its outputs on the ``calibration`` data match the unpruned
+            layer's (exact damped least squares, :mod:`~prunekit.prune.reconstruct`). No training.
 
     Returns:
         The new :class:`Mask` (already applied to ``model``).
@@ -116,11 +126,16 @@ def prune_model(
     """
     pruning = METHODS.get(method)
     _check_choice("scope", scope, SCOPES)
-    sparsity = check_layer_sparsities(sparsity)
+    nm = parse_pattern(pattern)
+    sparsity = check_layer_sparsities(sparsity_with_pattern(sparsity, nm))
     if isinstance(sparsity, dict) and scope == "global":
         raise ConfigError("a per-layer sparsity plan sets each layer's sparsity itself: use scope='layer'")
     _refuse_torch_pruned(model)
     fn = _resolve_criterion(criterion, pruning)
+    if nm is not None or isinstance(fn, PostTrainingCriterion):
+        _check_layerwise_weight(method, scope, fn, nm)
+    if reconstruct and method != "weight":
+        raise ConfigError("reconstruct=True re-solves the weights a weight mask keeps: use method='weight'")
     if isinstance(fn, UnitCriterion):
         fn = CriterionRun(fn, calibration, calibration_batches, loss_fn, sparsity)
     previous = as_mask(mask)
@@ -133,15 +148,33 @@ def prune_model(
         score = None if criterion in (None, "unit_l2", "magnitude") else fn
         new = Mask(group_unit_masks(model, example_inputs, sparsity, scope, score, previous or Mask({}),
                                     layers, include_inexact))
+    elif isinstance(fn, PostTrainingCriterion):
+        targets = layers_fitting(select_layers(model, method, layers, include_output=include_output), nm)
+        new = Mask(posttrain_masks(model, targets, sparsity, fn, calibration, calibration_batches, previous or {}, nm,
+                                   reconstruct))
+        reconstruct = False  # done layer by layer with the masks
+    elif nm is not None:
+        targets = layers_fitting(select_layers(model, method, layers, include_output=include_output), nm)
+        new = Mask(_weight_masks(model, targets, sparsity, scope, fn, previous or {}, nm))
     else:
         targets = select_layers(model, method, layers, include_output=include_output)
         new = Mask(pruning.build(model, targets, sparsity, scope, fn, previous or {}))
     result = new & previous if previous is not None else new
+    if reconstruct:
+        reconstruct_masked(model, targets, result, calibration, calibration_batches)
     result.apply_(model)
     return result
 
 
-def _weight_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torch.Tensor]:
+def _check_layerwise_weight(method: str, scope: str, fn, nm: Optional[Pattern]) -> None:
+    what = "an N:M pattern" if nm is not None else f"criterion {fn.kind!r}"
+    if method != "weight":
+        raise ConfigError(f"{what} prunes individual weights: use method='weight'")
+    if scope != "layer":
+        raise ConfigError(f"{what} prunes each layer on its own: use scope='layer'")
+
+
+def _weight_masks(model, targets, sparsity, scope, fn, previous, pattern=None) -> dict[str, torch.Tensor]:
     params = dict(model.named_parameters())
     scores, prev = {}, {}
     names = [param_name(layer, "weight") for layer, _ in targets]
@@ -160,6 +193,8 @@ def _weight_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, to
         if name in previous:
             prev[name] = previous[name]
     layer_of = {param_name(layer, "weight"): layer for layer, _ in targets}
+    if pattern is not None:
+        return {n: nm_keep_mask(s, *pattern, prev.get(n)) for n, s in scores.items()}
     return _select(scores, sparsity, scope, prev, layer_of)
 
 

@@ -136,7 +136,19 @@ def keep_mask(
         >>> keep_mask(torch.tensor([3.0, 1.0, 2.0, 4.0]), 50.0)
         tensor([ True, False, False,  True])
     """
-    n_prune = num_to_prune(sparsity, scores.numel())
+    return keep_mask_of_count(scores, num_to_prune(sparsity, scores.numel()), previous)
+
+
+def keep_mask_of_count(
+    scores: torch.Tensor, n_prune: int, previous: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """:func:`keep_mask` with the number of entries to prune given: the ``n_prune`` lowest go (entries
+    pruned in ``previous`` first; if they are more, exactly they stay pruned).
+
+    Example:
+        >>> keep_mask_of_count(torch.tensor([3.0, 1.0, 2.0]), 1)
+        tensor([ True, False,  True])
+    """
     if previous is not None:
         _check_previous(scores, previous)
         if n_prune <= int((~previous).sum()):

@@ -23,6 +23,7 @@ from ..training.distill import DistillConfig
 from ..errors import ConfigError
 from ..storage import fingerprint  # noqa: F401  (re-exported)
 from ..prune import CRITERIA, METHODS, SCOPES, Mask, prune_model
+from ..prune.nm import parse_pattern, pattern_sparsity
 from ..prune.unit_criteria import needs_data
 from ..training import TrainConfig
 
@@ -118,6 +119,8 @@ class PruneSpec:
     calibration_batches: int = 32
     plan: tuple[tuple[str, float], ...] | None = None
     plan_sparsity: float | None = None
+    pattern: str | None = None
+    reconstruct: bool = False
 
     def __post_init__(self) -> None:
         METHODS.get(self.method)
@@ -135,6 +138,11 @@ class PruneSpec:
             object.__setattr__(self, "plan", tuple((str(p), float(k)) for p, k in self.plan))
             if self.plan_sparsity is None:
                 raise ConfigError("a per-layer plan needs plan_sparsity: the sparsity it reaches over the pruned layers")
+        if self.pattern is not None:
+            n, m = parse_pattern(self.pattern)
+            object.__setattr__(self, "pattern", f"{n}:{m}")
+            if self.plan is not None:
+                raise ConfigError("an N:M pattern sets every layer's sparsity itself: give a pattern or a plan, not both")
 
     def target(self, sparsity: float) -> float | dict[str, float]:
         """What :func:`~prunekit.prune.prune_model` is given for a schedule's target ``sparsity``: the
@@ -152,13 +160,23 @@ class PruneSpec:
     def apply(self, model: nn.Module, sparsity: float, *, mask: Mask | None = None, example_inputs: Any = None,
               train_data: Any = None) -> Mask:
         """Prune ``model`` in place to ``sparsity`` percent in total, as this spec says (shrinking ``mask``);
-        ``train_data`` is the calibration data of a criterion that needs it."""
-        return prune_model(model, self.method, self.target(sparsity), scope=self.scope, layers=self.layers, mask=mask,
-                           include_output=self.include_output, example_inputs=example_inputs,
-                           criterion=self.criterion, calibration_batches=self.calibration_batches,
-                           calibration=train_data if self.needs_data else None)
+        ``train_data`` is the calibration data of a criterion that needs it. With an N:M ``pattern``, ``sparsity``
+        is 0 (nothing pruned) or the pattern's own."""
+        if self.pattern is not None:
+            if sparsity == 0:
+                return prune_model(model, self.method, 0.0, layers=self.layers, mask=mask,
+                                   include_output=self.include_output)
+            implied = pattern_sparsity(*parse_pattern(self.pattern))
+            if abs(sparsity - implied) > 1e-9:
+                raise ConfigError(f"an N:M pattern {self.pattern} prunes to {implied:g}% in one step; a schedule asked "
+                                  f"for {sparsity:g}%: use it with the oneshot or finetune schedule")
+        return prune_model(model, self.method, None if self.pattern else self.target(sparsity), scope=self.scope,
+                           layers=self.layers, mask=mask, include_output=self.include_output,
+                           example_inputs=example_inputs, criterion=self.criterion,
+                           calibration_batches=self.calibration_batches, pattern=self.pattern,
+                           reconstruct=self.reconstruct, calibration=train_data if self.needs_data else None)
 
     @property
     def needs_data(self) -> bool:
-        """Whether the criterion reads training data (``taylor``)."""
-        return needs_data(self.criterion)
+        """Whether pruning reads training data (``taylor``, ``wanda``, ``sparsegpt``, or ``reconstruct``)."""
+        return needs_data(self.criterion) or self.reconstruct

@@ -41,6 +41,9 @@ class SweepConfig:
         recovery: how the schedules recover accuracy (:class:`~prunekit.schedules.Recovery`).
         layers: ``fnmatch`` patterns of the layers to prune (default: all prunable ones but the output layer).
         include_output: weight pruning prunes the output layer too (left whole by default).
+        calibration_batches: batches of 128 training samples a data-driven criterion (``taylor``, ``wanda``,
+            ``sparsegpt``) or ``reconstruct`` reads per pruning step.
+        reconstruct: weight pruning: re-solve each layer's remaining weights on the calibration batches.
         flop_reductions: levels as MAC reduction factors (e.g. ``(1.5, 2, 3)``) instead of sparsities:
             the sweep finds each one's sparsity on the baseline (:mod:`.flop_targets`); one method only.
     """
@@ -56,6 +59,8 @@ class SweepConfig:
     recovery: Recovery = field(default_factory=Recovery)
     layers: tuple[str, ...] | None = None
     include_output: bool = False
+    calibration_batches: int = 32
+    reconstruct: bool = False
     flop_reductions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
@@ -64,6 +69,10 @@ class SweepConfig:
         for name in self.schedules:
             resolve_series(name, self.recovery)
         object.__setattr__(self, "schedules", tuple(dict.fromkeys(self.schedules)))
+        if not (isinstance(self.calibration_batches, int) and self.calibration_batches > 0):
+            raise ConfigError(f"calibration_batches must be a positive integer, got {self.calibration_batches!r}")
+        if self.reconstruct and set(self.methods) != {"weight"}:
+            raise ConfigError("reconstruct re-solves the weights a weight mask keeps: use it with --methods weight")
         for method in self.methods:
             METHODS.get(method)
             self.scope_for(method)

@@ -26,6 +26,7 @@ from ..data import Dataset, load_dataset
 from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedule, planned_epochs, run_schedule
 from ..storage import check_output, file_digest, fingerprint
 from ..errors import ConfigError
+from ..prune.nm import parse_pattern, pattern_sparsity
 from ..prune import prune_model
 from ..prune.select import check_layer_sparsities
 from ..references import is_reference
@@ -55,6 +56,8 @@ def prune_checkpoint(
     ratios: dict[str, float] | None = None,
     target_latency: float | None = None,
     latency_batch: int = 256,
+    pattern: str | None = None,
+    reconstruct: bool = False,
 ) -> TrainResult:
     """Prune a saved model with a schedule, evaluate it on its dataset's test set and save it with its mask.
 
@@ -81,6 +84,8 @@ def prune_checkpoint(
             ``latency_batch`` the compacted model must measure on this machine; a per-group plan is
             found by :func:`~prunekit.study.latency_budget.plan_for_latency` (validation: the last
             :data:`LATENCY_VALIDATION` training samples) and its measured ratio is recorded as ``latency_ratio_measured``.
+        pattern: instead of ``sparsity`` (weight pruning, oneshot or finetune): an N:M pattern such as ``"2:4"``.
+        reconstruct: re-solve each layer's remaining weights on ``calibration_batches`` training batches.
 
     Returns:
         A :class:`TrainResult`; ``metrics`` holds ``test_accuracy``, ``sparsity_actual`` (over the
@@ -88,9 +93,13 @@ def prune_checkpoint(
         ``train_seconds`` and ``rounds`` (sparsity and accuracy after every level).
     """
     recovery = recovery or Recovery()
-    if sum(x is not None for x in (sparsity, ratios, target_latency)) != 1:
-        raise ConfigError("give exactly one of a sparsity, per-layer ratios or a latency target "
-                          "(--sparsity, --ratios, --target-latency)")
+    if sum(x is not None for x in (sparsity, ratios, target_latency, pattern)) != 1:
+        raise ConfigError("give exactly one of a sparsity, per-layer ratios, a latency target or an N:M pattern "
+                          "(--sparsity, --ratios, --target-latency, --pattern)")
+    if pattern is not None:
+        sparsity = pattern_sparsity(*parse_pattern(pattern))
+        if schedule not in ("oneshot", "finetune"):
+            raise ConfigError(f"an N:M pattern prunes in one step: use --schedule oneshot or finetune, not {schedule!r}")
     if target_latency is not None and method != "unit":
         raise ConfigError("a latency target removes whole units: use method 'unit'")
     plan = check_layer_sparsities(ratios) if ratios is not None else None
@@ -105,7 +114,8 @@ def prune_checkpoint(
     if plan is not None:
         sparsity = plan_sparsity(ckpt.model, method, plan, layers, tracing_batch(ckpt.model, method, data), ckpt.mask)
     spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output, criterion, calibration_batches,
-                     plan=tuple(plan.items()) if plan else None, plan_sparsity=sparsity if plan else None)
+                     plan=tuple(plan.items()) if plan else None, plan_sparsity=sparsity if plan else None,
+                     pattern=pattern, reconstruct=reconstruct)
     test_data = data.split("test")
     if device is not None:
         ckpt.model.to(resolve_device(device))
@@ -115,7 +125,7 @@ def prune_checkpoint(
                           "spec": asdict(spec), "recipe": recovery.to_dict(), "k": sparsity})
     level, rounds = _run_with_progress(schedule, job, sparsity, test_data, progress, chain, run_id)
     test = evaluate(ckpt.model, test_data)
-    pruning = {"method": method, "sparsity": sparsity, "ratios": plan, "scope": scope, "layers": layers, "criterion": criterion,
+    pruning = {"method": method, "sparsity": sparsity, "ratios": plan, "pattern": spec.pattern, "reconstruct": reconstruct, "scope": scope, "layers": layers, "criterion": criterion,
                "include_output": include_output, "source": str(checkpoint), "schedule": schedule,
                "recovery": recovery.to_dict()}
     counts = describe_pruned(ckpt.model, level.mask, method)

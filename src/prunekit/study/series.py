@@ -52,6 +52,8 @@ class SeriesContext:
     distiller: Distiller | None = None
     layers: tuple[str, ...] | None = None
     include_output: bool = False
+    calibration_batches: int = 32  # what a data-driven criterion or reconstruction reads per pruning step
+    reconstruct: bool = False
     progress: bool = True
     on_point: Callable[[dict[str, Any]], None] | None = None
     measure: bool = True  # add file size and latency ratios to every point
@@ -60,11 +62,12 @@ class SeriesContext:
 
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
                  scopes: dict[str, str], layers=None, include_output: bool = False, progress: bool = True,
-                 on_point=None, measure: bool = True) -> SeriesContext:
+                 on_point=None, measure: bool = True, calibration_batches: int = 32,
+                 reconstruct: bool = False) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
-    reads_data = any(needs_data(series_criterion(name)) for name in schedules)
+    reads_data = reconstruct or any(needs_data(series_criterion(name)) for name in schedules)
     trains = reads_data or any(schedule.trains for schedule, _, _ in resolved)
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     distill = next((r.distill for s, r, _ in resolved if s.trains and r.distill is not None), None)
@@ -81,6 +84,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
         unit_tracing_inputs=tracing_batch(baseline.model, "unit", data), layers=layers,
         include_output=include_output, progress=progress, on_point=on_point, measure=measure,
+        calibration_batches=calibration_batches, reconstruct=reconstruct,
     )
 
 
@@ -93,6 +97,10 @@ def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) 
         key["criterion"] = series_criterion(name)
     if ctx.include_output:
         key["include_output"] = True
+    if ctx.reconstruct:
+        key["reconstruct"] = True
+    if ctx.reconstruct or needs_data(series_criterion(name)):
+        key["calibration_batches"] = ctx.calibration_batches
     if sched.chained:
         key["plan"] = plan_levels(targets, recipe.round_fraction)
     return fingerprint(key)
@@ -128,8 +136,9 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
     config_id = series_id(ctx, name, method, targets)
     ctx.model.load_state_dict(ctx.baseline_state)
     distiller = ctx.distiller if recipe.distill is not None else None
-    job = Job(ctx.model, ctx.train_data, PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output,
-                                                          series_criterion(name)), recipe,
+    spec = PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output, series_criterion(name),
+                     ctx.calibration_batches, reconstruct=ctx.reconstruct)
+    job = Job(ctx.model, ctx.train_data, spec, recipe,
               rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
               example_inputs=ctx.unit_tracing_inputs if method == "unit" else None)
     chain_dir = ctx.out / "chains" / f"{label}-{method}-{ctx.scope[method]}"

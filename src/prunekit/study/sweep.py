@@ -119,6 +119,7 @@ def run_sweep(
     ctx = make_context(baseline, baseline_id, data, out, schedules=config.schedules, recovery=config.recovery,
                        scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
                        include_output=config.include_output, progress=progress, on_point=on_point,
+                       calibration_batches=config.calibration_batches, reconstruct=config.reconstruct,
                        measure=measure)
     series = [(s, m) for s in config.schedules for m in config.methods]
     targets = list(config.sparsities)

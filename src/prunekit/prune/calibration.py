@@ -1,0 +1,204 @@
+"""Calibration: what each pruned layer sees, gathered one step at a time through the model.
+
+Post-training criteria (``wanda``, ``sparsegpt``) need statistics of each layer's inputs. They are
+gathered **sequentially**: the layers are taken in the order the model calls them, and each step runs
+the calibration batches through the model *as pruned so far*, with a hook on that step's layers that
+adds the batch to a running statistic and then stops the forward pass. Layers that are called on the
+same input tensor (a transformer's query/key/value projections) form one step. Memory stays bounded:
+only the calibration batches and one step's statistics are held, never a layer's activations; the
+price is one (truncated) forward pass per step.
+
+A layer's input is seen as rows of features: ``nn.Linear`` as ``[tokens, in_features]``, ``nn.Conv2d``
+through its unfolded input ``[positions, in/groups * kh * kw]``, one block per conv group, in the
+order of ``weight.flatten(1)``.
+
+Example:
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    >>> batches = take_batches(torch.randn(8, 3), 2, batch_size=4)
+    >>> layers = {"0": model[0], "2": model[2]}
+    >>> [[name for name, _ in step] for step in layer_steps(model, layers, batches)]
+    [['0'], ['2']]
+    >>> sums = {}
+    >>> def add(name, rows): sums[name] = sums.get(name, 0) + rows.pow(2).sum(dim=-2)
+    >>> for step in layer_steps(model, layers, batches):
+    ...     feed_step(model, step, batches, add)
+    >>> sums["2"].shape
+    torch.Size([1, 4])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..batches import Batch, as_source
+from ..errors import ConfigError
+
+
+class _StopForward(Exception):
+    """Raised by a hook once a step's layers have seen the batch: the rest of the forward is not needed."""
+
+
+def take_batches(data: Any, count: int, batch_size: int = 128) -> list[Batch]:
+    """The first ``count`` batches of ``data`` (any data form; in-memory ``(x, y)`` tensors are shuffled with
+    seed 0, a tensor of inputs alone is taken in order; both are cut into ``batch_size`` rows), kept on the
+    CPU so every step sees the same samples.
+
+    Raises:
+        ConfigError: if ``data`` has no batch.
+    """
+    if not (isinstance(count, int) and count > 0):
+        raise ConfigError(f"calibration_batches must be a positive integer, got {count!r}")
+    out = []
+    if isinstance(data, Tensor):  # inputs alone, in order
+        data = list(data.split(batch_size))
+    for batch in as_source(data, batch_size=batch_size, seed=0).epoch(0):
+        out.append(batch.to("cpu"))
+        if len(out) == count:
+            break
+    if not out:
+        raise ConfigError("the calibration data is empty")
+    return out
+
+
+def input_rows(module: nn.Module, x: Tensor) -> Tensor:
+    """``module``'s input as ``[groups, rows, features]`` (one group for a Linear or an ungrouped conv).
+
+    Example:
+        >>> conv = nn.Conv2d(2, 4, 3, padding=1, groups=2)
+        >>> input_rows(conv, torch.randn(5, 2, 6, 6)).shape
+        torch.Size([2, 180, 9])
+    """
+    if isinstance(module, nn.Linear):
+        return x.reshape(1, -1, x.shape[-1])
+    if isinstance(module, nn.Conv2d):
+        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+        x = F.pad(x, module._reversed_padding_repeated_twice, mode=mode)
+        cols = F.unfold(x, module.kernel_size, dilation=module.dilation, stride=module.stride)
+        g = module.groups
+        batch, features, positions = cols.shape
+        cols = cols.reshape(batch, g, features // g, positions)
+        return cols.permute(1, 0, 3, 2).reshape(g, batch * positions, features // g)
+    raise ConfigError(f"calibration reads the inputs of nn.Linear and nn.Conv2d layers, not {type(module).__name__}")
+
+
+def layer_steps(model: nn.Module, layers: dict[str, nn.Module], batches: list[Batch]) -> list[list[tuple[str, nn.Module]]]:
+    """``layers`` in the order the model first calls them on ``batches[0]``, consecutive layers called on
+    the same input tensor grouped into one step; layers the forward never reaches are left out.
+
+    Raises:
+        ConfigError: if a layer is called more than once per forward (shared weights).
+    """
+    order: list[tuple[str, nn.Module, int]] = []
+    calls: dict[str, int] = {}
+
+    def hook(name):
+        def record(module, args):
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] == 1:
+                order.append((name, module, id(args[0])))
+        return record
+
+    inputs = []  # keeps every recorded input alive so its id stays unique during the pass
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
+    handles += [m.register_forward_pre_hook(lambda module, args: inputs.append(args[0])) for m in layers.values()]
+    try:
+        _forward(model, batches[0])
+    finally:
+        for h in handles:
+            h.remove()
+    shared = [n for n, c in calls.items() if c > 1]
+    if shared:
+        raise ConfigError(f"layers {', '.join(shared)} are called more than once per forward pass (shared "
+                          f"weights); post-training criteria need each pruned layer called once")
+    steps: list[list[tuple[str, nn.Module]]] = []
+    last = None
+    for name, module, key in order:
+        if steps and key == last:
+            steps[-1].append((name, module))
+        else:
+            steps.append([(name, module)])
+        last = key
+    return steps
+
+
+def feed_step(model: nn.Module, step: list[tuple[str, nn.Module]], batches: list[Batch],
+              add: Callable[[str, Tensor], None]) -> None:
+    """Run ``batches`` through ``model`` (eval mode, no gradients) and call ``add(name, rows)`` with each
+    step layer's :func:`input_rows`, stopping each forward once the step's layers have their input."""
+    seen: set[str] = set()
+
+    def hook(name):
+        def record(module, args):
+            add(name, input_rows(module, args[0].detach()))
+            seen.add(name)
+            if len(seen) == len(step):
+                raise _StopForward
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in step]
+    try:
+        for batch in batches:
+            seen.clear()
+            try:
+                _forward(model, batch)
+            except _StopForward:
+                pass
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def layer_by_layer(model: nn.Module, layers: dict[str, nn.Module], data: list[Batch], statistics: Iterable[str],
+                   visit: Callable[[str, nn.Module, dict[str, Tensor]], None], desc: str = "calibration",
+                   progress: bool = True) -> None:
+    """Call ``visit(name, module, stats)`` for every layer, in call order, after running ``data`` through the
+    model as changed by the visits before (:func:`layer_steps`). ``stats`` holds the requested statistics of
+    the layer's inputs, in float64 ``[groups, ...]``: ``"squares"`` (the sum of each feature's squares,
+    ``[g, features]``) and ``"hessian"`` (``X^T X``, ``[g, features, features]``).
+
+    Raises:
+        ConfigError: if a layer is never called on the data.
+    """
+    statistics = tuple(statistics)
+    steps = layer_steps(model, layers, data)
+    reached = {name for step in steps for name, _ in step}
+    missed = [name for name in layers if name not in reached]
+    if missed:
+        raise ConfigError(f"layers {', '.join(missed)} are never called on the calibration data; exclude them "
+                          f"with layers=")
+    bar = tqdm(total=len(layers), desc=desc, unit="layer", leave=False, disable=None if progress else True)
+    try:
+        for step in steps:
+            stats: dict[str, dict[str, Tensor]] = {name: {} for name, _ in step}
+
+            def add(name: str, rows: Tensor) -> None:
+                rows = rows.float()
+                for kind in statistics:
+                    value = (rows.pow(2).sum(dim=1) if kind == "squares" else rows.transpose(1, 2) @ rows).double()
+                    held = stats[name]
+                    held[kind] = held[kind] + value if kind in held else value
+
+            feed_step(model, step, data, add)
+            for name, module in step:
+                visit(name, module, stats.pop(name))
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+def _forward(model: nn.Module, batch: Batch) -> None:
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    batch = batch.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(*batch.args, **batch.kwargs)
+    finally:
+        model.train(was_training)
