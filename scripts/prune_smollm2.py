@@ -84,7 +84,7 @@ def main() -> None:
     print(f"{path.name}: {sum(p.numel() for p in model.parameters()):,} parameters; held-out text "
           f"{len(held_out):,} tokens, calibration {args.calibration_sequences} x {args.sequence} tokens; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"| criterion | shape | perplexity | prune seconds |\n|---|---|---:|---:|")
+    print("| criterion | shape | perplexity | prune seconds |\n|---|---|---:|---:|")
     print(f"| dense | - | {perplexity(model, held_out, args.window):.2f} | - |", flush=True)
     for shape in args.shapes.split(","):
         pattern = shape if ":" in shape else None

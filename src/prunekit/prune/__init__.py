@@ -6,6 +6,9 @@ Pieces (each replaceable on its own):
 * :mod:`~prunekit.prune.unit_criteria` -- criteria of whole units: l1, l2, bn_scale, fpgm, taylor
   (:mod:`~prunekit.prune.units` gathers the slices each unit owns); :mod:`~prunekit.prune.learned`
   adds ``learned`` (REINFORCE agents, Huang et al. 2018);
+* :mod:`~prunekit.prune.posttrain` -- ``wanda`` and ``sparsegpt``, layer by layer from calibration data
+  (:mod:`~prunekit.prune.calibration`), and ``reconstruct=True`` (:mod:`~prunekit.prune.reconstruct`);
+* :mod:`~prunekit.prune.nm` -- N:M patterns (``pattern="2:4"``) for every weight criterion;
 * :mod:`~prunekit.prune.select` -- ``scores + sparsity (+ previous mask) -> keep mask``;
 * :mod:`~prunekit.prune.targets` -- which layers are pruned and what a unit consists of;
 * :mod:`~prunekit.prune.mask` -- :class:`Mask`: apply, hold through training, save/load;
@@ -26,6 +29,8 @@ from prunekit.prune.api import METHODS, SCOPES, PruningMethod, prune_model
 from prunekit.prune.learned import LearnedConfig, learned_criterion
 from prunekit.prune.interop import from_torch_prune, to_torch_prune
 from prunekit.prune.mask import Mask, MaskHold, as_mask
+from prunekit.prune.nm import nm_keep_mask, nm_violations, parse_pattern
+from prunekit.prune.posttrain import PostTrainingCriterion
 from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
 from prunekit.prune.scores import CRITERIA, get_criterion, lamp, magnitude, random_scores, unit_l2
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
@@ -35,6 +40,6 @@ from prunekit.prune.targets import classifier_name, prunable_layers, select_laye
 __all__ = [
     "CRITERIA", "LayerStats", "METHODS", "Mask", "MaskHold", "PruningMethod", "SCOPES", "SparsityReport",
     "as_mask", "check_sparsity", "classifier_name", "from_torch_prune", "get_criterion", "global_keep_masks",
-    "keep_mask", "lamp", "LearnedConfig", "learned_criterion", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
+    "keep_mask", "lamp", "nm_keep_mask", "nm_violations", "parse_pattern", "PostTrainingCriterion", "LearnedConfig", "learned_criterion", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
     "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2", "UNIT_CRITERIA", "UnitCriterion",
 ]
