@@ -45,10 +45,7 @@ def main() -> None:
         pattern = shape if ":" in shape else None
         for criterion in args.criteria.split(","):
             for reconstruct in (False, True):
-                if criterion == "magnitude" and not reconstruct:
-                    repeats = 1
-                else:
-                    repeats = args.repeats
+                repeats = 1 if criterion == "magnitude" and not reconstruct else args.repeats
                 seconds = []
                 for _ in range(repeats):
                     ckpt.model.load_state_dict(dense)

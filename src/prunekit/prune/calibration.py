@@ -94,19 +94,17 @@ def layer_steps(model: nn.Module, layers: dict[str, nn.Module], batches: list[Ba
     Raises:
         ConfigError: if a layer is called more than once per forward (shared weights).
     """
-    order: list[tuple[str, nn.Module, int]] = []
+    order: list[tuple[str, nn.Module, Tensor]] = []  # holding the inputs keeps them (and their ids) alive
     calls: dict[str, int] = {}
 
     def hook(name):
         def record(module, args):
             calls[name] = calls.get(name, 0) + 1
             if calls[name] == 1:
-                order.append((name, module, id(args[0])))
+                order.append((name, module, args[0]))
         return record
 
-    inputs = []  # keeps every recorded input alive so its id stays unique during the pass
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
-    handles += [m.register_forward_pre_hook(lambda module, args: inputs.append(args[0])) for m in layers.values()]
     try:
         _forward(model, batches[0])
     finally:
@@ -119,7 +117,7 @@ def layer_steps(model: nn.Module, layers: dict[str, nn.Module], batches: list[Ba
     steps: list[list[tuple[str, nn.Module]]] = []
     last = None
     for name, module, key in order:
-        if steps and key == last:
+        if steps and key is last:
             steps[-1].append((name, module))
         else:
             steps.append([(name, module)])

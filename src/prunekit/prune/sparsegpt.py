@@ -37,7 +37,7 @@ from .select import keep_mask_of_count, num_to_prune
 
 def sparsegpt_prune(weight: Tensor, hessian: Tensor, sparsity: float, *, pattern: Optional[Pattern] = None,
                     previous: Optional[Tensor] = None, block_size: int = 128, damp: float = 0.01,
-                    name: str = "the layer", fixed: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+                    name: str = "the layer") -> tuple[Tensor, Tensor]:
     """Prune the ``[rows, cols]`` matrix ``weight`` given its inputs' ``[cols, cols]`` ``hessian``.
 
     Args:
@@ -51,7 +51,6 @@ def sparsegpt_prune(weight: Tensor, hessian: Tensor, sparsity: float, *, pattern
         block_size: columns per block (rounded up to a multiple of ``m`` with a pattern).
         damp: the fraction of the mean diagonal of ``hessian`` added to its diagonal.
         name: the layer's name, for error messages.
-        fixed: a bool keep mask to use instead of choosing one: only the weights are updated.
 
     Returns:
         ``(new weight, keep mask)`` in float64; pruned entries are exactly zero.
@@ -82,13 +81,11 @@ def sparsegpt_prune(weight: Tensor, hessian: Tensor, sparsity: float, *, pattern
         block, errors = w[:, start:end].clone(), torch.zeros(rows, end - start, dtype=w.dtype, device=w.device)
         inverse = u[start:end, start:end]
         prev = None if previous is None else previous[:, start:end].to(w.device)
-        if fixed is not None:
-            keep[:, start:end] = fixed[:, start:end]
-        elif pattern is None:
+        if pattern is None:
             count = int(pruned_before[end] - pruned_before[start]) + round(extra * end / cols) - round(extra * start / cols)
             keep[:, start:end] = keep_mask_of_count(_obs_scores(block, inverse), count, prev)
         for i in range(end - start):
-            if fixed is None and pattern is not None and i % pattern[1] == 0:
+            if pattern is not None and i % pattern[1] == 0:
                 group = slice(i, i + pattern[1])
                 keep[:, start + i:start + i + pattern[1]] = nm_keep_mask(
                     _obs_scores(block[:, group], inverse[group, group]), *pattern,
