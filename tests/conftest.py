@@ -50,3 +50,16 @@ def baseline(tmp_path_factory, mnist):
     folder = tmp_path_factory.mktemp("baseline") / "lenet300"
     train_model("lenet300", dataset=mnist, config=TrainConfig(epochs=0.3, seed=1), out=folder, progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def local_points(baseline, mnist_dir, tmp_path_factory):
+    """The reference points of ``sweeps.EXECUTOR_SWEEP`` on the shared baseline: the local executor, one thread."""
+    from prunekit.study import make_executor, run_sweep
+    from sweeps import EXECUTOR_SWEEP
+
+    result = run_sweep(EXECUTOR_SWEEP, tmp_path_factory.mktemp("local"), checkpoint=str(baseline),
+                       data_dir=str(mnist_dir), progress=False, measure=False,
+                       executor=make_executor("local", cpus_per_job=1))
+    assert result.points_run == 8
+    return result.points

@@ -51,3 +51,7 @@ class TraceError(ConfigError):
 
 class OutputError(PrunekitError):
     """An output path that cannot be written (an existing file, an unwritable folder, the input itself)."""
+
+
+class JobError(PrunekitError):
+    """A sweep job that failed on a worker (another process or a Ray node); the message names the job."""

@@ -104,15 +104,24 @@ def key_value(text: str) -> tuple[str, object]:
             f"true/false, or \"quoted strings\"") from None
 
 
+def _int_list(text: str, minimum: int, expected: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return values
+
+
 def shape(text: str) -> tuple[int, ...]:
     """Parse ``"1,28,28"`` into ``(1, 28, 28)``."""
-    try:
-        dims = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        dims = ()
-    if not dims or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive sizes such as 1,28,28, got {text!r}")
-    return dims
+    return _int_list(text, 1, "comma-separated positive sizes such as 1,28,28")
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``: comma-separated non-negative integers."""
+    return _int_list(text, 0, "comma-separated non-negative integers such as 0,1,2")
 
 
 def float_list(text: str) -> tuple[float, ...]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 
 from ..prune import METHODS
-from ..study import REFERENCE_SPARSITIES, SweepConfig, run_sweep, sweep_config_dict, write_report
+from ..study import (EXECUTORS, REFERENCE_SPARSITIES, SweepConfig, make_executor, run_sweep, sweep_config_dict,
+                     write_report)
 from ..study.report_schedules import training_spent
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
-                     float_list, name_list, train_config)
+                     float_list, name_list, seed_list, train_config)
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -26,7 +28,13 @@ def register(commands) -> None:
         "  prunekit sweep --checkpoint runs/mlp --out runs/mlp-sweep   # the checkpoint's model and dataset\n\n"
         "With several schedules, OUT/accuracy_vs_sparsity_<method>.png draws one line per schedule, and "
         "results record the epochs and seconds of training spent per point (cumulative for chained "
-        "schedules, which checkpoint every level under OUT/chains/ and resume after an interruption).",
+        "schedules, which checkpoint every level under OUT/chains/ and resume after an interruption).\n\n"
+        "Replicates and parallel runs:\n"
+        "  prunekit sweep --seeds 0,1,2 --out runs/seeds            # a baseline per seed; mean, std and n\n"
+        "  prunekit sweep --executor processes --workers 2 --out runs/par\n"
+        "  prunekit sweep --executor ray --ray-address HEAD:6379 --cpus-per-job 2 --out /shared/runs/r\n"
+        "Every point (or chain) is a job; workers write finished points into OUT themselves, so with Ray, OUT, "
+        "the data folder and any --checkpoint must be on a filesystem every node shares.",
         run=run_sweep_cmd,
     )
     add_model_options(parser, default=None)
@@ -61,6 +69,10 @@ def register(commands) -> None:
                         help="baseline checkpoint folder to prune; its model and dataset are used (default: train "
                         "one, or reuse the one trained before in OUT with the same config)")
     parser.add_argument("--out", required=True, help="sweep folder")
+    parser.add_argument("--seeds", type=seed_list, default=(),
+                        help="comma-separated seeds, e.g. 0,1,2: train one baseline per seed and run every point on "
+                        "each; tables and plots give the mean, standard deviation and n (replaces --seed)")
+    add_executor_options(parser)
     add_train_options(parser)
     add_recovery_options(parser)
     add_device_option(parser)
@@ -73,15 +85,19 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
         flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
-        reconstruct=args.reconstruct,
+        reconstruct=args.reconstruct, seeds=args.seeds,
     )
+    executor = make_executor(args.executor, ray_address=args.ray_address, workers=args.workers,
+                             cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job)
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
-                       progress=not args.quiet, measure=not args.no_measure, device=args.device)
+                       progress=not args.quiet, measure=not args.no_measure, device=args.device, executor=executor)
     timing = timing_text(result)
-    baseline_acc = result.baseline.metrics["test_accuracy"]
+    accuracies = list(result.baseline_accuracies.values())
+    baseline_acc = statistics.fmean(accuracies)
     report = write_report(result.out, baseline_accuracy=baseline_acc, config=sweep_config_dict(result.config),
-                          timing=timing)
-    print(f"baseline {result.config.model} on {result.config.dataset}: test accuracy {baseline_acc:.4f}")
+                          timing=timing, baseline_accuracies=accuracies)
+    seeds = f" (mean of {len(accuracies)} seeds)" if len(accuracies) > 1 else ""
+    print(f"baseline {result.config.model} on {result.config.dataset}: test accuracy {baseline_acc:.4f}{seeds}")
     if result.config.flop_reductions:
         print("levels: " + ", ".join(f"{r:g}x fewer MACs = {k:g}% sparsity"
                                      for r, k in zip(result.config.flop_reductions, result.config.sparsities)))
@@ -96,6 +112,11 @@ def timing_text(result) -> str:
     floor = result.dense_pass_seconds * max(1, result.points_run)
     epochs, seconds = training_spent(result.points)
     what = "prune+evaluate points" if not epochs else "points (prune, recover, evaluate)"
+    if result.parallel:
+        return (f"{result.points_run} {what} in {result.points_seconds:.2f} s of wall time on {result.executor} "
+                f"(measuring included); one dense pass over the test set takes {result.dense_pass_seconds:.3f} s."
+                + (f" The folder's points were trained for {epochs:.1f} epochs in {seconds:.0f} s in total."
+                   if epochs else ""))
     text = (f"{result.points_run} {what} in {result.points_seconds:.2f} s; one dense pass over the test set "
             f"takes {result.dense_pass_seconds:.3f} s, so {result.points_run} dense passes would take {floor:.2f} s.")
     if result.measure_seconds:
@@ -104,3 +125,22 @@ def timing_text(result) -> str:
     if epochs:
         text += f" The folder's points were trained for {epochs:.1f} epochs in {seconds:.0f} s in total."
     return text
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--ray-address``, ``--workers``, ``--cpus-per-job``, ``--gpus-per-job``."""
+    group = parser.add_argument_group("where the jobs run")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: one job at a time in this process; processes: worker processes of this "
+                       "machine; ray: Ray tasks on a Ray cluster (pip install 'prunekit[ray]')")
+    group.add_argument("--ray-address", default=None,
+                       help="the Ray cluster to submit to (HOST:PORT or auto; default: $RAY_ADDRESS, else a new "
+                       "cluster of this machine only)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="jobs at a time (processes: default CPUs / --cpus-per-job; ray: default as many as the "
+                       "cluster fits)")
+    group.add_argument("--cpus-per-job", type=int, default=None,
+                       help="torch threads of every job, and the CPUs a Ray task reserves (default 1 in workers; "
+                       "local: torch's choice). Equal threads give identical points on every executor")
+    group.add_argument("--gpus-per-job", type=float, default=0,
+                       help="GPUs a Ray task reserves (jobs then run on cuda unless --device says otherwise)")

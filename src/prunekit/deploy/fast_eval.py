@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from typing import Mapping, Optional
 
 import torch
@@ -140,7 +141,10 @@ def fast_evaluate(model: nn.Module, mask: Optional[Mapping[str, Tensor]], x: Ten
                   **kwargs) -> dict[str, float]:
     """Accuracy (a fraction) and mean cross-entropy of the masked ``model`` on ``(x, y)``, fast.
 
+    The loss is summed exactly (``math.fsum`` of the per-sample losses), so it does not depend on how
+    many threads computed it.
     """
     logits = fast_forward(model, mask, x, **kwargs)
+    losses = F.cross_entropy(logits, y, reduction="none")
     return {"accuracy": (logits.argmax(1) == y).sum().item() / len(y),
-            "loss": F.cross_entropy(logits, y, reduction="sum").item() / len(y)}
+            "loss": math.fsum(losses.double().tolist()) / len(y)}

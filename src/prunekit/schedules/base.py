@@ -43,6 +43,8 @@ class Job:
         example_inputs: for unit pruning of a model that is not an ``nn.Sequential``: one batch it
             accepts, so every level prunes the coupled channel groups of the traced graph (see
             :func:`~prunekit.prune.prune_model`).
+        seed: seeds torch's global random generator before every level (offset per level), so criteria
+            that draw from it (``random``) give the same masks wherever and in whatever order levels run.
     """
 
     model: nn.Module
@@ -55,6 +57,7 @@ class Job:
     mask: Mask | None = None
     progress: bool = True
     example_inputs: Any = None
+    seed: int = 0
 
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
         """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""

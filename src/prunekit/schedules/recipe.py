@@ -93,6 +93,16 @@ class Recovery:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
 
+    def with_seed(self, seed: int) -> "Recovery":
+        """This recipe with every schedule's training seeded with ``seed`` (a replicate's recovery).
+
+        Example:
+            >>> Recovery().with_seed(2).lottery.seed
+            2
+        """
+        return replace(self, **{name: replace(getattr(self, name), seed=seed)
+                                for name in ("finetune", "iterative", "gradual", "lottery")})
+
     def with_precision(self, precision: str) -> "Recovery":
         """This recipe with every schedule's training in ``precision``."""
         return replace(self, **{name: replace(getattr(self, name), precision=precision)

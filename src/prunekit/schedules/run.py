@@ -24,10 +24,15 @@ import math
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import torch
+
 from ..prune import check_sparsity
 from .base import Job, Level, Timer, prepare_distiller
 from .chain import ChainStore
 from .kinds import Schedule, get_schedule
+
+LEVEL_SEEDS = 1_000_003
+"""Levels of one job get global seeds ``job.seed * LEVEL_SEEDS + offset`` (offsets stay far below it)."""
 
 
 def plan_levels(targets: Sequence[float], round_fraction: float) -> list[tuple[float, bool]]:
@@ -109,7 +114,9 @@ def _independent(schedule: Schedule, job: Job, targets: list[float]) -> Iterator
     for position, target in enumerate(targets, start=1):
         job.model.load_state_dict(dense)
         timer = Timer()
-        mask, epochs = schedule.step(job, target, job.mask, seed_offset=int(round(100 * target)))
+        offset = int(round(100 * target))
+        torch.manual_seed(job.seed * LEVEL_SEEDS + offset)
+        mask, epochs = schedule.step(job, target, job.mask, seed_offset=offset)
         yield Level(position, target, True, mask, epochs, float(timer))
 
 
@@ -125,6 +132,7 @@ def _chain(schedule: Schedule, job: Job, targets: list[float], store: ChainStore
     for position in range(start, len(plan)):
         sparsity, recorded = plan[position]
         timer = Timer()
+        torch.manual_seed(job.seed * LEVEL_SEEDS + position + 1)
         mask, trained = schedule.step(job, sparsity, mask, seed_offset=position + 1)
         epochs, seconds = epochs + trained, seconds + float(timer)
         level = Level(position + 1, sparsity, recorded, mask, epochs, seconds)

@@ -8,11 +8,12 @@ Example:
 
 from .baseline import TrainResult, train_model
 from .config import REFERENCE_SPARSITIES, SweepConfig, parse_scope, sweep_config_dict
+from .executors import EXECUTORS, Executor, make_executor
 from .prune_run import prune_checkpoint
 from .report import write_report
 from .results import ResultStore, point_key, read_results, write_tables
 from .sweep import SweepResult, run_sweep
 
-__all__ = ["REFERENCE_SPARSITIES", "ResultStore", "SweepConfig", "SweepResult", "TrainResult", "parse_scope",
+__all__ = ["EXECUTORS", "Executor", "REFERENCE_SPARSITIES", "ResultStore", "SweepConfig", "SweepResult", "TrainResult", "parse_scope",
            "point_key", "prune_checkpoint", "read_results", "run_sweep", "sweep_config_dict", "train_model",
-           "write_report", "write_tables"]
+           "make_executor", "write_report", "write_tables"]

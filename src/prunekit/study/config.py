@@ -46,6 +46,9 @@ class SweepConfig:
         reconstruct: weight pruning: re-solve each layer's remaining weights on the calibration batches.
         flop_reductions: levels as MAC reduction factors (e.g. ``(1.5, 2, 3)``) instead of sparsities:
             the sweep finds each one's sparsity on the baseline (:mod:`.flop_targets`); one method only.
+        seeds: replicates: one baseline trained per seed (``train.seed`` replaced) and every point run on
+            each, its recovery seeded with it too; tables then give mean, standard deviation and n.
+            Empty: one baseline, trained with ``train.seed``.
     """
 
     model: str | None = None
@@ -62,6 +65,7 @@ class SweepConfig:
     calibration_batches: int = 32
     reconstruct: bool = False
     flop_reductions: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.schedules:
@@ -79,6 +83,10 @@ class SweepConfig:
         if not self.methods or not self.sparsities:
             raise ConfigError("a sweep needs at least one method and one sparsity")
         object.__setattr__(self, "sparsities", tuple(sorted({check_sparsity(k) for k in self.sparsities})))
+        bad_seeds = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+        if bad_seeds:
+            raise ConfigError(f"seeds must be non-negative integers, got {bad_seeds[0]!r}")
+        object.__setattr__(self, "seeds", tuple(dict.fromkeys(self.seeds)))
         if self.flop_reductions:
             bad = [r for r in self.flop_reductions if not (isinstance(r, (int, float)) and r > 1)]
             if bad:
@@ -106,6 +114,22 @@ class SweepConfig:
     def resolved_dataset(self) -> str:
         """The dataset used when no checkpoint is given."""
         return self.dataset or "mnist"
+
+    @property
+    def replicates(self) -> tuple[int | None, ...]:
+        """The seeds of the sweep's replicates; ``(None,)`` for a sweep with one baseline.
+
+        Example:
+            >>> SweepConfig(seeds=(2, 0, 2)).replicates, SweepConfig().replicates
+            ((2, 0), (None,))
+        """
+        return self.seeds or (None,)
+
+    def for_seed(self, seed: int | None) -> SweepConfig:
+        """The config of one replicate: baseline training and recovery seeded with ``seed`` (``None``: this)."""
+        if seed is None:
+            return self
+        return replace(self, train=replace(self.train, seed=seed), recovery=self.recovery.with_seed(seed))
 
     def baseline_fingerprint(self) -> str:
         """A short hash of everything that determines the baseline's weights."""

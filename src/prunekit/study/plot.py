@@ -23,11 +23,14 @@ import matplotlib.pyplot as plt
 from ..storage import atomic_path
 
 
-def _lines(points: Iterable[dict[str, Any]], line_key: str, x_key: str) -> dict[str, list[tuple[float, float]]]:
-    lines: dict[str, list[tuple[float, float]]] = defaultdict(list)
+def _lines(points: Iterable[dict[str, Any]], line_key: str,
+           x_key: str) -> dict[str, list[tuple[float, float, float | None]]]:
+    lines: dict[str, list[tuple[float, float, float | None]]] = defaultdict(list)
     for p in points:
         if p.get(x_key) is not None:
-            lines[str(p[line_key])].append((float(p[x_key]), 100.0 * p["test_accuracy"]))
+            std = p.get("test_accuracy_std")
+            lines[str(p[line_key])].append((float(p[x_key]), 100.0 * p["test_accuracy"],
+                                            None if std is None else 100.0 * std))
     return {label: sorted(xy) for label, xy in sorted(lines.items())}
 
 
@@ -44,7 +47,8 @@ def plot_accuracy(
     y_range: tuple[float, float] | None = (0, 100),
 ) -> Path:
     """Draw test accuracy (%) against ``x_key``, one line per value of ``line_key``, with the
-    dense baseline as a dashed line, and save it as a PNG.
+    dense baseline as a dashed line, and save it as a PNG. Mean points of replicates (with
+    ``test_accuracy_std``) get a band of ± one standard deviation.
 
     Args:
         points: result rows (``test_accuracy`` as a fraction).
@@ -61,8 +65,12 @@ def plot_accuracy(
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     for label, xy in _lines(points, line_key, x_key).items():
-        xs, ys = zip(*xy)
-        ax.plot(xs, ys, marker="o", markersize=4, label=label)
+        xs, ys, stds = zip(*xy)
+        banded = all(s is not None for s in stds)
+        (line,) = ax.plot(xs, ys, marker="o", markersize=4, label=f"{label}, mean ± std" if banded else label)
+        if banded:
+            ax.fill_between(xs, [y - s for y, s in zip(ys, stds)], [y + s for y, s in zip(ys, stds)],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
     if baseline_accuracy is not None:
         ax.axhline(100.0 * baseline_accuracy, color="black", linestyle="--", linewidth=1,
                    label=f"dense baseline ({100 * baseline_accuracy:.2f}%)")

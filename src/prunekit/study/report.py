@@ -16,8 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..storage import atomic_write_text
 from .plot import plot_accuracy
 from .report_criteria import criteria_sections
 from .report_layers import per_layer_section
+from .replicates import accuracy_text, has_replicates, mean_points, noise, noise_findings, within_noise
 from .report_schedules import cost_findings, cost_table, series_costs
 from .results import read_results
 
@@ -64,17 +66,21 @@ def findings(points: list[dict[str, Any]], baseline_accuracy: float) -> list[str
 
 
 def _comparisons(points: list[dict[str, Any]]) -> list[str]:
-    by_k: dict[float, dict[str, float]] = defaultdict(dict)
+    by_k: dict[float, dict[str, dict[str, Any]]] = defaultdict(dict)
     for p in points:
         if p["schedule"] == "oneshot":
-            by_k[p["sparsity_target"]][p["method"]] = p["test_accuracy"]
-    shared = [k for k, accs in by_k.items() if {"weight", "unit"} <= accs.keys() and k > 0]
+            by_k[p["sparsity_target"]][p["method"]] = p
+    shared = [k for k, pts in by_k.items() if {"weight", "unit"} <= pts.keys() and k > 0]
     if not shared:
         return []
-    gap_k = max(shared, key=lambda k: by_k[k]["weight"] - by_k[k]["unit"])
-    w, u = by_k[gap_k]["weight"], by_k[gap_k]["unit"]
+    gap_k = max(shared, key=lambda k: by_k[k]["weight"]["test_accuracy"] - by_k[k]["unit"]["test_accuracy"])
+    wp, up = by_k[gap_k]["weight"], by_k[gap_k]["unit"]
+    w, u = wp["test_accuracy"], up["test_accuracy"]
+    bound = noise(wp, up)
+    verdict = "" if bound is None else (f"; {'within' if within_noise(wp, up) else 'beyond'} noise "
+                                        f"(2 standard errors: {100 * bound:.2f} points)")
     return [f"- One-shot, the largest gap between the methods is at {gap_k:g}% sparsity: weight pruning "
-            f"{100 * w:.2f}% vs unit pruning {100 * u:.2f}% ({100 * (w - u):+.2f} points)."]
+            f"{accuracy_text(wp)}% vs unit pruning {accuracy_text(up)}% ({100 * (w - u):+.2f} points{verdict})."]
 
 
 def results_table(points: list[dict[str, Any]]) -> str:
@@ -84,13 +90,13 @@ def results_table(points: list[dict[str, Any]]) -> str:
     pruning); the next column gives the zero weights over all layers, the output layer included.
     """
     head = ("| schedule | method | scope | target % | actual % (pruned layers) | weights zero % (all layers) "
-            "| non-zero weights | test acc. % | train epochs | train s | seconds | file KB | latency b1 x dense "
+            f"| non-zero weights | test acc. %{' (mean ± std)' if points and 'n' in points[0] else ''} | train epochs | train s | seconds | file KB | latency b1 x dense "
             "| latency b256 x dense |\n"
             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = [
         f"| {p['schedule']} | {p['method']} | {p['scope']} | {p['sparsity_target']:g} | "
         f"{p['sparsity_actual']:.2f} | {p.get('weight_sparsity_all', float('nan')):.2f} | "
-        f"{p['params_nonzero']:,} | {100 * p['test_accuracy']:.2f} | "
+        f"{p['params_nonzero']:,.0f} | {accuracy_text(p)} | "
         f"{p.get('train_epochs') or 0:g} | {p.get('train_seconds') or 0:.1f} | {p['seconds']:.2f} | "
         f"{_fmt(p.get('file_bytes'), 1e-3, '.0f')} | {_fmt(p.get('latency_b1_ratio'), 1, '.2f')} | "
         f"{_fmt(p.get('latency_b256_ratio'), 1, '.2f')} |"
@@ -138,7 +144,7 @@ def tradeoff_section(points: list[dict[str, Any]]) -> list[str]:
         "Each point's compact model (dead units removed) with sparse kernels where measured faster, "
         "saved as a sparse file; latency ratios are medians measured against the dense model in the "
         "same run.\n",
-        f"- Smallest file: {smallest['file_bytes']:,} bytes ({smallest['method']} pruning, {smallest['schedule']}, "
+        f"- Smallest file: {smallest['file_bytes']:,.0f} bytes ({smallest['method']} pruning, {smallest['schedule']}, "
         f"{smallest['sparsity_target']:g}%) at {100 * smallest['test_accuracy']:.2f}% accuracy.",
         f"- Fastest at batch 256: {fastest['latency_b256_ratio']:.3f}x the dense latency ({fastest['method']} "
         f"pruning, {fastest['schedule']}, {fastest['sparsity_target']:g}%) at "
@@ -168,17 +174,27 @@ def write_report(
     baseline_accuracy: float,
     config: dict[str, Any],
     timing: str = "",
+    baseline_accuracies: Sequence[float] = (),
 ) -> Path:
-    """Write the plots (see :func:`write_plots`) and ``REPORT.md`` into ``folder`` from its results."""
+    """Write the plots (see :func:`write_plots`) and ``REPORT.md`` into ``folder`` from its results.
+
+    A sweep with seeds is reported by its means over the seeds (:func:`~.replicates.mean_points`), with
+    standard deviations, bands on the plots and which differences are within noise;
+    ``baseline_accuracies`` then gives every replicate's baseline (``baseline_accuracy`` is their mean).
+    """
     folder = Path(folder)
     points = read_results(folder)
+    replicated = has_replicates(points)
+    if replicated:
+        points = mean_points(points)
     write_plots(points, folder, baseline_accuracy)
     parts = [
         "# Pruning sweep report\n",
-        f"Dense baseline: **{100 * baseline_accuracy:.2f}%** test accuracy "
+        f"Dense baseline: **{_baseline_text(baseline_accuracy, baseline_accuracies)}** test accuracy "
         f"({config.get('model')}, {config.get('dataset')}).\n",
         _sparsity_note(config), "",
-        "## Findings\n", *findings(points, baseline_accuracy), "",
+        *(_replicates_note(points) if replicated else []),
+        "## Findings\n", *findings(points, baseline_accuracy), *(noise_findings(points) if replicated else []), "",
         "## Accuracy vs sparsity\n", "![accuracy vs sparsity](accuracy_vs_sparsity.png)\n",
         *schedule_sections(points),
         *criteria_sections(points, baseline_accuracy, folder),
@@ -192,6 +208,21 @@ def write_report(
     path = folder / "REPORT.md"
     atomic_write_text(path, "\n".join(parts))
     return path
+
+
+def _baseline_text(mean: float, accuracies: Sequence[float]) -> str:
+    if len(accuracies) < 2:
+        return f"{100 * mean:.2f}%"
+    return f"{100 * mean:.2f} ± {100 * statistics.stdev(accuracies):.2f}% (n={len(accuracies)} seeds)"
+
+
+def _replicates_note(means: list[dict[str, Any]]) -> list[str]:
+    counts = sorted({p["n"] for p in means})
+    return [f"Every figure is the **mean over {'/'.join(map(str, counts))} seeds** (each seed trains its own "
+            "baseline and runs every point), with the sample standard deviation after ±; the plots draw the mean "
+            "with a band of ± one standard deviation. Two means are called *within noise* when they differ by no "
+            "more than two standard errors of their difference; per-seed rows are in results.csv, the summary in "
+            "summary.csv.\n"]
 
 
 def _sparsity_note(config: dict[str, Any]) -> str:

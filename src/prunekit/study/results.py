@@ -2,11 +2,17 @@
 
 Every point is written atomically the moment it is done, so an interrupted sweep keeps all
 finished points, and a rerun skips them. A point's file name holds its sparsity exactly
-(``50`` and ``50.0000001`` are two files).
+(``50`` and ``50.0000001`` are two files) and, in a sweep with replicates, its seed.
+
+Writers never share a file: every point has its own, written by whoever computed it (the sweep's
+process or a worker), so workers on several machines merge into one store when ``OUT`` is on a
+shared filesystem; the tables are rewritten from the point files by the sweep's driver.
 
 Example:
     >>> point_key("oneshot", "weight", "layer", 92.5), point_key("oneshot", "weight", "layer", 50.0000001)
     ('oneshot-weight-layer-92.5', 'oneshot-weight-layer-50.0000001')
+    >>> point_key("oneshot", "weight", "layer", 90, seed=2)
+    'oneshot-weight-layer-90-seed2'
 """
 
 from __future__ import annotations
@@ -18,14 +24,22 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..storage import atomic_write_text, read_json, write_json
+from .replicates import has_replicates, mean_points
 
 COLUMNS = (
-    "schedule", "method", "scope", "sparsity_target", "sparsity_actual", "weight_sparsity_pruned",
+    "seed", "schedule", "method", "scope", "sparsity_target", "sparsity_actual", "weight_sparsity_pruned",
     "weight_sparsity_all", "params_total", "params_nonzero", "units_live", "flops_dense", "flops_effective",
     "test_accuracy", "test_loss", "train_epochs", "train_seconds", "seconds", "file_bytes", "latency_b1_ratio",
     "latency_b256_ratio",
 )
 """Columns of ``results.csv``, in order; a point lacking a value leaves its cell empty."""
+
+SUMMARY_COLUMNS = (
+    "schedule", "method", "scope", "sparsity_target", "n", "test_accuracy", "test_accuracy_std", "test_loss",
+    "test_loss_std", "sparsity_actual", "weight_sparsity_all", "params_nonzero", "flops_effective", "train_epochs",
+    "seconds", "file_bytes", "latency_b1_ratio", "latency_b256_ratio",
+)
+"""Columns of ``summary.csv`` (sweeps with seeds): means over the seeds, standard deviations and n."""
 
 
 def sparsity_text(sparsity: float) -> str:
@@ -34,13 +48,15 @@ def sparsity_text(sparsity: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def point_key(schedule: str, method: str, scope: str, sparsity: float) -> str:
-    """A point's file-name-safe identity, e.g. ``oneshot-weight-layer-92.5``."""
-    return f"{schedule}-{method}-{scope}-{sparsity_text(sparsity)}"
+def point_key(schedule: str, method: str, scope: str, sparsity: float, seed: int | None = None) -> str:
+    """A point's file-name-safe identity, e.g. ``oneshot-weight-layer-92.5`` (``...-seed2`` for a replicate)."""
+    key = f"{schedule}-{method}-{scope}-{sparsity_text(sparsity)}"
+    return key if seed is None else f"{key}-seed{int(seed)}"
 
 
 class ResultStore:
-    """The ``points/`` folder of a sweep, keyed by :func:`point_key` and a baseline id.
+    """The ``points/`` folder of a sweep, keyed by :func:`point_key` and a baseline id (and, for one
+    replicate of a sweep with several seeds, the seed: its points carry ``seed``).
 
     Example:
         >>> import tempfile
@@ -50,11 +66,12 @@ class ResultStore:
         (True, 1)
     """
 
-    def __init__(self, folder: str | Path, baseline_id: str):
+    def __init__(self, folder: str | Path, baseline_id: str, seed: int | None = None):
         self.folder = Path(folder)
         self.points_dir = self.folder / "points"
         self.points_dir.mkdir(parents=True, exist_ok=True)
         self.baseline_id = baseline_id
+        self.seed = seed
 
     def _path(self, key: str) -> Path:
         return self.points_dir / f"{key}.json"
@@ -73,26 +90,42 @@ class ResultStore:
     def put(self, point: dict[str, Any]) -> None:
         """Store a finished point atomically."""
         point = {**point, "baseline_id": self.baseline_id}
-        key = point_key(point["schedule"], point["method"], point["scope"], point["sparsity_target"])
+        if self.seed is not None:
+            point["seed"] = self.seed
+        key = point_key(point["schedule"], point["method"], point["scope"], point["sparsity_target"], self.seed)
         write_json(self._path(key), point)
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored point of this baseline, sorted by schedule, method, scope and sparsity."""
         points = [self.get(p.stem) for p in self.points_dir.glob("*.json")]
         points = [p for p in points if p is not None]
-        return sorted(points, key=lambda p: (p["schedule"], p["method"], p["scope"], p["sparsity_target"]))
+        return sorted(points, key=point_order)
+
+
+def point_order(point: dict[str, Any]) -> tuple:
+    """Sort key of points: schedule, method, scope, sparsity, then seed."""
+    return point["schedule"], point["method"], point["scope"], point["sparsity_target"], point.get("seed", -1)
 
 
 def write_tables(points: Iterable[dict[str, Any]], folder: str | Path) -> None:
-    """Write ``results.csv`` and ``results.json`` (atomically) from the points."""
+    """Write ``results.csv`` and ``results.json`` (atomically) from the points; for points of several seeds,
+    also ``summary.csv`` and ``summary.json`` (see :func:`~.replicates.mean_points`)."""
     points = list(points)
     folder = Path(folder)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(points)
-    atomic_write_text(folder / "results.csv", buffer.getvalue())
+    atomic_write_text(folder / "results.csv", _csv(points, COLUMNS))
     write_json(folder / "results.json", points)
+    if has_replicates(points):
+        means = mean_points(points)
+        atomic_write_text(folder / "summary.csv", _csv(means, SUMMARY_COLUMNS))
+        write_json(folder / "summary.json", means)
+
+
+def _csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def read_results(folder: str | Path) -> list[dict[str, Any]]:

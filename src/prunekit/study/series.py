@@ -5,7 +5,7 @@ recorded level into a result point (:mod:`.points` evaluates and measures it, :m
 Points carry a ``config_id``: the fingerprint of everything that determines them (baseline,
 schedule, method, scope, the schedule's recipe and, for chains, the levels planned), so a rerun
 skips exactly the points it would compute identically. Chains checkpoint every level under
-``OUT/chains/<label>-<method>-<scope>/`` and resume after the last finished one.
+``OUT/chains/<label>-<method>-<scope>[-seed<S>]/`` and resume after the last finished one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..prune.unit_criteria import needs_data
 from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind, plan_levels, run_schedule
@@ -27,10 +26,6 @@ from ..training import Distiller
 from .points import evaluate_point, example_batch, measure, tracing_batch
 from .results import ResultStore, point_key, write_tables
 from .series_names import resolve_series, series_criterion
-
-LEVEL_COST_EPOCHS = 0.05
-"""Progress units (epochs of training) a level costs besides its training: prune + evaluate."""
-
 
 @dataclass
 class SeriesContext:
@@ -58,12 +53,14 @@ class SeriesContext:
     on_point: Callable[[dict[str, Any]], None] | None = None
     measure: bool = True  # add file size and latency ratios to every point
     measure_seconds: float = 0.0  # time spent measuring, kept apart from prune+evaluate time
+    seed: int | None = None  # the replicate's seed in a sweep with several (None: one baseline)
+    write_tables: bool = True  # rewrite results.csv/json after every point (off in workers: the driver does)
 
 
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
                  scopes: dict[str, str], layers=None, include_output: bool = False, progress: bool = True,
                  on_point=None, measure: bool = True, calibration_batches: int = 32,
-                 reconstruct: bool = False) -> SeriesContext:
+                 reconstruct: bool = False, seed: int | None = None) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
@@ -80,11 +77,11 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
     return SeriesContext(
         model=baseline.model, baseline_state={k: v.clone() for k, v in baseline.model.state_dict().items()},
         baseline_id=baseline_id, train_data=train_data, test_data=data.split("test"),
-        store=ResultStore(out, baseline_id), out=out, scope=scopes, recipe=recovery,
+        store=ResultStore(out, baseline_id, seed), out=out, scope=scopes, recipe=recovery,
         input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
         unit_tracing_inputs=tracing_batch(baseline.model, "unit", data), layers=layers,
         include_output=include_output, progress=progress, on_point=on_point, measure=measure,
-        calibration_batches=calibration_batches, reconstruct=reconstruct,
+        calibration_batches=calibration_batches, reconstruct=reconstruct, seed=seed,
     )
 
 
@@ -111,24 +108,21 @@ def pending(ctx: SeriesContext, name: str, method: str, targets: list[float]) ->
     label, config_id = resolve_series(name, ctx.recipe)[2], series_id(ctx, name, method, targets)
     out = []
     for k in targets:
-        point = ctx.store.get(point_key(label, method, ctx.scope[method], k))
+        point = ctx.store.get(point_key(label, method, ctx.scope[method], k, ctx.seed))
         if point is None or point.get("config_id") != config_id:
             out.append(k)
     return out
 
 
-def series_cost(ctx: SeriesContext, name: str, targets: list[float], todo: list[float]) -> float:
-    """Progress units (epochs plus :data:`LEVEL_COST_EPOCHS` per level) the series will take."""
-    sched, recipe, _ = resolve_series(name, ctx.recipe)
-    if not todo:
-        return 0.0
-    levels = [s for s, _ in plan_levels(targets, recipe.round_fraction)] if sched.chained else todo
-    per_level = sched.epochs_per_level(recipe)
-    return sum(LEVEL_COST_EPOCHS + (per_level if s > 0 else 0.0) for s in levels)
+def chain_folder(ctx: SeriesContext, label: str, method: str) -> Path:
+    """Where a chained series checkpoints its levels."""
+    name = f"{label}-{method}-{ctx.scope[method]}"
+    return ctx.out / "chains" / (name if ctx.seed is None else f"{name}-seed{ctx.seed}")
 
 
-def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float], bar: tqdm) -> int:
-    """Run (or resume) one series; store every new point. Returns the number of points stored."""
+def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float]) -> int:
+    """Run (or resume) one series at ``targets`` (its pending ones); store every new point and pass it to
+    ``ctx.on_point``. Returns the number of points stored."""
     todo = pending(ctx, name, method, targets)
     if not todo:
         return 0
@@ -140,18 +134,16 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
                      ctx.calibration_batches, reconstruct=ctx.reconstruct)
     job = Job(ctx.model, ctx.train_data, spec, recipe,
               rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
-              example_inputs=ctx.unit_tracing_inputs if method == "unit" else None)
-    chain_dir = ctx.out / "chains" / f"{label}-{method}-{ctx.scope[method]}"
+              example_inputs=ctx.unit_tracing_inputs if method == "unit" else None,
+              seed=0 if ctx.seed is None else ctx.seed)
+    chain_dir = chain_folder(ctx, label, method)
     reached = ChainStore(chain_dir, config_id).reached()
     if reached is not None and reached > min(todo):  # a lost point lies behind the checkpoint
         ChainStore(chain_dir, config_id).clear()
     levels = run_schedule(sched, job, targets if sched.chained else todo, chain_dir=chain_dir,
                           fingerprint=config_id)
-    stored, started, done_epochs, shown = 0, time.perf_counter(), 0.0, {}
+    stored, started = 0, time.perf_counter()
     for level in levels:
-        trained = level.train_epochs - done_epochs if sched.chained else level.train_epochs
-        done_epochs = level.train_epochs
-        bar.update(LEVEL_COST_EPOCHS + max(0.0, trained))
         if level.recorded and level.sparsity in todo:
             point = {"schedule": label, "method": method, "scope": ctx.scope[method],
                      "sparsity_target": level.sparsity,
@@ -167,15 +159,13 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float],
                 ctx.measure_seconds += seconds
             _store(ctx, point)
             stored += 1
-            shown = {"acc": f"{point['test_accuracy']:.4f}"}
-        bar.set_postfix({"schedule": label, "method": method, "round": level.index,
-                         "sparsity": f"{level.sparsity:.4g}%", **shown})
         started = time.perf_counter()
     return stored
 
 
 def _store(ctx: SeriesContext, point: dict[str, Any]) -> None:
     ctx.store.put(point)
-    write_tables(ctx.store.all(), ctx.out)
+    if ctx.write_tables:
+        write_tables(ctx.store.all(), ctx.out)
     if ctx.on_point is not None:
         ctx.on_point(point)

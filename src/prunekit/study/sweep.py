@@ -3,10 +3,11 @@
 A sweep trains its baseline once (or reuses one: a checkpoint passed in, whose model and dataset
 it then uses, or the one it trained before with the same config, kept in
 ``OUT/baselines/<config hash>/``), then runs every (schedule, method) series from the baseline
-weights (see :mod:`.series`). Every point is written to ``OUT/points/`` as soon as it is done;
-``results.csv``/``results.json`` are rewritten after each point, and a rerun skips the points that
-exist, so an interrupted sweep loses nothing already done (chained schedules resume from their
-last finished level).
+weights (see :mod:`.series`), as jobs (:mod:`.jobs`) that an executor runs here, in worker processes
+or on a Ray cluster (:mod:`.executors`). With several seeds, each replicate has its own baseline.
+Every point is written to ``OUT/points/`` as soon as it is done; ``results.csv``/``results.json`` are
+rewritten after each point, and a rerun skips the points that exist, so an interrupted sweep loses
+nothing already done (chained schedules resume from their last finished level).
 
 Example:
     >>> import tempfile
@@ -20,56 +21,71 @@ Example:
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..checkpoint import WEIGHTS_FILE, Checkpoint, load_checkpoint, read_config
+from ..checkpoint import WEIGHTS_FILE, Checkpoint, read_config
 from ..data import Dataset, load_dataset
-from ..references import is_reference
+from ..errors import ConfigError
 from ..storage import check_output, file_digest
 from ..training import resolve_device
 from .baseline import train_model
 from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa: F401  (re-exported)
+from .executors import Executor
 from .flop_targets import sparsity_for_reduction
+from .jobs import (BaselineJob, JobResult, SweepJob, build_context, load_baseline, plan_jobs, run_in_context, run_job,
+                   train_baseline)
 from .points import time_dense_pass, tracing_batch
-from .results import write_tables
-from .series import make_context, pending, run_series, series_cost
+from .results import point_order, write_tables
 
 
 @dataclass
 class SweepResult:
-    """What a sweep produced: all points, the baseline, and the timings measured in this run."""
+    """What a sweep produced: all points, the baseline(s), and the timings measured in this run."""
 
     points: list[dict[str, Any]]
-    baseline: Checkpoint
+    baseline: Checkpoint  # the first replicate's
     points_run: int
-    points_seconds: float
+    points_seconds: float  # wall time of the points, less measuring when it ran in this process
     dense_pass_seconds: float
     out: Path
     config: SweepConfig  # as run: with the checkpoint's model and dataset
-    measure_seconds: float = 0.0  # measuring file sizes and latencies, not in points_seconds
+    measure_seconds: float = 0.0  # measuring file sizes and latencies (summed over jobs)
+    baseline_accuracies: dict[int | None, float] = field(default_factory=dict)  # per replicate seed
+    executor: str = "the local executor (one process)"
+    parallel: bool = False  # jobs ran in other processes: points_seconds is wall time, measuring included
 
 
-def prepare_baseline(config: SweepConfig, out: Path, data: Dataset, checkpoint: str | None,
-                     progress: bool) -> tuple[Checkpoint, str]:
-    """Load ``checkpoint``, or the baseline trained before with this config, or train it now.
+def prepare_baselines(config: SweepConfig, out: Path, data: Dataset, checkpoint: str | None, *, progress: bool,
+                      executor: Executor, data_dir: str | None) -> dict[int | None, tuple[Checkpoint, str, str]]:
+    """Every replicate's baseline: ``{seed: (checkpoint, id, folder)}``.
 
-    Returns the checkpoint and its id (hash of the weights file, or of the config).
+    Loads ``checkpoint``, or the baselines trained before with the same config (in
+    ``out/baselines/<config hash>/``), training the missing ones (in parallel on a parallel executor).
+    The id is the hash of the weights file of a given checkpoint, or of the config.
     """
-    source = config.model if is_reference(config.model) else None  # the user's model, given on this command
     if checkpoint is not None:
-        return load_checkpoint(checkpoint, model_source=source), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}"
-    fingerprint = config.baseline_fingerprint()
-    folder = out / "baselines" / fingerprint
-    if not (folder / "metrics.json").exists():
-        train_model(config.resolved_model, model_args=config.model_args or None, dataset=data,
-                    config=config.train, out=folder, progress=progress)
-    return load_checkpoint(folder, model_source=source), fingerprint
+        return {None: (load_baseline(config, checkpoint), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}",
+                       str(checkpoint))}
+    folders = {seed: out / "baselines" / config.for_seed(seed).baseline_fingerprint() for seed in config.replicates}
+    missing = [BaselineJob(config.for_seed(seed), str(folder), data_dir, executor.cpus_per_job)
+               for seed, folder in folders.items() if not (folder / "metrics.json").exists()]
+    if executor.in_process:
+        for job in missing:
+            train_model(job.config.resolved_model, model_args=config.model_args or None, dataset=data,
+                        config=job.config.train, out=job.folder, progress=progress)
+    else:
+        for _ in executor.run(train_baseline, missing):
+            pass
+    return {seed: (load_baseline(config, folder), config.for_seed(seed).baseline_fingerprint(), str(folder))
+            for seed, folder in folders.items()}
 
 
 def run_sweep(
@@ -82,61 +98,107 @@ def run_sweep(
     on_point: Callable[[dict[str, Any]], None] | None = None,
     measure: bool = True,
     device: Any = None,
+    executor: Executor | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep and write its results into ``out``.
 
     Every (schedule, method) series runs from the baseline; chained schedules checkpoint each
     level under ``out/chains/`` and resume from the last finished one after an interruption.
+    With ``config.seeds``, every replicate has its own baseline and points (they carry ``seed``).
 
     Args:
         config: the sweep's :class:`SweepConfig`.
         out: the sweep folder (created).
         checkpoint: a baseline checkpoint folder to use instead of training one.
         data_dir: where the dataset files are.
-        progress: show progress bars (overall: epochs of training left, round, sparsity, accuracy).
+        progress: show a progress bar (points done of the sweep's total, with the time left).
         on_point: called with every newly finished point (after it is written).
         measure: add ``file_bytes`` and latency ratios to dense (see
             :func:`prunekit.bench.measure_point`) to every point; timed apart.
         device: where to train and evaluate (``auto``, ``cpu``, ``cuda[:N]``, ``mps``; default: the CPU).
             File sizes and latencies are always measured on the CPU.
+        executor: where jobs run (:func:`~.executors.make_executor`; default: this process, one job at a
+            time). The same seeds give the same points with every executor.
 
     Returns:
         A :class:`SweepResult`; ``results.csv``/``results.json`` are in ``out``.
     """
     out = check_output(out, inputs=[checkpoint] if checkpoint else [], allow_other_files=True)
     if checkpoint is not None:
+        if config.seeds:
+            raise ConfigError("seeds train one baseline per seed, but a sweep of a given checkpoint has one "
+                              "baseline: leave --seeds or --checkpoint out")
         config = config.with_checkpoint(read_config(checkpoint), checkpoint)
     else:
         config = replace(config, model=config.resolved_model, dataset=config.resolved_dataset)
     data = load_dataset(config.dataset, data_dir, progress=progress)
+    data_dir = data_dir or os.environ.get("PRUNEKIT_DATA")  # workers find the data where this process did
     out.mkdir(parents=True, exist_ok=True)
-    baseline, baseline_id = prepare_baseline(config, out, data, checkpoint, progress)
-    if device is not None:
-        baseline.model.to(resolve_device(device))
-    dense_seconds = time_dense_pass(baseline.model, data.split("test"))
-    if config.flop_reductions:
-        config = replace(config, sparsities=resolve_flop_targets(config, baseline.model, data))
-    ctx = make_context(baseline, baseline_id, data, out, schedules=config.schedules, recovery=config.recovery,
-                       scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
-                       include_output=config.include_output, progress=progress, on_point=on_point,
-                       calibration_batches=config.calibration_batches, reconstruct=config.reconstruct,
-                       measure=measure)
-    series = [(s, m) for s in config.schedules for m in config.methods]
-    targets = list(config.sparsities)
-    cost = sum(series_cost(ctx, s, targets, pending(ctx, s, m, targets)) for s, m in series)
-    started, run = time.perf_counter(), 0
-    bar = tqdm(total=round(cost, 2), desc="sweep", unit="epoch", disable=None if progress else True,
-               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} epochs [{elapsed}<{remaining}{postfix}]")
+    executor = executor or Executor()
+    with executor:
+        baselines = prepare_baselines(config, out, data, checkpoint, progress=progress, executor=executor,
+                                      data_dir=data_dir)
+        first = baselines[config.replicates[0]][0]
+        here = device if executor.in_process else None  # where this process evaluates; jobs get `device`
+        if getattr(executor, "gpus_per_job", 0) and device is None:
+            device = "cuda"
+        if here is not None:
+            first.model.to(resolve_device(here))
+        dense_seconds = time_dense_pass(first.model, data.split("test"))
+        if config.flop_reductions:
+            config = replace(config, sparsities=resolve_flop_targets(config, first.model, data))
+        contexts = {seed: build_context(config.for_seed(seed), ckpt, bid, data, out, seed=seed,
+                                        progress=progress and executor.in_process, measure=measure, device=here)
+                    for seed, (ckpt, bid, _) in baselines.items()}
+        jobs = [job for seed, (_, _, folder) in baselines.items()
+                for job in plan_jobs(contexts[seed], config.for_seed(seed), baseline=folder, data_dir=data_dir,
+                                     measure=measure, device=device, threads=executor.cpus_per_job)]
+        run, started, measured = _run_jobs(executor, jobs, contexts, out, progress, on_point)
+        wall, where = time.perf_counter() - started, executor.describe()
+    points = _all_points(contexts)
+    write_tables(points, out)
+    return SweepResult(points, first, run, wall - (measured if executor.in_process else 0.0), dense_seconds, out,
+                       config, measured, {seed: b[0].metrics.get("test_accuracy") for seed, b in baselines.items()},
+                       where, not executor.in_process)
+
+
+def _run_jobs(executor: Executor, jobs: list[SweepJob], contexts: dict, out: Path, progress: bool,
+              on_point: Callable | None) -> tuple[int, float, float]:
+    """Run the jobs with one progress bar of points; returns points run, the start time and seconds measuring."""
+    bar = tqdm(total=sum(job.points for job in jobs), desc="sweep", unit="point", disable=None if progress else True)
+    run, measured = 0, 0.0
+
+    def finished(point: dict[str, Any]) -> None:
+        nonlocal run
+        run += 1
+        write_tables(_all_points(contexts), out)
+        bar.update(1)
+        bar.set_postfix({"schedule": point["schedule"], "method": point["method"],
+                         "sparsity": f"{point['sparsity_target']:g}%", "acc": f"{point['test_accuracy']:.4f}"})
+        if on_point is not None:
+            on_point(point)
+
+    local = partial(_run_here, contexts, finished)
+    started = time.perf_counter()
     try:
-        for schedule, method in series:
-            run += run_series(ctx, schedule, method, targets, bar)
+        for job, result in executor.run(local if executor.in_process else run_job, jobs):
+            measured += result.measure_seconds
+            if not executor.in_process:
+                for point in result.points:
+                    finished(point)
     finally:
         bar.close()
-        baseline.model.load_state_dict(ctx.baseline_state)
-    seconds = time.perf_counter() - started - ctx.measure_seconds
-    points = ctx.store.all()
-    write_tables(points, out)
-    return SweepResult(points, baseline, run, seconds, dense_seconds, out, config, ctx.measure_seconds)
+        for ctx in contexts.values():
+            ctx.model.load_state_dict(ctx.baseline_state)
+    return run, started, measured
+
+
+def _run_here(contexts: dict, on_point: Callable, job: SweepJob) -> JobResult:
+    return run_in_context(contexts[job.seed], job, on_point)
+
+
+def _all_points(contexts: dict) -> list[dict[str, Any]]:
+    return sorted((p for ctx in contexts.values() for p in ctx.store.all()), key=point_order)
 
 
 def resolve_flop_targets(config: SweepConfig, model, data: Dataset) -> tuple[float, ...]:
