@@ -8,6 +8,7 @@ from torch import nn
 
 from prunekit.errors import ConfigError
 from prunekit.prune import CRITERIA, lamp, prune_model
+from prunekit.prune.mask import as_mask
 
 
 def mlp() -> nn.Sequential:
@@ -159,6 +160,59 @@ def test_a_latency_target_is_met_by_measurement_or_refused_with_the_reachable_la
         plan_for_latency(model, 1.5, (x, y), x[:2], progress=False)
 
 
+def test_the_reported_latency_is_a_fresh_measurement_not_the_lucky_one_the_search_picked(monkeypatch):
+    import prunekit.study.latency_budget as budget
+    import prunekit.study.sensitivity as sensitivity
+
+    # a fake timer: a plan's true ratio is the fraction of weights it keeps; its first timing is 0.08 lucky
+    truth: dict[tuple, float] = {}
+
+    def kept(mask):
+        mask = as_mask(mask)
+        return sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+
+    def timed(model, mask, example, **kwargs):
+        key = tuple(int(m.sum()) for m in as_mask(mask).values())
+        first = key not in truth
+        truth[key] = kept(mask)
+        return truth[key] - (0.08 if first else 0.0)
+
+    monkeypatch.setattr(budget, "compact_latency_ratio", timed)
+    monkeypatch.setattr(sensitivity, "compact_latency_ratio", lambda model, mask, example, **kw: kept(mask))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    x = torch.randn(256, 16)
+    y = (x[:, 0] > 0).long()
+    result = budget.plan_for_latency(model, 0.6, (x, y), x[:2], batch_size=64, sparsities=(25, 50, 60, 75),
+                                     progress=False)
+    fooled = [truth[k] for k in truth if truth[k] - 0.08 <= 0.6 < truth[k]]
+    assert fooled, "the fake timer should have made some plan look faster than the target"
+    assert result.measured_ratio == result.tried[-1][1] <= 0.6  # the confirmation, not a lucky first timing
+    assert result.measured_ratio in truth.values()
+
+
+def test_aligned_latency_plans_keep_multiples_of_the_alignment(monkeypatch):
+    import prunekit.study.latency_budget as budget
+    import prunekit.study.sensitivity as sensitivity
+
+    def kept(model, mask, example, **kwargs):  # a deterministic stand-in for the timer
+        mask = as_mask(mask)
+        return sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+
+    monkeypatch.setattr(budget, "compact_latency_ratio", kept)
+    monkeypatch.setattr(sensitivity, "compact_latency_ratio", kept)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 40), nn.ReLU(), nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 4))
+    x = torch.randn(256, 16)
+    y = (x[:, 0] > 0).long()
+    result = budget.plan_for_latency(model, 0.5, (x, y), x[:2], batch_size=64, align=8, progress=False)
+    widths = {name: round(model[int(name)].out_features * (1 - k / 100)) for name, k in result.plan.items()}
+    assert result.measured_ratio <= 0.5 and all(w % 8 == 0 and w >= 8 for w in widths.values()), widths
+    assert {r["sparsity"] for r in result.curves.curve("2")} <= {100 * (24 - w) / 24 for w in (8, 16)}
+    with pytest.raises(ConfigError, match="positive integer such as 8, got 0"):
+        budget.plan_for_latency(model, 0.5, (x, y), x[:2], align=0, progress=False)
+
+
 def test_cli_prune_to_a_measured_latency_target(baseline, tmp_path, mnist_dir, capsys):
     from prunekit.checkpoint import load_checkpoint
     from prunekit.cli import main
@@ -173,6 +227,9 @@ def test_cli_prune_to_a_measured_latency_target(baseline, tmp_path, mnist_dir, c
     assert main(["prune", "--checkpoint", str(baseline), "--method", "weight", "--target-latency", "0.5",
                  "--out", str(tmp_path / "w"), "--data-dir", str(mnist_dir), "--quiet"]) == 2
     assert "use method 'unit'" in capsys.readouterr().err
+    assert main(["prune", "--checkpoint", str(baseline), "--method", "unit", "--sparsity", "50", "--align-channels",
+                 "8", "--out", str(tmp_path / "a"), "--data-dir", str(mnist_dir), "--quiet"]) == 2
+    assert "applies to a latency target (--target-latency)" in capsys.readouterr().err
 
 
 def test_the_report_shows_per_layer_sparsities_of_uneven_points(baseline, tmp_path, mnist_dir):

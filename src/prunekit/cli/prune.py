@@ -40,6 +40,9 @@ def register(commands) -> None:
                         "measures at most RATIO x the dense latency on this machine's CPU (e.g. 0.5), choosing "
                         "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first)")
     parser.add_argument("--latency-batch", type=int, default=256, help="the batch size --target-latency is measured at")
+    parser.add_argument("--align-channels", type=int, default=None, metavar="N",
+                        help="with --target-latency: keep only widths that are multiples of N (e.g. 8; fast kernels "
+                        "want channel counts the vector width divides; a layer of at most N units keeps the plain grid)")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer",
                         help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
     parser.add_argument("--layers", default=None,
@@ -79,7 +82,8 @@ def run_prune(args: argparse.Namespace) -> int:
     if args.precision:
         recovery = recovery.with_precision(args.precision)
     result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, ratios=ratios,
-                              target_latency=args.target_latency, latency_batch=args.latency_batch, scope=args.scope,
+                              target_latency=args.target_latency, latency_batch=args.latency_batch,
+                              latency_align=args.align_channels, scope=args.scope,
                               layers=layers, include_output=args.include_output, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
                               recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device,

@@ -6,8 +6,10 @@ buys (a latency table per group width, :func:`~.sensitivity.layer_sensitivity` w
 allocates the groups' widths greedily by accuracy lost per latency saved
 (:func:`~.sensitivity.allocate` with ``kind="latency"``), then measures the planned model; while it is
 still slower than the target it asks the allocation for twice the shortfall more and measures again,
-then bisects back so as to prune no more than the target needs. The latency it reports is always a
-measurement of the planned model, never the table's prediction.
+then bisects back so as to prune no more than the target needs. The plan it keeps is measured once more:
+the search picked it because its timing was low, and noise favours such a pick, so the latency it reports
+is that fresh measurement, never the table's prediction; a plan whose fresh measurement misses the target
+sends the search on.
 
 Example:
     >>> import torch
@@ -34,8 +36,8 @@ from ..prune import prune_model
 from .points import traces
 from .sensitivity import GRID, Sensitivity, allocate, layer_sensitivity
 
-ATTEMPTS = 10
-"""How many plans are measured, at most, while looking for one that meets the target."""
+ATTEMPTS = 14
+"""How many latency measurements of plans are made, at most, while looking for one that meets the target."""
 REFINE = 4
 """Measured plans spent afterwards pruning no more than needed (bisection on the allocation's goal)."""
 
@@ -55,8 +57,10 @@ class LatencyPlan:
 def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, example_inputs: Any, *,
                      batch_size: int = 256, sparsities: Sequence[float] = GRID, criterion: Optional[str] = None,
                      input_shape: Optional[Sequence[int]] = None, layers=None, repeats: int = 10,
-                     progress: bool = True) -> LatencyPlan:
+                     align: Optional[int] = None, progress: bool = True) -> LatencyPlan:
     """Per-group unit sparsities whose compacted model measures at most ``target_ratio`` x the dense latency.
+
+    ``align``: only widths that are multiples of it (see :func:`~.sensitivity.aligned_grid`).
 
     Raises:
         ConfigError: for a ratio outside (0, 1), or a target that even the grid's largest sparsities
@@ -64,9 +68,11 @@ def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, exa
     """
     if not 0 < target_ratio < 1:
         raise ConfigError(f"a latency target is a fraction of the dense latency in (0, 1), e.g. 0.5; got {target_ratio!r}")
+    if align is not None and (isinstance(align, bool) or not isinstance(align, int) or align < 1):
+        raise ConfigError(f"channel alignment must be a positive integer such as 8, got {align!r}")
     curves = layer_sensitivity(model, "unit", validation, sparsities=sparsities, criterion=criterion,
                                example_inputs=example_inputs, input_shape=input_shape, layers=layers,
-                               latency_batch=batch_size, progress=progress)
+                               latency_batch=batch_size, align=align, progress=progress)
     traced = example_inputs if traces(model, "unit") else None
 
     def measured(plan: dict[str, float]) -> float:
@@ -74,7 +80,7 @@ def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, exa
         return compact_latency_ratio(model, mask, example_inputs, batch_size=batch_size, repeats=repeats)
 
     deepest = {name: max(r["sparsity"] for r in curves.curve(name)) for name in curves.layers()}
-    tried: list[tuple[float, float]] = []  # (goal, measured ratio) of every plan measured
+    tried: list[tuple[float, float]] = []  # (goal, measured ratio) of every measurement, confirmations included
 
     def attempt(goal: float) -> tuple[dict[str, float], float]:
         try:
@@ -85,30 +91,50 @@ def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, exa
         tried.append((goal, ratio))
         return plan, ratio
 
-    missed, goal = None, 100 * (1 - target_ratio)
+    goal, missed = 100 * (1 - target_ratio), None
+    while True:
+        plan, ratio, goal, missed = _search(attempt, goal, missed, target_ratio, deepest, batch_size, tried)
+        confirmed = measured(plan)  # a fresh measurement: the search kept the plan whose timing was lowest
+        tried.append((goal, confirmed))
+        if confirmed <= target_ratio:
+            return LatencyPlan(plan, confirmed, target_ratio, curves, tried)
+        if len(tried) >= ATTEMPTS:
+            _not_reached(target_ratio, batch_size, confirmed)
+        missed, goal = goal, goal + max(2 * 100 * (confirmed - target_ratio), 1.0)
+
+
+def _search(attempt, goal: float, missed: Optional[float], target: float, deepest: dict[str, float],
+            batch_size: int, tried: list) -> tuple[dict[str, float], float, float, Optional[float]]:
+    """Raise the allocation's goal until a measured plan meets the target, then bisect the goal back
+    between the last miss and the hit; returns ``(plan, ratio, goal, last missed goal)``."""
     met = None  # (plan, ratio, goal) of the slowest plan that meets the target
-    while met is None and len(tried) < ATTEMPTS:  # raise the goal until a measured plan meets the target
+    while met is None and len(tried) < ATTEMPTS:
         plan, ratio = attempt(goal)
-        if ratio <= target_ratio:
+        if ratio <= target:
             met = (plan, ratio, goal)
         elif plan == deepest:
-            raise ConfigError(f"latency target {target_ratio:g}x is out of reach at batch {batch_size}: the smallest "
+            raise ConfigError(f"latency target {target:g}x is out of reach at batch {batch_size}: the smallest "
                               f"model of the grid (every group at its largest sparsity, up to "
                               f"{max(deepest.values()):g}%) measures {ratio:.3f}x the dense latency here")
         else:
-            missed, goal = goal, goal + max(2 * 100 * (ratio - target_ratio), 1.0)  # the table was optimistic
+            missed, goal = goal, goal + max(2 * 100 * (ratio - target), 1.0)  # the table was optimistic
     if met is None:
-        raise ConfigError(f"latency target {target_ratio:g}x not reached in {ATTEMPTS} measured plans at batch "
-                          f"{batch_size} (the last measured {tried[-1][1]:.3f}x): the latency table's predictions "
-                          f"are off here; try a finer grid of sparsities or a slightly lower target")
+        _not_reached(target, batch_size, tried[-1][1])
     low = missed if missed is not None else 0.0
-    for _ in range(REFINE):  # then prune no more than needed: bisect the goal between a miss and a hit
+    for _ in range(REFINE):  # then prune no more than needed
         goal = (low + met[2]) / 2
         if met[2] - low < 1.0:
             break
         plan, ratio = attempt(goal)
-        if ratio <= target_ratio:
+        if ratio <= target:
             met = (plan, ratio, goal)
         else:
             low = goal
-    return LatencyPlan(met[0], met[1], target_ratio, curves, tried)
+    return met[0], met[1], met[2], low if low > 0 else missed
+
+
+def _not_reached(target: float, batch_size: int, last: float):
+    raise ConfigError(f"latency target {target:g}x not reached in {ATTEMPTS} measured plans at batch {batch_size} "
+                      f"(the last measured {last:.3f}x): the latency table's predictions are off here, or the "
+                      "timings are noisy (is something else running?); try a finer grid of sparsities or a "
+                      "slightly lower target")

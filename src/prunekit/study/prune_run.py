@@ -56,6 +56,7 @@ def prune_checkpoint(
     ratios: dict[str, float] | None = None,
     target_latency: float | None = None,
     latency_batch: int = 256,
+    latency_align: int | None = None,
     pattern: str | None = None,
     reconstruct: bool = False,
 ) -> TrainResult:
@@ -84,6 +85,7 @@ def prune_checkpoint(
             ``latency_batch`` the compacted model must measure on this machine; a per-group plan is
             found by :func:`~prunekit.study.latency_budget.plan_for_latency` (validation: the last
             :data:`LATENCY_VALIDATION` training samples) and its measured ratio is recorded as ``latency_ratio_measured``.
+        latency_align: with ``target_latency``, keep only group widths that are multiples of it.
         pattern: instead of ``sparsity`` (weight pruning, oneshot or finetune): an N:M pattern such as ``"2:4"``.
         reconstruct: re-solve each layer's remaining weights on ``calibration_batches`` training batches.
 
@@ -100,6 +102,8 @@ def prune_checkpoint(
         sparsity = pattern_sparsity(*parse_pattern(pattern))
         if schedule not in ("oneshot", "finetune"):
             raise ConfigError(f"an N:M pattern prunes in one step: use --schedule oneshot or finetune, not {schedule!r}")
+    if latency_align is not None and target_latency is None:
+        raise ConfigError("channel alignment (--align-channels) applies to a latency target (--target-latency)")
     if target_latency is not None and method != "unit":
         raise ConfigError("a latency target removes whole units: use method 'unit'")
     plan = check_layer_sparsities(ratios) if ratios is not None else None
@@ -109,7 +113,7 @@ def prune_checkpoint(
     data = load_dataset(checkpoint_dataset(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
     latency = None
     if target_latency is not None:
-        latency = _latency_plan(ckpt, data, target_latency, latency_batch, criterion, layers, progress)
+        latency = _latency_plan(ckpt, data, target_latency, latency_batch, latency_align, criterion, layers, progress)
         plan = latency.plan
     if plan is not None:
         sparsity = plan_sparsity(ckpt.model, method, plan, layers, tracing_batch(ckpt.model, method, data), ckpt.mask)
@@ -135,7 +139,7 @@ def prune_checkpoint(
                "train_epochs": level.train_epochs, "train_seconds": level.train_seconds, "rounds": rounds}
     if latency is not None:
         metrics.update(latency_ratio_measured=latency.measured_ratio, latency_target=target_latency,
-                       latency_batch=latency_batch, latency_plans_measured=[list(t) for t in latency.tried])
+                       latency_batch=latency_batch, latency_align=latency_align, latency_plans_measured=[list(t) for t in latency.tried])
     meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
     model_spec = ckpt.config["model"]
     path = save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),
@@ -149,13 +153,14 @@ LATENCY_VALIDATION = 2000
 """Training samples (the last ones) a latency target's sensitivity curves are measured on."""
 
 
-def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, criterion, layers, progress: bool):
+def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, align, criterion, layers, progress: bool):
     from .latency_budget import plan_for_latency
     from .sensitivity import training_tail
 
     validation = training_tail(data, LATENCY_VALIDATION)
     return plan_for_latency(ckpt.model, target, validation, validation[0][:2], batch_size=batch_size,
-                            criterion=criterion, input_shape=data.input_shape, layers=layers, progress=progress)
+                            criterion=criterion, input_shape=data.input_shape, layers=layers, align=align,
+                            progress=progress)
 
 
 def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_inputs, mask=None) -> float:
