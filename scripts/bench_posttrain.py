@@ -18,7 +18,16 @@ import time
 import torch
 
 from prunekit import evaluate, load_checkpoint, load_dataset, prune_model
+from prunekit.prune.posttrain import PostTrainingCriterion
 from prunekit.study.prune_run import checkpoint_dataset
+
+
+def choose(criterion: str, args) -> object:
+    """The criterion by name, sparsegpt with the block size and damping asked for."""
+    if criterion != "sparsegpt":
+        return criterion
+    return PostTrainingCriterion("sparsegpt", block_size=args.sparsegpt_block_size, damp=args.sparsegpt_damp,
+                                 progress=False)
 
 
 def main() -> None:
@@ -30,6 +39,9 @@ def main() -> None:
     parser.add_argument("--calibration-batches", type=int, default=4, help="batches of 128 training samples")
     parser.add_argument("--repeats", type=int, default=3, help="timed pruning runs per row (median)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sparsegpt-block-size", type=int, default=128,
+                        help="sparsegpt's columns per block (mask choice and lazy updates); the layer's width: one block")
+    parser.add_argument("--sparsegpt-damp", type=float, default=0.01, help="sparsegpt's damping, of the mean diagonal")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = load_checkpoint(args.checkpoint)
@@ -51,7 +63,7 @@ def main() -> None:
                     ckpt.model.load_state_dict(dense)
                     start = time.perf_counter()
                     mask = prune_model(ckpt.model, "weight", None if pattern else float(shape), pattern=pattern,
-                                       criterion=criterion, calibration=train, reconstruct=reconstruct,
+                                       criterion=choose(criterion, args), calibration=train, reconstruct=reconstruct,
                                        calibration_batches=args.calibration_batches)
                     seconds.append(time.perf_counter() - start)
                 accuracy = evaluate(ckpt.model, test)["accuracy"]
