@@ -3,6 +3,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from prunekit.cli import main
 from prunekit.errors import ConfigError, JobError
 from prunekit.study import SweepConfig, make_executor, run_sweep
 from prunekit.study.executors import ProcessExecutor
-from prunekit.study.jobs import SweepJob, run_job
+from prunekit.study.jobs import BaselineJob, SweepJob, run_job, train_baseline
 
 from sweeps import EXECUTOR_SWEEP as CONFIG, comparable
 
@@ -88,8 +89,52 @@ def test_a_job_failing_in_a_worker_names_the_job_and_says_how_to_resume():
     assert "rerun the same command to resume" in str(caught.value)
 
 
-def test_a_worker_that_cannot_see_the_sweep_folder_says_so(tmp_path):
+def test_a_worker_that_cannot_see_the_sweep_folder_says_so(tmp_path, baseline):
     job = SweepJob(CONFIG, str(tmp_path / "elsewhere"), str(tmp_path / "no-baseline"), "b0", "oneshot", "weight",
                    (50.0,), 1)
-    with pytest.raises(JobError, match="must be at the same paths on every worker"):
+    with pytest.raises(JobError, match="cannot see the baseline .*no-baseline.*must be at the same paths"):
         run_job(job)
+    job = replace(job, out=str(tmp_path), baseline=str(baseline), data_dir=str(tmp_path / "no-data"))
+    with pytest.raises(JobError, match="cannot see the data folder .*no-data"):
+        run_job(job)
+    job = BaselineJob(CONFIG, str(tmp_path / "nowhere" / "baselines" / "x"))
+    with pytest.raises(JobError, match="cannot see the sweep folder .*nowhere"):
+        train_baseline(job)
+
+
+def test_an_executor_given_to_run_sweep_is_entered_once(monkeypatch):
+    opened = []
+    executor = make_executor("processes", workers=1)
+    monkeypatch.setattr(ProcessExecutor, "_open", lambda self: opened.append(self))
+    monkeypatch.setattr(ProcessExecutor, "_close", lambda self: opened.remove(self))
+    with executor:
+        with executor:  # what run_sweep does with an executor the caller opened
+            assert opened == [executor]
+        assert opened == [executor]  # still open for the caller
+    assert opened == []
+
+
+def test_replicates_and_a_single_run_in_one_folder_keep_apart(tmp_path):
+    from prunekit.study.results import ResultStore
+
+    point = {"schedule": "oneshot", "method": "weight", "scope": "layer", "sparsity_target": 50.0}
+    ResultStore(tmp_path, "b0", seed=0).put(point)
+    assert ResultStore(tmp_path, "b0").all() == []  # an unseeded sweep of the same baseline id sees no replicate
+    assert [p["seed"] for p in ResultStore(tmp_path, "b0", seed=0).all()] == [0]
+    ResultStore(tmp_path, "b0").put(point)
+    assert [p.get("seed") for p in ResultStore(tmp_path, "b0").all()] == [None]
+
+
+def test_two_names_of_one_series_make_one_job(baseline, mnist_dir, tmp_path):
+    from prunekit.schedules import Recovery
+    from prunekit.study.jobs import build_context, load_baseline, plan_jobs
+    from prunekit.training import DistillConfig
+    from prunekit import load_dataset
+
+    config = replace(CONFIG, schedules=("iterative", "iterative+distill"),
+                     recovery=replace(CONFIG.recovery, distill=DistillConfig()))
+    assert isinstance(config.recovery, Recovery)
+    config = config.with_checkpoint(load_baseline(config, baseline).config, str(baseline))
+    ctx = build_context(config, load_baseline(config, baseline), "b0", load_dataset("mnist", mnist_dir), tmp_path)
+    jobs = plan_jobs(ctx, config, baseline=baseline)
+    assert [(job.schedule, job.method) for job in jobs] == [("iterative", "weight"), ("iterative", "unit")]

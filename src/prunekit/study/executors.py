@@ -50,12 +50,22 @@ class Executor:
         self._threads = 0
 
     def __enter__(self) -> Executor:
-        self._threads = torch.get_num_threads()
-        if self.cpus_per_job:
-            torch.set_num_threads(self.cpus_per_job)
+        self._depth = getattr(self, "_depth", 0) + 1  # re-entrant: run_sweep enters an executor it is given
+        if self._depth == 1:
+            self._open()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._close()
+
+    def _open(self) -> None:
+        self._threads = torch.get_num_threads()
+        if self.cpus_per_job:
+            torch.set_num_threads(self.cpus_per_job)
+
+    def _close(self) -> None:
         torch.set_num_threads(self._threads)
 
     def run(self, fn: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
@@ -79,12 +89,11 @@ class ProcessExecutor(Executor):
         self.workers = workers or max(1, (os.cpu_count() or 1) // cpus_per_job)
         self._pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> ProcessExecutor:
+    def _open(self) -> None:
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=torch.set_num_threads, initargs=(self.cpus_per_job,))
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def _close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -123,7 +132,7 @@ class RayExecutor(Executor):
         self.cpus_per_job, self.gpus_per_job = cpus_per_job or 1, gpus_per_job
         self._started = False
 
-    def __enter__(self) -> RayExecutor:
+    def _open(self) -> None:
         ray = import_ray()
         if not ray.is_initialized():
             if self.address or os.environ.get("RAY_ADDRESS"):
@@ -131,9 +140,8 @@ class RayExecutor(Executor):
             else:  # a new cluster of this machine only, for this sweep (never a stale one left in /tmp/ray)
                 ray.init(address="local", include_dashboard=False, log_to_driver=False)
             self._started = True
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def _close(self) -> None:
         if self._started:
             import_ray().shutdown()
             self._started = False

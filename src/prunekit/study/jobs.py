@@ -86,6 +86,7 @@ class BaselineJob:
     folder: str
     data_dir: str | None = None
     threads: int | None = None
+    device: str | None = None
 
     def __str__(self) -> str:
         return f"baseline {self.config.resolved_model} (seed {self.config.train.seed})"
@@ -112,6 +113,17 @@ def build_context(config: SweepConfig, baseline: Checkpoint, baseline_id: str, d
                         calibration_batches=config.calibration_batches, reconstruct=config.reconstruct, seed=seed)
 
 
+def series_of(ctx: SeriesContext, config: SweepConfig) -> list[tuple[str, str, str]]:
+    """The sweep's distinct series of one replicate, ``(schedule name, label, method)``: two names of one
+    series (``iterative`` and ``iterative+distill`` when the recipe distils anyway) count once."""
+    found: dict[tuple[str, str], str] = {}
+    for schedule in config.schedules:
+        label = resolve_series(schedule, ctx.recipe)[2]
+        for method in config.methods:
+            found.setdefault((label, method), schedule)
+    return [(schedule, label, method) for (label, method), schedule in found.items()]
+
+
 def plan_jobs(ctx: SeriesContext, config: SweepConfig, *, baseline: str | Path, data_dir: str | None = None,
               measure: bool = True, device: str | None = None, threads: int | None = None) -> list[SweepJob]:
     """The jobs left to do for one replicate (points already stored with the same config are not redone),
@@ -119,15 +131,12 @@ def plan_jobs(ctx: SeriesContext, config: SweepConfig, *, baseline: str | Path, 
     jobs, targets = [], list(config.sparsities)
     common = dict(config=config, out=str(ctx.out), baseline=str(baseline), baseline_id=ctx.baseline_id,
                   seed=ctx.seed, data_dir=data_dir, measure=measure, device=device, threads=threads)
-    for schedule in config.schedules:
-        chained = resolve_series(schedule, ctx.recipe)[0].chained
-        for method in config.methods:
-            todo = pending(ctx, schedule, method, targets)
-            if todo and chained:
-                jobs.append(SweepJob(schedule=schedule, method=method, targets=tuple(targets), points=len(todo),
-                                     **common))
-            elif todo:
-                jobs += [SweepJob(schedule=schedule, method=method, targets=(k,), points=1, **common) for k in todo]
+    for schedule, _, method in series_of(ctx, config):
+        todo = pending(ctx, schedule, method, targets)
+        if todo and resolve_series(schedule, ctx.recipe)[0].chained:
+            jobs.append(SweepJob(schedule=schedule, method=method, targets=tuple(targets), points=len(todo), **common))
+        elif todo:
+            jobs += [SweepJob(schedule=schedule, method=method, targets=(k,), points=1, **common) for k in todo]
     return jobs
 
 
@@ -167,10 +176,11 @@ def train_baseline(job: BaselineJob) -> dict[str, Any]:
         torch.set_num_threads(job.threads)
     if (Path(job.folder) / "metrics.json").exists():
         return {}
+    _check_shared(Path(job.folder).parent.parent, job.data_dir)  # the sweep folder: OUT/baselines/<hash>
     config = job.config
     return train_model(config.resolved_model, model_args=config.model_args or None,
                        dataset=_dataset(config.resolved_dataset, job.data_dir), config=config.train, out=job.folder,
-                       progress=False).metrics
+                       device=job.device, progress=False).metrics
 
 
 def load_baseline(config: SweepConfig, folder: str | Path) -> Checkpoint:
@@ -195,15 +205,25 @@ def _worker_context(job: SweepJob) -> SeriesContext:
     if key in _CONTEXTS:
         _CONTEXTS.move_to_end(key)
         return _CONTEXTS[key]
-    if not (Path(job.baseline) / WEIGHTS_FILE).is_file() or not Path(job.out).is_dir():
-        raise JobError(f"worker {worker_name()} cannot see the sweep folder {job.out} or its baseline "
-                       f"{job.baseline}: workers read the baseline and write points there, so the sweep folder, "
-                       "the data and any checkpoint must be at the same paths on every worker (a shared filesystem)")
+    if not (Path(job.baseline) / WEIGHTS_FILE).is_file():
+        raise JobError(f"worker {worker_name()} cannot see the baseline {job.baseline}: workers read the baseline "
+                       f"and write points into the sweep folder, so {SHARED}")
+    _check_shared(Path(job.out), job.data_dir)
     data = _dataset(job.config.resolved_dataset, job.data_dir)
     ctx = build_context(job.config, load_baseline(job.config, job.baseline), job.baseline_id, data, job.out,
                         seed=job.seed, measure=job.measure, device=job.device)
     _keep(_CONTEXTS, key, ctx)
     return ctx
+
+
+SHARED = ("the sweep folder, the data folder and any checkpoint must be at the same paths on every worker "
+          "(a shared filesystem)")
+
+
+def _check_shared(out: Path, data_dir: str | None) -> None:
+    for what, folder in (("the sweep folder", out), ("the data folder", data_dir)):
+        if folder is not None and not Path(folder).is_dir():
+            raise JobError(f"worker {worker_name()} cannot see {what} {folder}: {SHARED}")
 
 
 def _dataset(name: str, data_dir: str | None) -> Any:

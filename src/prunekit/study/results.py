@@ -77,12 +77,13 @@ class ResultStore:
         return self.points_dir / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored point, or None if it is missing, unreadable or from another baseline."""
+        """The stored point, or None if it is missing, unreadable, or from another baseline or replicate."""
         try:
             point = json.loads(self._path(key).read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             return None
-        return point if isinstance(point, dict) and point.get("baseline_id") == self.baseline_id else None
+        ours = isinstance(point, dict) and point.get("baseline_id") == self.baseline_id
+        return point if ours and point.get("seed") == self.seed else None
 
     def has(self, key: str) -> bool:
         return self.get(key) is not None
@@ -96,7 +97,7 @@ class ResultStore:
         write_json(self._path(key), point)
 
     def all(self) -> list[dict[str, Any]]:
-        """Every stored point of this baseline, sorted by schedule, method, scope and sparsity."""
+        """Every stored point of this baseline and replicate, sorted by schedule, method, scope and sparsity."""
         points = [self.get(p.stem) for p in self.points_dir.glob("*.json")]
         points = [p for p in points if p is not None]
         return sorted(points, key=point_order)

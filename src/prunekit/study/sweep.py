@@ -41,6 +41,7 @@ from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa
 from .executors import Executor
 from .flop_targets import sparsity_for_reduction
 from .jobs import (BaselineJob, JobResult, SweepJob, build_context, load_baseline, plan_jobs, run_in_context, run_job,
+                   series_of,
                    train_baseline)
 from .points import time_dense_pass, tracing_batch
 from .results import point_order, write_tables
@@ -75,7 +76,8 @@ def prepare_baselines(config: SweepConfig, out: Path, data: Dataset, checkpoint:
         return {None: (load_baseline(config, checkpoint), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}",
                        str(checkpoint))}
     folders = {seed: out / "baselines" / config.for_seed(seed).baseline_fingerprint() for seed in config.replicates}
-    missing = [BaselineJob(config.for_seed(seed), str(folder), data_dir, executor.cpus_per_job)
+    device = "cuda" if getattr(executor, "gpus_per_job", 0) else None  # a Ray task that reserved a GPU uses it
+    missing = [BaselineJob(config.for_seed(seed), str(folder), data_dir, executor.cpus_per_job, device)
                for seed, folder in folders.items() if not (folder / "metrics.json").exists()]
     if executor.in_process:
         for job in missing:
@@ -153,7 +155,8 @@ def run_sweep(
         jobs = [job for seed, (_, _, folder) in baselines.items()
                 for job in plan_jobs(contexts[seed], config.for_seed(seed), baseline=folder, data_dir=data_dir,
                                      measure=measure, device=device, threads=executor.cpus_per_job)]
-        run, started, measured = _run_jobs(executor, jobs, contexts, out, progress, on_point)
+        total = sum(len(config.sparsities) * len(series_of(contexts[seed], config)) for seed in contexts)
+        run, started, measured = _run_jobs(executor, jobs, total, contexts, out, progress, on_point)
         wall, where = time.perf_counter() - started, executor.describe()
     points = _all_points(contexts)
     write_tables(points, out)
@@ -162,16 +165,22 @@ def run_sweep(
                        where, not executor.in_process)
 
 
-def _run_jobs(executor: Executor, jobs: list[SweepJob], contexts: dict, out: Path, progress: bool,
+def _run_jobs(executor: Executor, jobs: list[SweepJob], total: int, contexts: dict, out: Path, progress: bool,
               on_point: Callable | None) -> tuple[int, float, float]:
-    """Run the jobs with one progress bar of points; returns points run, the start time and seconds measuring."""
-    bar = tqdm(total=sum(job.points for job in jobs), desc="sweep", unit="point", disable=None if progress else True)
+    """Run the jobs with one progress bar of the sweep's ``total`` points (those stored before count as
+    done); returns points run, the start time and seconds measuring."""
+    stored = {_key(p) for p in _all_points(contexts)}
+    left = sum(job.points for job in jobs)
+    bar = tqdm(total=max(total, left), initial=max(total, left) - left, desc="sweep", unit="point",
+               disable=None if progress else True)
     run, measured = 0, 0.0
 
-    def finished(point: dict[str, Any]) -> None:
+    def finished(point: dict[str, Any], tables: bool = True) -> None:
         nonlocal run
         run += 1
-        write_tables(_all_points(contexts), out)
+        stored.add(_key(point))
+        if tables:
+            write_tables(_all_points(contexts), out)
         bar.update(1)
         bar.set_postfix({"schedule": point["schedule"], "method": point["method"],
                          "sparsity": f"{point['sparsity_target']:g}%", "acc": f"{point['test_accuracy']:.4f}"})
@@ -183,14 +192,21 @@ def _run_jobs(executor: Executor, jobs: list[SweepJob], contexts: dict, out: Pat
     try:
         for job, result in executor.run(local if executor.in_process else run_job, jobs):
             measured += result.measure_seconds
-            if not executor.in_process:
-                for point in result.points:
-                    finished(point)
+            if not executor.in_process:  # every point stored since, a retried task's first attempt's too
+                points = _all_points(contexts)
+                for point in [p for p in points if _key(p) not in stored]:
+                    finished(point, tables=False)
+                write_tables(points, out)
     finally:
         bar.close()
         for ctx in contexts.values():
             ctx.model.load_state_dict(ctx.baseline_state)
     return run, started, measured
+
+
+def _key(point: dict[str, Any]) -> tuple:
+    """A point's identity: where it sits in the sweep, and the config that computed it."""
+    return point_order(point), point.get("config_id")
 
 
 def _run_here(contexts: dict, on_point: Callable, job: SweepJob) -> JobResult:
