@@ -73,6 +73,10 @@ class Executor:
         for job in jobs:
             yield job, fn(job)
 
+    def job_device(self, device: str | None) -> str | None:
+        """Where jobs train and evaluate: ``device``, or where this executor's jobs reserve one."""
+        return device
+
     def describe(self) -> str:
         """A few words on where jobs run, for reports."""
         return f"the local executor (one process, {_threads(torch.get_num_threads())})"
@@ -168,6 +172,9 @@ class RayExecutor(Executor):
         finally:
             for ref in running:
                 ray.cancel(ref)
+
+    def job_device(self, device: str | None) -> str | None:
+        return device if device is not None or not self.gpus_per_job else "cuda"  # the GPU the task reserved
 
     def describe(self) -> str:
         ray = import_ray()

@@ -170,17 +170,20 @@ def run_job(job: SweepJob) -> JobResult:
     return run_in_context(_worker_context(job), job)
 
 
-def train_baseline(job: BaselineJob) -> dict[str, Any]:
-    """Train a replicate's baseline into ``job.folder`` unless it is there; returns its metrics."""
+def train_baseline(job: BaselineJob, data: Any = None, progress: bool = False) -> dict[str, Any]:
+    """Train a replicate's baseline into ``job.folder`` unless it is there; returns its metrics.
+
+    ``data``: the dataset when the caller has it loaded (default: loaded from ``job.data_dir``).
+    """
     if job.threads:
         torch.set_num_threads(job.threads)
     if (Path(job.folder) / "metrics.json").exists():
         return {}
     _check_shared(Path(job.folder).parent.parent, job.data_dir)  # the sweep folder: OUT/baselines/<hash>
     config = job.config
-    return train_model(config.resolved_model, model_args=config.model_args or None,
-                       dataset=_dataset(config.resolved_dataset, job.data_dir), config=config.train, out=job.folder,
-                       device=job.device, progress=False).metrics
+    data = data if data is not None else _dataset(config.resolved_dataset, job.data_dir)
+    return train_model(config.resolved_model, model_args=config.model_args or None, dataset=data,
+                       config=config.train, out=job.folder, device=job.device, progress=progress).metrics
 
 
 def load_baseline(config: SweepConfig, folder: str | Path) -> Checkpoint:

@@ -98,7 +98,8 @@ class ResultStore:
 
     def all(self) -> list[dict[str, Any]]:
         """Every stored point of this baseline and replicate, sorted by schedule, method, scope and sparsity."""
-        points = [self.get(p.stem) for p in self.points_dir.glob("*.json")]
+        files = self.points_dir.glob("*.json" if self.seed is None else f"*-seed{int(self.seed)}.json")
+        points = [self.get(p.stem) for p in files]
         points = [p for p in points if p is not None]
         return sorted(points, key=point_order)
 

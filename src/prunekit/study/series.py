@@ -24,7 +24,7 @@ from ..schedules.base import RewindSource
 from ..storage import fingerprint
 from ..training import Distiller
 from .points import evaluate_point, example_batch, measure, tracing_batch
-from .results import ResultStore, point_key, write_tables
+from .results import ResultStore, point_key
 from .series_names import resolve_series, series_criterion
 
 @dataclass
@@ -54,7 +54,6 @@ class SeriesContext:
     measure: bool = True  # add file size and latency ratios to every point
     measure_seconds: float = 0.0  # time spent measuring, kept apart from prune+evaluate time
     seed: int | None = None  # the replicate's seed in a sweep with several (None: one baseline)
-    write_tables: bool = True  # rewrite results.csv/json after every point (off in workers: the driver does)
 
 
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
@@ -164,8 +163,6 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
 
 
 def _store(ctx: SeriesContext, point: dict[str, Any]) -> None:
-    ctx.store.put(point)
-    if ctx.write_tables:
-        write_tables(ctx.store.all(), ctx.out)
+    ctx.store.put(point)  # the tables of every replicate are the sweep driver's to write
     if ctx.on_point is not None:
         ctx.on_point(point)

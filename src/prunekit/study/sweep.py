@@ -36,13 +36,11 @@ from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 from ..storage import check_output, file_digest
 from ..training import resolve_device
-from .baseline import train_model
 from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa: F401  (re-exported)
 from .executors import Executor
 from .flop_targets import sparsity_for_reduction
 from .jobs import (BaselineJob, JobResult, SweepJob, build_context, load_baseline, plan_jobs, run_in_context, run_job,
-                   series_of,
-                   train_baseline)
+                   series_of, train_baseline)
 from .points import time_dense_pass, tracing_batch
 from .results import point_order, write_tables
 
@@ -76,13 +74,12 @@ def prepare_baselines(config: SweepConfig, out: Path, data: Dataset, checkpoint:
         return {None: (load_baseline(config, checkpoint), f"ckpt-{file_digest(Path(checkpoint) / WEIGHTS_FILE)}",
                        str(checkpoint))}
     folders = {seed: out / "baselines" / config.for_seed(seed).baseline_fingerprint() for seed in config.replicates}
-    device = "cuda" if getattr(executor, "gpus_per_job", 0) else None  # a Ray task that reserved a GPU uses it
-    missing = [BaselineJob(config.for_seed(seed), str(folder), data_dir, executor.cpus_per_job, device)
+    missing = [BaselineJob(config.for_seed(seed), str(folder), data_dir, executor.cpus_per_job,
+                           executor.job_device(None))
                for seed, folder in folders.items() if not (folder / "metrics.json").exists()]
     if executor.in_process:
         for job in missing:
-            train_model(job.config.resolved_model, model_args=config.model_args or None, dataset=data,
-                        config=job.config.train, out=job.folder, progress=progress)
+            train_baseline(job, data, progress)
     else:
         for _ in executor.run(train_baseline, missing):
             pass
@@ -134,7 +131,8 @@ def run_sweep(
     else:
         config = replace(config, model=config.resolved_model, dataset=config.resolved_dataset)
     data = load_dataset(config.dataset, data_dir, progress=progress)
-    data_dir = data_dir or os.environ.get("PRUNEKIT_DATA")  # workers find the data where this process did
+    shared = os.environ.get("PRUNEKIT_DATA")  # workers find the data where this process did
+    data_dir = data_dir or (shared if shared and Path(shared).is_dir() else None)
     out.mkdir(parents=True, exist_ok=True)
     executor = executor or Executor()
     with executor:
@@ -142,8 +140,7 @@ def run_sweep(
                                       data_dir=data_dir)
         first = baselines[config.replicates[0]][0]
         here = device if executor.in_process else None  # where this process evaluates; jobs get `device`
-        if getattr(executor, "gpus_per_job", 0) and device is None:
-            device = "cuda"
+        device = executor.job_device(device)
         if here is not None:
             first.model.to(resolve_device(here))
         dense_seconds = time_dense_pass(first.model, data.split("test"))
