@@ -7,10 +7,13 @@ Usage (after `prunekit prune ... --target-latency 0.5 --schedule finetune --fine
 
 It prunes the dense model uniformly (every coupled group at the same unit sparsity) at each of
 ``--sparsities`` and fine-tunes each with the targeted run's schedule and recipe (kept in ``OUT/uniform-<k>``
-and reused by a rerun). Then it measures every pruned model's compacted latency against the dense one in
-one run (``--rounds`` rounds, each interleaving dense and pruned, the models taking turns; medians), and
-compares the targeted model's accuracy with the uniform curve's, interpolated linearly at the targeted
-model's measured latency. Accuracies are of one fine-tuning run each (one seed).
+and reused by a rerun); with ``--seeds 0,1,2`` every model, the targeted plan included, is fine-tuned once
+per seed (the targeted plan's other seeds in ``OUT/plan-of-<targeted folder>-seed<s>``), and with
+``--finetune-epochs E`` every model, the targeted plan again too, is fine-tuned E epochs. Then it measures
+every pruned model's compacted latency against the dense one in one run (``--rounds`` rounds, each
+interleaving dense and pruned, the models taking turns; medians), and compares the targeted model's mean
+accuracy with uniform pruning *to* the same latency (the least pruned uniform plan measuring at most the
+targeted model's latency) and with the uniform curve interpolated linearly at that latency.
 """
 
 from __future__ import annotations
@@ -28,16 +31,33 @@ from prunekit.study import prune_checkpoint
 from prunekit.training import TrainConfig
 
 
-def uniform_checkpoints(args, pruning) -> dict[float, object]:
-    recovery = Recovery(finetune=TrainConfig(**pruning["recovery"]["finetune"]))  # the targeted run's recipe
-    found = {}
+def fine_tuned(args, pruning, name: str, seed: int, **how) -> object:
+    """``OUT/<name>[-seed<s>]``: the dense model pruned as ``how`` says and fine-tuned with the targeted run's
+    schedule and recipe, seeded with ``seed`` (reused by a rerun)."""
+    recipe = dict(pruning["recovery"]["finetune"])
+    if args.finetune_epochs is not None:
+        recipe["epochs"], name = args.finetune_epochs, f"{name}-e{args.finetune_epochs:g}"
+    recovery = Recovery(finetune=TrainConfig(**recipe)).with_seed(seed)
+    folder = Path(args.out) / (name if seed == pruning["recovery"]["finetune"]["seed"] else f"{name}-seed{seed}")
+    if not (folder / "model.safetensors").is_file():
+        prune_checkpoint(args.dense, method="unit", out=str(folder), data_dir=args.data_dir,
+                         schedule=pruning["schedule"], recovery=recovery, progress=False, **how)
+    return load_checkpoint(str(folder))
+
+
+def replicates(args, targeted, pruning) -> dict[str, list]:
+    """Every model's fine-tuned checkpoints, one per seed: the targeted plan (its own run for its seed)
+    and the uniform plans."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    own = pruning["recovery"]["finetune"]["seed"]
+    found = {"targeted": [targeted if s == own and args.finetune_epochs is None else
+                          fine_tuned(args, pruning, f"plan-of-{Path(args.targeted).name}", s,
+                                                     ratios=pruning["ratios"]) for s in seeds]}
     for sparsity in (float(s) for s in args.sparsities.split(",")):
-        folder = Path(args.out) / f"uniform-{sparsity:g}"
-        if not (folder / "model.safetensors").is_file():
-            prune_checkpoint(args.dense, method="unit", sparsity=sparsity, out=str(folder), data_dir=args.data_dir,
-                             schedule=pruning["schedule"], recovery=recovery, progress=False)
-        found[sparsity] = load_checkpoint(str(folder))
-        print(f"  uniform {sparsity:g}%: test accuracy {found[sparsity].metrics['test_accuracy']:.4f}", flush=True)
+        found[f"uniform {sparsity:g}%"] = [fine_tuned(args, pruning, f"uniform-{sparsity:g}", s, sparsity=sparsity)
+                                          for s in seeds]
+    for name, runs in found.items():
+        print(f"  {name}: test accuracy " + ", ".join(f"{c.metrics['test_accuracy']:.4f}" for c in runs), flush=True)
     return found
 
 
@@ -58,40 +78,51 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for the uniform checkpoints")
     parser.add_argument("--sparsities", default="30,40,50,60", help="uniform unit sparsities, %%")
     parser.add_argument("--rounds", type=int, default=5, help="latency measurements per model (median)")
+    parser.add_argument("--finetune-epochs", type=float, default=None,
+                        help="fine-tune every model (the targeted plan again too) this long instead of the targeted "
+                        "run's epochs")
+    parser.add_argument("--seeds", default="0", help="fine-tuning seeds: every model is fine-tuned once per seed")
     args = parser.parse_args()
     dense, targeted = load_checkpoint(args.dense), load_checkpoint(args.targeted)
     pruning, metrics = targeted.config["pruning"], targeted.metrics
     batch, example = metrics["latency_batch"], torch.randn(2, *dense.input_shape)
-    uniform = uniform_checkpoints(args, pruning)
-    models = {"targeted": targeted.mask, **{f"uniform {s:g}%": c.mask for s, c in uniform.items()}}
-    ratios: dict[str, list[float]] = {name: [] for name in models}
+    runs = replicates(args, targeted, pruning)
+    masks = {name: found[0].mask for name, found in runs.items()}  # the seeds share a structure
+    ratios: dict[str, list[float]] = {name: [] for name in masks}
     for _ in range(args.rounds):  # the models take turns, so a slow spell hits them all
-        for name, mask in models.items():
+        for name, mask in masks.items():
             ratios[name].append(compact_latency_ratio(dense.model, mask, example, batch_size=batch))
     latency = {name: statistics.median(values) for name, values in ratios.items()}
-    epochs = pruning["recovery"]["finetune"]["epochs"]
-    print(f"\nbatch {batch}; {pruning['schedule']} {epochs:g} epochs each; dense test accuracy "
+    accuracy = {name: [c.metrics["test_accuracy"] for c in found] for name, found in runs.items()}
+    mean = {name: statistics.mean(values) for name, values in accuracy.items()}
+    spread = {name: statistics.stdev(values) if len(values) > 1 else 0.0 for name, values in accuracy.items()}
+    epochs = args.finetune_epochs or pruning["recovery"]["finetune"]["epochs"]
+    print(f"\nbatch {batch}; {pruning['schedule']} {epochs:g} epochs each, seeds {args.seeds}; dense test accuracy "
           f"{dense.metrics['test_accuracy']:.4f}; latency ratios: medians of {args.rounds} rounds in this run, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| model | units removed % | test accuracy % | latency x dense (median) | rounds |")
+    print("| model | units removed % | test accuracy % (mean ± std over seeds) | latency x dense (median) | rounds |")
     print("|---|---:|---:|---:|---|")
-    rows = [("targeted", metrics["sparsity_actual"], metrics["test_accuracy"])]
-    rows += [(f"uniform {s:g}%", s, c.metrics["test_accuracy"]) for s, c in uniform.items()]
-    for name, sparsity, accuracy in rows:
-        print(f"| {name} | {sparsity:.1f} | {100 * accuracy:.2f} | {latency[name]:.3f} | "
-              f"{', '.join(f'{r:.3f}' for r in ratios[name])} |")
+    for name, found in runs.items():
+        print(f"| {name} | {found[0].metrics['sparsity_actual']:.1f} | {100 * mean[name]:.2f} ± {100 * spread[name]:.2f} | "
+              f"{latency[name]:.3f} | {', '.join(f'{r:.3f}' for r in ratios[name])} |")
     target = metrics["latency_target"]
     met = "meets" if latency["targeted"] <= target else "MISSES"
     print(f"targeted plan {pruning['ratios']}: {met} the {target:g}x target here ({latency['targeted']:.3f}x; "
           f"{metrics['latency_ratio_measured']:.3f}x when it was pruned)")
-    curve = [(latency[f"uniform {s:g}%"], c.metrics["test_accuracy"]) for s, c in uniform.items()]
-    matched = interpolate(curve, latency["targeted"])
-    if matched is None:
-        print("the uniform curve does not span the targeted model's latency: add sparsities (--sparsities)")
+    uniform = [name for name in runs if name != "targeted"]
+    as_fast = [name for name in uniform if latency[name] <= latency["targeted"]]
+    if as_fast:  # uniform pruning *to* the targeted model's latency: the least pruned uniform plan as fast
+        rival = min(as_fast, key=lambda name: runs[name][0].metrics["sparsity_actual"])
+        print(f"uniform pruning to the targeted model's measured latency: {rival} ({latency[rival]:.3f}x) "
+              f"{100 * mean[rival]:.2f}%; targeted {100 * mean['targeted']:.2f}% "
+              f"({100 * (mean['targeted'] - mean[rival]):+.2f} points, seeds' std {100 * spread['targeted']:.2f} / "
+              f"{100 * spread[rival]:.2f})")
     else:
-        print(f"uniform pruning at the targeted model's latency ({latency['targeted']:.3f}x, interpolated): "
-              f"{100 * matched:.2f}%; targeted {100 * metrics['test_accuracy']:.2f}% "
-              f"({100 * (metrics['test_accuracy'] - matched):+.2f} points)")
+        print("no uniform plan is as fast as the targeted model here: add sparsities (--sparsities)")
+    matched = interpolate([(latency[name], mean[name]) for name in uniform], latency["targeted"])
+    if matched is not None:
+        print(f"the uniform curve interpolated at {latency['targeted']:.3f}x: {100 * matched:.2f}% "
+              f"({100 * (mean['targeted'] - matched):+.2f} points for the targeted model)")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def register(commands) -> None:
     parser.add_argument("--align-channels", type=int, default=None, metavar="N",
                         help="with --target-latency: keep only widths that are multiples of N (e.g. 8; fast kernels "
                         "want channel counts the vector width divides; a layer of at most N units keeps the plain grid)")
+    parser.add_argument("--bn-batches", type=int, default=8, metavar="N",
+                        help="with --target-latency: re-estimate BatchNorm statistics on N batches before evaluating "
+                        "each point of the sensitivity curves (adaptive BN; 0: off)")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer",
                         help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
     parser.add_argument("--layers", default=None,
@@ -83,7 +86,8 @@ def run_prune(args: argparse.Namespace) -> int:
         recovery = recovery.with_precision(args.precision)
     result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, ratios=ratios,
                               target_latency=args.target_latency, latency_batch=args.latency_batch,
-                              latency_align=args.align_channels, scope=args.scope,
+                              latency_align=args.align_channels, latency_bn_batches=args.bn_batches,
+                              scope=args.scope,
                               layers=layers, include_output=args.include_output, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
                               recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device,

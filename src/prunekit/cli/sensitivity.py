@@ -37,6 +37,9 @@ def register(commands) -> None:
     parser.add_argument("--latency-batch", type=int, default=None, metavar="B",
                         help="also measure the CPU latency each point's compacted model saves at batch B "
                         "(a latency table; needed for --budget latency)")
+    parser.add_argument("--bn-batches", type=int, default=8, metavar="N",
+                        help="re-estimate BatchNorm statistics on N batches of the validation slice before every "
+                        "evaluation (adaptive BN; ignored for models without BatchNorm; 0: off)")
     parser.add_argument("--target", type=float, default=None,
                         help="allocate per-layer sparsities removing this percent of the parameters (or MACs)")
     parser.add_argument("--budget", choices=TARGET_KINDS, default="params",
@@ -58,9 +61,12 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     curves = layer_sensitivity(ckpt.model, args.method, validation, sparsities=args.sparsities,
                                criterion=args.criterion, example_inputs=tracing_batch(ckpt.model, args.method, data),
                                input_shape=data.input_shape, layers=args.layers, latency_batch=args.latency_batch,
-                               progress=not args.quiet)
+                               bn_batches=args.bn_batches, progress=not args.quiet)
     written = write_sensitivity(curves, out)
-    print(f"dense validation accuracy {curves.dense_accuracy:.4f} on {len(validation[1])} training samples held out")
+    adapted = f"; BatchNorm statistics re-estimated on {curves.bn_batches} batches before each evaluation" \
+        if curves.bn_batches else ""
+    print(f"dense validation accuracy {curves.dense_accuracy:.4f} on {len(validation[1])} training samples held out"
+          + adapted)
     for layer in curves.layers():
         points = ", ".join(f"{r['sparsity']:g}%: {r['accuracy']:.4f}" for r in curves.curve(layer))
         print(f"  {layer}: {points}")

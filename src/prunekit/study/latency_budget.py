@@ -57,10 +57,12 @@ class LatencyPlan:
 def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, example_inputs: Any, *,
                      batch_size: int = 256, sparsities: Sequence[float] = GRID, criterion: Optional[str] = None,
                      input_shape: Optional[Sequence[int]] = None, layers=None, repeats: int = 10,
-                     align: Optional[int] = None, progress: bool = True) -> LatencyPlan:
+                     align: Optional[int] = None, bn_batches: int = 8, progress: bool = True) -> LatencyPlan:
     """Per-group unit sparsities whose compacted model measures at most ``target_ratio`` x the dense latency.
 
     ``align``: only widths that are multiples of it (see :func:`~.sensitivity.aligned_grid`).
+    ``bn_batches``: batches of ``validation`` BatchNorm statistics are re-estimated on before each evaluation
+    of the curves (see :func:`~.sensitivity.layer_sensitivity`).
 
     Raises:
         ConfigError: for a ratio outside (0, 1), or a target that even the grid's largest sparsities
@@ -72,7 +74,8 @@ def plan_for_latency(model: nn.Module, target_ratio: float, validation: Any, exa
         raise ConfigError(f"channel alignment must be a positive integer such as 8, got {align!r}")
     curves = layer_sensitivity(model, "unit", validation, sparsities=sparsities, criterion=criterion,
                                example_inputs=example_inputs, input_shape=input_shape, layers=layers,
-                               latency_batch=batch_size, align=align, progress=progress)
+                               latency_batch=batch_size, align=align, bn_batches=bn_batches,
+                               progress=progress)
     traced = example_inputs if traces(model, "unit") else None
 
     def measured(plan: dict[str, float]) -> float:

@@ -57,6 +57,7 @@ def prune_checkpoint(
     target_latency: float | None = None,
     latency_batch: int = 256,
     latency_align: int | None = None,
+    latency_bn_batches: int = 8,
     pattern: str | None = None,
     reconstruct: bool = False,
 ) -> TrainResult:
@@ -86,6 +87,8 @@ def prune_checkpoint(
             found by :func:`~prunekit.study.latency_budget.plan_for_latency` (validation: the last
             :data:`LATENCY_VALIDATION` training samples) and its measured ratio is recorded as ``latency_ratio_measured``.
         latency_align: with ``target_latency``, keep only group widths that are multiples of it.
+        latency_bn_batches: with ``target_latency``, the batches BatchNorm statistics are re-estimated on
+            before each evaluation of the sensitivity curves (0: off).
         pattern: instead of ``sparsity`` (weight pruning, oneshot or finetune): an N:M pattern such as ``"2:4"``.
         reconstruct: re-solve each layer's remaining weights on ``calibration_batches`` training batches.
 
@@ -113,7 +116,8 @@ def prune_checkpoint(
     data = load_dataset(checkpoint_dataset(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
     latency = None
     if target_latency is not None:
-        latency = _latency_plan(ckpt, data, target_latency, latency_batch, latency_align, criterion, layers, progress)
+        latency = _latency_plan(ckpt, data, target_latency, latency_batch, latency_align, latency_bn_batches,
+                                criterion, layers, progress)
         plan = latency.plan
     if plan is not None:
         sparsity = plan_sparsity(ckpt.model, method, plan, layers, tracing_batch(ckpt.model, method, data), ckpt.mask)
@@ -153,14 +157,15 @@ LATENCY_VALIDATION = 2000
 """Training samples (the last ones) a latency target's sensitivity curves are measured on."""
 
 
-def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, align, criterion, layers, progress: bool):
+def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, align, bn_batches: int, criterion, layers,
+                  progress: bool):
     from .latency_budget import plan_for_latency
     from .sensitivity import training_tail
 
     validation = training_tail(data, LATENCY_VALIDATION)
     return plan_for_latency(ckpt.model, target, validation, validation[0][:2], batch_size=batch_size,
                             criterion=criterion, input_shape=data.input_shape, layers=layers, align=align,
-                            progress=progress)
+                            bn_batches=bn_batches, progress=progress)
 
 
 def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_inputs, mask=None) -> float:

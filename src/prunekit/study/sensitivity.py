@@ -39,7 +39,7 @@ from ..bench.compact_latency import compact_latency_ratio
 from ..errors import ConfigError
 from ..prune import check_sparsity, prune_model, select_layers
 from ..storage import atomic_write_text
-from ..training import evaluate
+from ..training import evaluate, has_batchnorm, recalibrate_batchnorm
 from .plot import plot_accuracy
 from .points import describe_pruned, in_memory, traces
 
@@ -60,6 +60,7 @@ class Sensitivity:
     macs_total: int
     layer_weights: dict[str, int] = field(default_factory=dict)  # weight pruning: each layer's weights
     rows: list[dict[str, Any]] = field(default_factory=list)
+    bn_batches: int = 0  # batches BatchNorm statistics were re-estimated on before each evaluation (0: none)
 
     def layers(self) -> list[str]:
         return list(dict.fromkeys(r["layer"] for r in self.rows))
@@ -69,7 +70,8 @@ class Sensitivity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "dense_accuracy": self.dense_accuracy, "params_total": self.params_total,
-                "macs_total": self.macs_total, "layer_weights": self.layer_weights, "rows": self.rows}
+                "macs_total": self.macs_total, "layer_weights": self.layer_weights, "bn_batches": self.bn_batches,
+                "rows": self.rows}
 
 
 def prunable_names(model: nn.Module, method: str, example_inputs: Any = None,
@@ -88,7 +90,7 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
                       criterion: Optional[str] = None, example_inputs: Any = None,
                       input_shape: Optional[Sequence[int]] = None, layers: Optional[Sequence[str]] = None,
                       latency_batch: Optional[int] = None, align: Optional[int] = None,
-                      progress: bool = True) -> Sensitivity:
+                      bn_batches: int = 8, progress: bool = True) -> Sensitivity:
     """Prune every layer alone to every sparsity (on a copy) and evaluate it on ``validation``.
 
     Args:
@@ -105,18 +107,32 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
             model saves (a latency table per layer width; needs ``example_inputs``).
         align: unit pruning: move each layer's grid so it keeps a multiple of ``align`` units (e.g. 8:
             CPU and GPU kernels run fastest on channel counts the vector width divides); see :func:`aligned_grid`.
+        bn_batches: for a model with BatchNorm, re-estimate its statistics on this many batches (of 128) of
+            ``validation`` before every evaluation, the dense one included (adaptive BN: see
+            :func:`~prunekit.training.recalibrate_batchnorm`; without it a ResNet with one group half pruned
+            evaluates near chance, and the curves stop telling groups apart); 0 turns it off.
     """
     grid = sorted({check_sparsity(k) for k in sparsities} - {0.0})
     if not grid:
         raise ConfigError("a sensitivity grid needs at least one sparsity above 0")
     traced = example_inputs if traces(model, method) else None
     names = prunable_names(model, method, traced, layers)
+    if isinstance(bn_batches, bool) or not isinstance(bn_batches, int) or bn_batches < 0:
+        raise ConfigError(f"bn_batches is a number of batches >= 0, got {bn_batches!r}")
+    recalibrates = bn_batches > 0 and has_batchnorm(model)
+
+    def score(pruned: nn.Module) -> float:
+        if recalibrates:
+            recalibrate_batchnorm(pruned, validation, batches=bn_batches)
+        return evaluate(pruned, validation)["accuracy"]
+
     dense = describe_pruned(model, prune_model(copy.deepcopy(model), method, 0.0, example_inputs=traced), method,
                             input_shape, example_inputs)
     modules = dict(model.named_modules())
-    result = Sensitivity(method, evaluate(model, validation)["accuracy"], dense["params_nonzero"],
+    result = Sensitivity(method, score(copy.deepcopy(model)), dense["params_nonzero"],
                          dense["flops_effective"] or 0,
-                         {n: modules[n].weight.numel() for n in names} if method == "weight" else {})
+                         {n: modules[n].weight.numel() for n in names} if method == "weight" else {},
+                         bn_batches=bn_batches if recalibrates else 0)
     timing_inputs = None
     if latency_batch:
         timing_inputs = example_inputs if example_inputs is not None else _random_batch(input_shape)
@@ -131,7 +147,7 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
                 work.load_state_dict(state)
                 mask = prune_model(work, method, {_exact(name): k}, criterion=criterion, example_inputs=traced)
                 counts = describe_pruned(work, mask, method, input_shape, example_inputs)
-                row = {"layer": name, "sparsity": k, "accuracy": evaluate(work, validation)["accuracy"],
+                row = {"layer": name, "sparsity": k, "accuracy": score(work),
                        "params_removed": result.params_total - counts["params_nonzero"],
                        "macs_removed": result.macs_total - (counts["flops_effective"] or 0)}
                 if latency_batch:
