@@ -49,6 +49,14 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
                         help="where to compute: auto (a GPU if there is one), cpu, cuda, cuda:N or mps")
 
 
+def add_bn_batches_option(parser: argparse.ArgumentParser, *, when: str = "") -> None:
+    """``--bn-batches N``: BatchNorm statistics re-estimated before each evaluation of the sensitivity curves."""
+    parser.add_argument("--bn-batches", type=int, default=8, metavar="N",
+                        help=f"{when}re-estimate BatchNorm statistics on N batches of the validation slice before "
+                        "evaluating each point of the sensitivity curves (adaptive BN; models without BatchNorm are "
+                        "unaffected; 0: off)")
+
+
 def add_user_model_option(parser: argparse.ArgumentParser) -> None:
     """``--model`` for commands that load a checkpoint of a user model (never imported from the checkpoint)."""
     parser.add_argument("--model", default=None, metavar="FILE.py:FUNCTION",

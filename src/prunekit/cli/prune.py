@@ -10,7 +10,7 @@ from ..prune.select import check_layer_sparsities
 from ..storage.jsonio import read_json
 from ..study import prune_checkpoint
 from ..training import PRECISIONS
-from .common import add_command, add_device_option, add_user_model_option
+from .common import add_bn_batches_option, add_command, add_device_option, add_user_model_option
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -43,9 +43,7 @@ def register(commands) -> None:
     parser.add_argument("--align-channels", type=int, default=None, metavar="N",
                         help="with --target-latency: keep only widths that are multiples of N (e.g. 8; fast kernels "
                         "want channel counts the vector width divides; a layer of at most N units keeps the plain grid)")
-    parser.add_argument("--bn-batches", type=int, default=8, metavar="N",
-                        help="with --target-latency: re-estimate BatchNorm statistics on N batches before evaluating "
-                        "each point of the sensitivity curves (adaptive BN; 0: off)")
+    add_bn_batches_option(parser, when="with --target-latency: ")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer",
                         help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
     parser.add_argument("--layers", default=None,

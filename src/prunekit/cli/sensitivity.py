@@ -11,7 +11,7 @@ from ..storage import atomic_write_text, check_output
 from ..study.points import tracing_batch
 from ..study.prune_run import checkpoint_dataset
 from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
-from .common import add_command, add_user_model_option, float_list, name_list
+from .common import add_bn_batches_option, add_command, add_user_model_option, float_list, name_list
 
 
 def register(commands) -> None:
@@ -37,9 +37,7 @@ def register(commands) -> None:
     parser.add_argument("--latency-batch", type=int, default=None, metavar="B",
                         help="also measure the CPU latency each point's compacted model saves at batch B "
                         "(a latency table; needed for --budget latency)")
-    parser.add_argument("--bn-batches", type=int, default=8, metavar="N",
-                        help="re-estimate BatchNorm statistics on N batches of the validation slice before every "
-                        "evaluation (adaptive BN; ignored for models without BatchNorm; 0: off)")
+    add_bn_batches_option(parser)
     parser.add_argument("--target", type=float, default=None,
                         help="allocate per-layer sparsities removing this percent of the parameters (or MACs)")
     parser.add_argument("--budget", choices=TARGET_KINDS, default="params",

@@ -129,7 +129,7 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
     dense = describe_pruned(model, prune_model(copy.deepcopy(model), method, 0.0, example_inputs=traced), method,
                             input_shape, example_inputs)
     modules = dict(model.named_modules())
-    result = Sensitivity(method, score(copy.deepcopy(model)), dense["params_nonzero"],
+    result = Sensitivity(method, score(copy.deepcopy(model) if recalibrates else model), dense["params_nonzero"],
                          dense["flops_effective"] or 0,
                          {n: modules[n].weight.numel() for n in names} if method == "weight" else {},
                          bn_batches=bn_batches if recalibrates else 0)
