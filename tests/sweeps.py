@@ -8,6 +8,17 @@ def comparable(points):
     return [{k: v for k, v in p.items() if k not in TIMINGS} for p in points]
 
 
+def stored_points(folder):
+    """``{file name: bytes}`` of the finished point files in ``folder`` (a sweep's ``points/``). A writer's
+    temporary (``.NAME.XXXX.tmp.json``, renamed into place when complete) is not a point: it may vanish
+    while being listed, or stay behind a killed worker."""
+    finished = {}
+    for path in folder.iterdir():
+        if not path.name.startswith("."):
+            finished[path.name] = path.read_bytes()
+    return finished
+
+
 def _executor_sweep():
     from prunekit.schedules import Recovery
     from prunekit.study import SweepConfig

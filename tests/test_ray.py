@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import EXECUTOR_SWEEP as CONFIG, comparable
+from sweeps import EXECUTOR_SWEEP as CONFIG, comparable, stored_points
 from prunekit.study import make_executor, run_sweep
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'prunekit[ray]')")
@@ -94,19 +94,19 @@ def test_a_worker_killed_mid_sweep_loses_no_finished_point(cluster, baseline, mn
                "--executor", "ray", "--ray-address", cluster, "--out", str(out)]
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     points = out / "points"
-    _wait(lambda: points.is_dir() and any(points.iterdir()) or driver.poll() is not None, "a first point", tmp_path)
-    before = {p.name: p.read_bytes() for p in points.iterdir()}
+    _wait(lambda: points.is_dir() and stored_points(points) or driver.poll() is not None, "a first point", tmp_path)
+    before = stored_points(points)
     killed = _kill_a_running_job()
     output, _ = driver.communicate(timeout=120)
     assert driver.returncode == 0, output
     assert killed, "no Ray worker was running a job to kill"
-    after = {p.name: p.read_bytes() for p in points.iterdir()}
+    after = stored_points(points)
     assert len(after) == 8
     assert {name: after[name] for name in before} == before  # finished points were not recomputed
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "0 points (prune, recover, evaluate)" in rerun.stdout
-    assert {p.name: p.read_bytes() for p in points.iterdir()} == after
+    assert stored_points(points) == after
 
 
 def _kill_a_running_job(seconds: float = 30) -> bool:

@@ -2,10 +2,12 @@
 
 :func:`fast_model` makes the cheapest exact runner of a masked model: it compacts the model
 (dead units of unit-pruned layers vanish: a smaller dense model), then runs each remaining
-Linear whose density is below a **crossover density** with a chunked sparse kernel.
-The crossover is measured once per process and thread count (:func:`crossover_densities`,
-~0.1-0.3 s): the time of a dense 1024x1024 layer on 1024 rows against each sparse kernel at 5%
-density; sparse time is taken proportional to the number of non-zeros. No per-point benchmark.
+Linear whose density is below a fixed **crossover density** (:data:`EVALUATION_RULE`) with a chunked
+sparse kernel. The rule is a constant, not a measurement: a kernel picked by timing would pick
+differently under another load, and sparse and dense kernels round differently, so a point's loss
+(and, at a tie, its accuracy) would depend on what else the machine was doing.
+:func:`crossover_densities` measures where each kernel pays on this machine (the figures the rule
+was set from); pass its result as ``crossover=`` to use it, at the price of that determinism.
 
 Example:
     >>> from prunekit.models import get_model
@@ -36,6 +38,10 @@ from .sparsify import replace_linears
 
 _CROSSOVER: dict[int, dict[str, float]] = {}
 CALIBRATION_DENSITY = 0.05
+EVALUATION_RULE = {"torch_csr": 0.08}
+"""``{kernel: density}``: layers below the density run with that sparse kernel in :func:`fast_model`.
+Measured on the development machine (2 cores): torch's CSR beats dense below 0.07-0.09 density with
+2 threads and 0.11-0.13 with 1; its outputs are bit-identical for 1 and 2 threads."""
 
 
 def crossover_densities(*, refresh: bool = False) -> dict[str, float]:
@@ -81,11 +87,13 @@ def fast_model(
         model: the model (not modified).
         mask: optional mask, applied to a copy; pass ``None`` when it is already applied to the
             weights (as :func:`~prunekit.prune.prune_model` leaves them), which saves that copy.
-        crossover: ``{sparse kernel: density}`` overriding :func:`crossover_densities`.
+        crossover: ``{sparse kernel: density}`` overriding :data:`EVALUATION_RULE` (e.g. the measured
+            :func:`crossover_densities`).
         chunk: rows per sparse-kernel call.
 
     Returns:
-        A model whose outputs (in eval mode) equal the masked model's up to float rounding.
+        A model whose outputs (in eval mode) equal the masked model's up to float rounding, and are
+        the same from run to run whatever the machine's load.
 
     """
     if mask is not None:
@@ -93,7 +101,7 @@ def fast_model(
         as_mask(mask).apply_(model)
     if isinstance(model, nn.Sequential) and _has_dead_units(model):
         model = compact(model).model
-    rule = dict(crossover) if crossover is not None else crossover_densities()
+    rule = dict(crossover) if crossover is not None else EVALUATION_RULE
     kernel, limit = max(rule.items(), key=lambda kv: kv[1])
 
     def make(name: str, layer: nn.Linear) -> Optional[nn.Module]:
