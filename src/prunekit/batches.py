@@ -32,19 +32,37 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from .errors import ConfigError
+from .errors import ConfigError, TraceError
 
 Inputs = Callable[[int], tuple[tuple, dict]]
 """``inputs(batch_size) -> (args, kwargs)`` for one call of a model."""
 
 
 def as_args(example_inputs: Any) -> tuple[tuple, dict]:
-    """Example inputs as ``(args, kwargs)``: a tensor, a tuple (or list) of arguments, or a dict of kwargs."""
+    """Example inputs as ``(args, kwargs)``: a tensor, a tuple (or list) of arguments, or a dict of kwargs.
+
+    Raises:
+        TraceError: for no inputs at all, or a tensor of no samples.
+    """
     if isinstance(example_inputs, dict):
-        return (), dict(example_inputs)
-    if isinstance(example_inputs, (tuple, list)):
-        return tuple(example_inputs), {}
-    return (example_inputs,), {}
+        args, kwargs = (), dict(example_inputs)
+    elif isinstance(example_inputs, (tuple, list)):
+        args, kwargs = tuple(example_inputs), {}
+    else:
+        args, kwargs = (example_inputs,), {}
+    if not args and not kwargs:
+        raise TraceError("example_inputs is empty: pass one batch the model accepts (a tensor, a tuple of "
+                         "arguments, or a dict of keyword arguments)")
+    for value in (*args, *kwargs.values()):
+        _check_samples(value)
+    return args, kwargs
+
+
+def _check_samples(value: Any) -> None:
+    """A tensor of example inputs must hold at least one sample (a first dimension of 0 is no batch)."""
+    if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == 0:
+        raise TraceError(f"example_inputs hold a tensor of shape {tuple(value.shape)}, a batch of no samples: pass "
+                         f"one batch of at least one sample (two or more to trace a model)")
 
 
 def resize_batch(value: Any, size: int) -> Any:
@@ -52,6 +70,7 @@ def resize_batch(value: Any, size: int) -> Any:
     if isinstance(value, torch.Tensor):
         if value.dim() == 0:
             return value
+        _check_samples(value)
         reps = -(-size // value.shape[0])
         return value.repeat(reps, *([1] * (value.dim() - 1)))[:size]
     if isinstance(value, dict):
@@ -64,6 +83,7 @@ def resize_batch(value: Any, size: int) -> Any:
 def make_inputs(input_shape: Sequence[int] | None = None, example_inputs: Any = None, seed: int = 0) -> Inputs:
     """A batch maker: random normal tensors of ``input_shape`` per sample, or ``example_inputs`` resized."""
     if example_inputs is not None:
+        as_args(example_inputs)  # refuse empty inputs now, not at the first batch
         return lambda batch: as_args(resize_batch(example_inputs, batch))
     if input_shape is None:
         raise ValueError("give input_shape or example_inputs")

@@ -49,6 +49,10 @@ class TraceError(ConfigError):
     """A model that cannot be traced with the example inputs given, or a plan that does not fit it."""
 
 
+class TrainingError(ConfigError):
+    """Training that diverged: a loss that became NaN or infinite (the message names the epoch and step)."""
+
+
 class OutputError(PrunekitError):
     """An output path that cannot be written (an existing file, an unwritable folder, the input itself)."""
 

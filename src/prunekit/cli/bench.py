@@ -20,7 +20,7 @@ from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
 from ..training import PRECISIONS
 from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
-                     name_list, shape)
+                     name_list, positive_int, shape)
 
 
 def register(commands) -> None:
@@ -34,9 +34,9 @@ def register(commands) -> None:
         run=run_bench_train,
     )
     add_model_options(train)
-    train.add_argument("--epochs", type=int, default=3, help="epochs to time (the median is reported)")
-    train.add_argument("--batch-size", type=int, default=256, help="samples per step")
-    train.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    train.add_argument("--epochs", type=positive_int, default=3, help="epochs to time (the median is reported)")
+    train.add_argument("--batch-size", type=positive_int, default=256, help="samples per step")
+    train.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     train.add_argument("--paths", type=name_list, default=("memory", "loader"),
                        help="data paths to time: memory (in-memory tensors) and/or loader (a DataLoader)")
     train.add_argument("--precision", choices=PRECISIONS, default="fp32", help="autocast precision")
@@ -99,9 +99,9 @@ def register_latency(sub) -> None:
                         help="with --method weight, instead of --sparsity: an N:M pattern such as 2:4")
     parser.add_argument("--scope", choices=list(SCOPES), default="layer", help="with --method: pruning scope")
     parser.add_argument("--batch-sizes", type=int_list, default=(1, 256), help="comma-separated batch sizes")
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed calls per version and batch size (default: 200 at batch 1, 40 at large batches)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--input-shape", type=shape, default=None,
                         help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's; with a zoo --model, MNIST's 1,28,28)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")

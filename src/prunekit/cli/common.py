@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 
 from ..errors import ConfigError
@@ -51,7 +52,7 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 def add_bn_batches_option(parser: argparse.ArgumentParser, *, when: str = "") -> None:
     """``--bn-batches N``: BatchNorm statistics re-estimated before each evaluation of the sensitivity curves."""
-    parser.add_argument("--bn-batches", type=int, default=8, metavar="N",
+    parser.add_argument("--bn-batches", type=non_negative_int, default=8, metavar="N",
                         help=f"{when}re-estimate BatchNorm statistics on N batches of the validation slice before "
                         "evaluating each point of the sensitivity curves (adaptive BN; models without BatchNorm are "
                         "unaffected; 0: off)")
@@ -110,6 +111,55 @@ def key_value(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(
             f"--model-arg {text}: the value is not valid JSON ({detail}); write numbers, lists such as [300,100], "
             f"true/false, or \"quoted strings\"") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a batch size, a count of workers or repeats).
+
+    Example:
+        >>> positive_int("256")
+        256
+        >>> positive_int("-5")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: expected a positive integer, got '-5'
+    """
+    return _number(text, int, "a positive integer", lambda v: v >= 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (a count where 0 turns something off)."""
+    return _number(text, int, "a non-negative integer", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    return _number(text, float, "a positive number", lambda v: v > 0)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    return _number(text, float, "a non-negative number", lambda v: v >= 0)
+
+
+def percentage(text: str) -> float:
+    """An argparse type: a percentage in [0, 100), such as a sparsity (checked before any work is done).
+
+    Example:
+        >>> percentage("92.5")
+        92.5
+    """
+    return _number(text, float, "a percentage in [0, 100), e.g. 92.5", lambda v: 0 <= v < 100)
+
+
+def _number(text: str, kind: type, expected: str, ok) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
 
 
 def _int_list(text: str, minimum: int, expected: str) -> tuple[int, ...]:

@@ -10,7 +10,8 @@ from ..prune.select import check_layer_sparsities
 from ..storage.jsonio import read_json
 from ..study import prune_checkpoint
 from ..training import PRECISIONS
-from .common import add_bn_batches_option, add_command, add_device_option, add_user_model_option
+from .common import (add_bn_batches_option, add_command, add_device_option, add_user_model_option, positive_float,
+                     positive_int)
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -35,12 +36,13 @@ def register(commands) -> None:
                         help="instead of --sparsity: a JSON object {layer pattern: percent} giving every layer its "
                         "own sparsity (layers it does not name are left whole); `prunekit sensitivity --target` "
                         "writes one")
-    parser.add_argument("--target-latency", type=float, default=None, metavar="RATIO",
+    parser.add_argument("--target-latency", type=positive_float, default=None, metavar="RATIO",
                         help="instead of --sparsity (unit pruning): prune coupled groups until the compacted model "
                         "measures at most RATIO x the dense latency on this machine's CPU (e.g. 0.5), choosing "
                         "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first)")
-    parser.add_argument("--latency-batch", type=int, default=256, help="the batch size --target-latency is measured at")
-    parser.add_argument("--align-channels", type=int, default=None, metavar="N",
+    parser.add_argument("--latency-batch", type=positive_int, default=256,
+                        help="the batch size --target-latency is measured at")
+    parser.add_argument("--align-channels", type=positive_int, default=None, metavar="N",
                         help="with --target-latency: keep only widths that are multiples of N (e.g. 8; fast kernels "
                         "want channel counts the vector width divides; a layer of at most N units keeps the plain grid)")
     add_bn_batches_option(parser, when="with --target-latency: ")
@@ -54,7 +56,7 @@ def register(commands) -> None:
     parser.add_argument("--criterion", choices=CRITERIA.names(), default=None, metavar="NAME",
                         help="what ranks weights or units (default: magnitude for weights, unit_l2 for units); "
                         + "; ".join(f"{n}: {CRITERIA.describe(n)}" for n in CRITERIA.names()))
-    parser.add_argument("--calibration-batches", type=int, default=32,
+    parser.add_argument("--calibration-batches", type=positive_int, default=32,
                         help="batches of 128 training samples a data-driven criterion (taylor, wanda, sparsegpt) or "
                         "--reconstruct reads per pruning step")
     parser.add_argument("--pattern", default=None, metavar="N:M",

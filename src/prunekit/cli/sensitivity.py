@@ -11,7 +11,8 @@ from ..storage import atomic_write_text, check_output
 from ..study.points import tracing_batch
 from ..study.prune_run import checkpoint_dataset
 from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
-from .common import add_bn_batches_option, add_command, add_user_model_option, float_list, name_list
+from .common import (add_bn_batches_option, add_command, add_user_model_option, float_list, name_list, percentage,
+                     positive_int)
 
 
 def register(commands) -> None:
@@ -32,13 +33,13 @@ def register(commands) -> None:
     parser.add_argument("--sparsities", type=float_list, default=GRID, help="comma-separated grid, percentages")
     parser.add_argument("--criterion", default=None, help="what ranks weights or units (default: the method's)")
     parser.add_argument("--layers", type=name_list, default=None, help="fnmatch patterns of the layers to analyse")
-    parser.add_argument("--validation-samples", type=int, default=5000,
+    parser.add_argument("--validation-samples", type=positive_int, default=5000,
                         help="the last N training samples are the validation slice")
-    parser.add_argument("--latency-batch", type=int, default=None, metavar="B",
+    parser.add_argument("--latency-batch", type=positive_int, default=None, metavar="B",
                         help="also measure the CPU latency each point's compacted model saves at batch B "
                         "(a latency table; needed for --budget latency)")
     add_bn_batches_option(parser)
-    parser.add_argument("--target", type=float, default=None,
+    parser.add_argument("--target", type=percentage, default=None,
                         help="allocate per-layer sparsities removing this percent of the parameters (or MACs)")
     parser.add_argument("--budget", choices=TARGET_KINDS, default="params",
                         help="what --target counts: params (weights of the analysed layers for weight pruning), macs, "

@@ -12,7 +12,7 @@ from ..study import (EXECUTORS, REFERENCE_SPARSITIES, SweepConfig, make_executor
                      write_report)
 from ..study.report_schedules import training_spent
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
-                     float_list, name_list, seed_list, train_config)
+                     float_list, name_list, non_negative_float, positive_int, seed_list, train_config)
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -57,7 +57,7 @@ def register(commands) -> None:
                         "layers but the output layer)")
     parser.add_argument("--include-output", action="store_true",
                         help="weight pruning: prune the output layer (classifier) too")
-    parser.add_argument("--calibration-batches", type=int, default=32,
+    parser.add_argument("--calibration-batches", type=positive_int, default=32,
                         help="batches of 128 training samples a data-driven criterion (taylor, wanda, sparsegpt) or "
                         "--reconstruct reads per pruning step")
     parser.add_argument("--reconstruct", action="store_true",
@@ -136,11 +136,11 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ray-address", default=None,
                        help="the Ray cluster to submit to (HOST:PORT or auto; default: $RAY_ADDRESS, else a new "
                        "cluster of this machine only)")
-    group.add_argument("--workers", type=int, default=None,
+    group.add_argument("--workers", type=positive_int, default=None,
                        help="jobs at a time (processes: default CPUs / --cpus-per-job; ray: default as many as the "
                        "cluster fits)")
-    group.add_argument("--cpus-per-job", type=int, default=None,
+    group.add_argument("--cpus-per-job", type=positive_int, default=None,
                        help="torch threads of every job, and the CPUs a Ray task reserves (default 1 in workers; "
                        "local: torch's choice). Equal threads give identical points on every executor")
-    group.add_argument("--gpus-per-job", type=float, default=0,
+    group.add_argument("--gpus-per-job", type=non_negative_float, default=0,
                        help="GPUs a Ray task reserves (jobs then run on cuda unless --device says otherwise)")

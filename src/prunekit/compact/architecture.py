@@ -167,8 +167,7 @@ def _build(layers: Any, prefix: str) -> nn.Sequential:
             raise ConfigError(f"architecture {prefix or 'root'!r}: each layer needs a string 'name', got {entry!r}")
         name, kind = entry["name"], entry.get("type")
         full = f"{prefix}{name}"
-        if not name or "." in name or name in modules:
-            raise ConfigError(f"architecture layer name {full!r} is empty, holds a '.', or repeats an earlier name")
+        _check_layer_name(name, full, modules)
         if kind == "Sequential":
             modules[name] = _build(entry.get("layers"), full + ".")
             continue
@@ -184,6 +183,20 @@ def _build(layers: Any, prefix: str) -> nn.Sequential:
         except (TypeError, ValueError, RuntimeError, OverflowError, ZeroDivisionError) as exc:
             raise ConfigError(f"architecture layer {full!r} ({kind}): cannot build it from {args} ({exc})") from None
     return nn.Sequential(modules)
+
+
+_SEQUENTIAL_ATTRIBUTES = frozenset(dir(nn.Sequential()))
+"""Names a layer cannot have: ``forward``, ``training``, ``append``... (attributes of the nn.Sequential holding it)."""
+
+
+def _check_layer_name(name: str, full: str, earlier: Any) -> None:
+    """A layer name must be one ``nn.Sequential`` can hold: non-empty, without '.', new, not one of its attributes."""
+    problem = ("is empty" if not name else "holds a '.'" if "." in name else
+               "repeats an earlier layer name" if name in earlier else
+               "is an attribute of nn.Sequential" if name in _SEQUENTIAL_ATTRIBUTES else None)
+    if problem:
+        raise ConfigError(f"architecture layer name {full!r} {problem}; expected a non-empty name without '.', "
+                          f"used once, that is not an nn.Sequential attribute (forward, training, append...)")
 
 
 def _tuple(value: Any) -> Any:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from .attributes import update_layer_attributes
+from .attributes import int_attributes, update_layer_attributes
 
 FORMAT, VERSION = "prunekit.plan", 1
 
@@ -56,34 +56,71 @@ class Plan:
 
     @classmethod
     def from_json(cls, data: Any, source: Any = "plan") -> "Plan":
-        """Parse a plan; raises CheckpointError naming ``source`` and what is malformed."""
+        """Parse a plan; raises CheckpointError naming ``source`` and what is malformed.
+
+        Example:
+            >>> Plan.from_json({"format": FORMAT, "version": VERSION, "tensors": {"fc.weight": {"shape": [3, 1e400],
+            ...                 "keep": {}}}}, "plan.json")
+            Traceback (most recent call last):
+            ...
+            prunekit.errors.CheckpointError: plan.json is not a valid compaction plan (tensor 'fc.weight': shape[1] must be a non-negative integer, got inf)
+        """
         try:
             if data.get("format") != FORMAT or data.get("version") != VERSION:
                 raise ValueError(f"format {data.get('format')!r} version {data.get('version')!r}, expected "
                                  f"{FORMAT!r} version {VERSION}")
             tensors = {}
             for name, entry in data["tensors"].items():
-                shape = tuple(int(v) for v in entry["shape"])
-                keep = {int(a): [int(i) for i in idx] for a, idx in entry["keep"].items()}
+                where = f"tensor {name!r}"
+                shape = tuple(_count(v, f"{where}: shape[{i}]") for i, v in enumerate(_list(entry["shape"], where)))
+                keep = {_axis(a, where): [_count(i, f"{where}: a kept index of axis {a}") for i in _list(idx, where)]
+                        for a, idx in entry["keep"].items()}
                 for axis, idx in keep.items():
-                    if not 0 <= axis < len(shape) or not idx or min(idx) < 0 or max(idx) >= shape[axis] \
-                            or len(set(idx)) != len(idx):
+                    if not 0 <= axis < len(shape) or not idx or max(idx) >= shape[axis] or len(set(idx)) != len(idx):
                         raise ValueError(f"tensor {name!r}: kept indices of axis {axis} do not fit shape {list(shape)}")
                 tensors[str(name)] = TensorPlan(shape, keep)
-            attributes = {str(p): {str(k): v for k, v in a.items()} for p, a in data.get("attributes", {}).items()}
+            attributes = {str(p): {str(k): _count(v, f"attribute {p}.{k}") for k, v in a.items()}
+                          for p, a in data.get("attributes", {}).items()}
             return cls(tensors, attributes, str(data.get("model_class", "")), list(data.get("groups", [])))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source} is not a valid compaction plan ({exc})") from None
+
+
+def _count(value: Any, what: str) -> int:
+    """A size or an index read from a plan: a JSON integer >= 0 (not a bool, a fraction, NaN or inf)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _axis(key: Any, where: str) -> int:
+    """An axis number, written as a JSON object key ("0", "1"...)."""
+    if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+        raise ValueError(f"{where}: axis {key!r} must be a non-negative integer")
+    return int(key)
+
+
+def _list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise TypeError(f"{where}: expected a JSON list, got {type(value).__name__} {value!r}")
+    return value
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     """Slice ``model``'s tensors and set its attributes as ``plan`` says, in place; returns ``model``.
 
     Raises:
-        CheckpointError: if a tensor of the plan is missing or has another shape (the plan was made
-            for another model); nothing is changed then.
+        CheckpointError: if a tensor of the plan is missing or has another shape, or an attribute it sets
+            is not an integer attribute of the model (the plan was made for another model); nothing is
+            changed then.
     """
     tensors = _tensors(model)
+    modules = dict(model.named_modules())
+    for path, attrs in plan.attributes.items():
+        for attr in attrs:
+            if path not in modules or attr not in int_attributes(modules[path]):
+                raise CheckpointError(f"the plan sets {f'{path}.' if path else ''}{attr}, which is not an integer "
+                                      f"attribute of the model ({type(model).__name__}): it does not fit this model")
     for name, entry in plan.tensors.items():
         if name not in tensors:
             raise CheckpointError(f"the plan slices {name!r}, which the model ({type(model).__name__}) does not have")
@@ -106,9 +143,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     for owner, before in layers.values():
         update_layer_attributes(owner, before)
     for path, attrs in plan.attributes.items():
-        owner = model.get_submodule(path) if path else model
         for attr, value in attrs.items():
-            setattr(owner, attr, tuple(value) if isinstance(value, list) else value)
+            setattr(modules[path], attr, value)
     return model
 
 

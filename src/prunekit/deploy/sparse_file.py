@@ -45,6 +45,10 @@ from .sparse_format import decode, encode, nbytes
 
 SPARSE_FORMAT, SPARSE_VERSION = "prunekit.sparse", "1"
 FP16_MAX = float(np.finfo(np.float16).max)
+DTYPES: dict[str, torch.dtype] = {str(t).removeprefix("torch."): t for t in (
+    torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.complex64, torch.complex128,
+    torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool)}
+"""The dtypes a sparse file may name, by name (a file never names an arbitrary ``torch`` attribute)."""
 
 
 @dataclass(frozen=True)
@@ -184,14 +188,22 @@ def load_sparse(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
         _check_shape(path, name, info)
         prefix = f"{name}/"
         parts = {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+        dtype = _dtype(path, name, info.get("dtype"))
         try:
-            dtype = getattr(torch, info["dtype"])
             np_dtype = "float32" if dtype == torch.bfloat16 else info["dtype"]
             array = decode(info["encoding"], parts, tuple(info["shape"]), np_dtype)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, MemoryError) as exc:
             raise CheckpointError(f"{path}: tensor {name!r} is corrupt or incomplete ({exc!r})") from None
         state[name] = torch.from_numpy(np.ascontiguousarray(array)).to(dtype)
     return state
+
+
+def _dtype(path, name: str, dtype_name) -> torch.dtype:
+    """The dtype a tensor's metadata names, from :data:`DTYPES` only."""
+    if not isinstance(dtype_name, str) or dtype_name not in DTYPES:
+        raise CheckpointError(f"{path}: tensor {name!r} has unknown dtype {dtype_name!r}; expected one of "
+                              f"{', '.join(DTYPES)}")
+    return DTYPES[dtype_name]
 
 
 def _read(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:

@@ -90,7 +90,7 @@ def get_model(name: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module
     Raises:
         UnknownNameError: for an unknown model.
         ConfigError: for unknown arguments, values of the wrong type, values the builder rejects,
-            or a model too large for the available memory.
+            a model too large for the available memory, or user code building a model without parameters.
 
     Example:
         >>> get_model("mlp", hidden=[300, 100])[1].weight.shape
@@ -152,6 +152,9 @@ def _user_model(reference: str, seed: int | None, kwargs: dict[str, Any]) -> nn.
         model = call(reference, "model builder", **kwargs)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{reference} returned a {type(model).__name__}; a model builder must return an nn.Module")
+    if next(model.parameters(), None) is None:
+        raise ConfigError(f"{reference} returned a {type(model).__name__} with no parameters: there is nothing to "
+                          f"train or prune; return a model with at least one layer that has weights")
     return model
 
 

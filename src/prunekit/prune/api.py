@@ -18,8 +18,8 @@ from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.nm import Pattern, layers_fitting, nm_keep_mask, parse_pattern, sparsity_with_pattern
 from prunekit.prune.posttrain import PostTrainingCriterion, posttrain_masks, reconstruct_masked
 from prunekit.prune.scores import Criterion, get_criterion
-from prunekit.prune.select import (check_layer_sparsities, check_plan_matches, global_keep_masks, keep_mask,
-                                   sparsity_of)
+from prunekit.prune.select import (check_finite_scores, check_layer_sparsities, check_plan_matches, global_keep_masks,
+                                   keep_mask, sparsity_of)
 from prunekit.prune.targets import param_name, select_layers, unit_groups
 from prunekit.prune.unit_criteria import CriterionRun, UnitCriterion
 from prunekit.prune.units import views_of_unit_groups
@@ -114,7 +114,8 @@ def prune_model(
         The new :class:`Mask` (already applied to ``model``).
 
     Raises:
-        ConfigError: for an invalid sparsity, method, scope, criterion or layer pattern.
+        ConfigError: for an invalid sparsity, method, scope, criterion or layer pattern, or NaN or
+            infinite scores (naming the layers).
         CheckpointError: if ``mask`` does not fit ``model``.
 
     Example:
@@ -192,6 +193,7 @@ def _weight_masks(model, targets, sparsity, scope, fn, previous, pattern=None) -
         scores[name] = s
         if name in previous:
             prev[name] = previous[name]
+    check_finite_scores(scores, prev)
     layer_of = {param_name(layer, "weight"): layer for layer, _ in targets}
     if pattern is not None:
         return {n: nm_keep_mask(s, *pattern, prev.get(n)) for n, s in scores.items()}
@@ -211,6 +213,7 @@ def _unit_masks(model, targets, sparsity, scope, fn, previous) -> dict[str, torc
             scores[g.layer] = _unit_scores(s, w, g.weight)
         if g.weight in previous:  # a unit is already pruned if its whole row/filter is
             prev[g.layer] = previous[g.weight].reshape(g.num_units, -1).any(dim=1)
+    check_finite_scores(scores, prev)
     keep = _select(scores, sparsity, scope, prev, {g.layer: g.layer for g in groups})
     out: dict[str, torch.Tensor] = {}
     for g in groups:

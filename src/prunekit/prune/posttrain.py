@@ -31,7 +31,7 @@ from .calibration import layer_by_layer, take_batches
 from .nm import Pattern, nm_keep_mask
 from .reconstruct import reconstruct_rows
 from .scores import CRITERIA
-from .select import sparsity_of
+from .select import check_finite_scores, sparsity_of
 from .sparsegpt import sparsegpt_prune
 from .wanda import rowwise_keep_mask, wanda_scores
 
@@ -76,9 +76,11 @@ def posttrain_masks(model: nn.Module, targets: list[tuple[str, nn.Module]], spar
         key = f"{name}.weight"
         if criterion.kind == "wanda":
             scores = wanda_scores(module.weight, stats["squares"])
+            check_finite_scores({key: scores}, previous)
             if pattern is not None:
                 return nm_keep_mask(scores, *pattern, previous.get(key))
             return rowwise_keep_mask(scores, sparsity_of(sparsity, name), previous.get(key))
+        check_finite_scores({key: module.weight.detach()}, previous)  # sparsegpt's scores are |w|^2 / [H^-1]_jj^2
         return _sparsegpt_layer(module, stats["hessian"], sparsity_of(sparsity, name), pattern, previous.get(key),
                                 criterion, name, update=not reconstruct)
 

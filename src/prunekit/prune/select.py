@@ -107,6 +107,33 @@ def check_plan_matches(sparsity: float | Mapping[str, float], layers: list[str])
             raise ConfigError(f"per-layer sparsity pattern {pattern!r} matches no prunable layer; layers: {known}")
 
 
+def check_finite_scores(scores: Mapping[str, torch.Tensor],
+                        previous: Optional[Mapping[str, torch.Tensor]] = None) -> None:
+    """Refuse NaN or infinite scores: they cannot be ranked (a NaN layer would silently stay whole).
+    Entries already pruned in ``previous`` (``{name: bool keep mask}``) are not looked at.
+
+    Raises:
+        ConfigError: naming every tensor with such scores.
+
+    Example:
+        >>> check_finite_scores({"fc1.weight": torch.tensor([1.0, float("nan")]), "fc2.weight": torch.ones(2)})
+        Traceback (most recent call last):
+        ...
+        prunekit.errors.ConfigError: cannot rank NaN or infinite pruning scores in 'fc1.weight' (1 of 2 entries); are these weights NaN or infinite (a diverged training run)?
+    """
+    bad = []
+    for name, s in scores.items():
+        non_finite = ~torch.isfinite(s.detach())
+        keep = (previous or {}).get(name)
+        if keep is not None and keep.shape == s.shape:
+            non_finite &= keep.to(s.device)
+        if non_finite.any():
+            bad.append(f"{name!r} ({int(non_finite.sum()):,} of {s.numel():,} entries)")
+    if bad:
+        raise ConfigError(f"cannot rank NaN or infinite pruning scores in {', '.join(bad)}; are these weights "
+                          f"NaN or infinite (a diverged training run)?")
+
+
 def num_to_prune(sparsity: float, n: int) -> int:
     """Number of entries to prune out of ``n``: ``round(sparsity / 100 * n)``.
 

@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..structure import Group, Structure, trace
 from .mask import Mask
-from .select import check_plan_matches, global_keep_masks, keep_mask, sparsity_of
+from .select import check_finite_scores, check_plan_matches, global_keep_masks, keep_mask, sparsity_of
 from .unit_criteria import CriterionRun
 from .units import views_of_groups
 
@@ -67,10 +67,12 @@ def group_unit_masks(model: nn.Module, example_inputs: Any, sparsity: float, sco
         pruned = _pruned_units(group, previous)
         if pruned.any():
             prev[i] = torch.from_numpy(~pruned)
-        alive = np.nonzero(~pruned)[0]
+    check_finite_scores({groups[i].name: s for i, s in scores.items()}, {groups[i].name: p for i, p in prev.items()})
+    for i, s in scores.items():
+        alive = np.nonzero(prev[i].numpy())[0] if i in prev else np.arange(len(s))
         if len(alive):  # every group keeps its best unit: a layer of width 0 is not a layer
-            best = alive[int(torch.argmax(scores[i][torch.from_numpy(alive)]))]
-            scores[i][best] = float("inf")
+            best = alive[int(torch.argmax(s[torch.from_numpy(alive)]))]
+            s[best] = float("inf")
     if scope == "global":
         keep = global_keep_masks(scores, sparsity, prev)
     else:

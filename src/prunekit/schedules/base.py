@@ -4,7 +4,6 @@ shared recovery step (prune, optionally rewind, train with the mask held).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Union
@@ -108,7 +107,7 @@ def recover(job: Job, mask: Mask | None, config: TrainConfig, seed_offset: int, 
         The number of epochs trained.
 
     Raises:
-        ConfigError: if the loss became NaN or infinite (the recipe diverged).
+        TrainingError: if the loss became NaN or infinite (the recipe diverged; a ConfigError).
     """
     config = replace(config, seed=config.seed + seed_offset)
     callbacks = (*callbacks, *job.callbacks)
@@ -116,11 +115,8 @@ def recover(job: Job, mask: Mask | None, config: TrainConfig, seed_offset: int, 
     if job.distiller is not None:
         callbacks = (job.distiller, *callbacks)
         loss_fn = job.distiller.loss_fn
-    history = train(job.model, job.train_data, config, callbacks=callbacks, mask=mask, loss_fn=loss_fn,
-                    progress=job.progress, desc=desc)
-    if any(not math.isfinite(epoch["loss"]) for epoch in history):
-        raise ConfigError(f"training diverged during {desc} (loss {history[-1]['loss']}); lower the learning rate "
-                          f"(now {config.lr:g}){' or the distillation weight' if job.distiller else ''}")
+    train(job.model, job.train_data, config, callbacks=callbacks, mask=mask, loss_fn=loss_fn, progress=job.progress,
+          desc=desc)
     return float(config.epochs)
 
 

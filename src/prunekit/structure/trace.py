@@ -39,9 +39,6 @@ def export(model: nn.Module, example_inputs: Any) -> torch.export.ExportedProgra
     """``torch.export.export(model, ..., strict=False)`` in eval mode without gradients; failures become
     a :class:`TraceError` that names the model, the user's line and what to do."""
     args, kwargs = as_args(example_inputs)
-    if not args and not kwargs:
-        raise TraceError("example_inputs is empty: pass one batch the model accepts (a tensor, a tuple of "
-                         "arguments, or a dict of keyword arguments)")
     modes = {m: m.training for m in model.modules()}
     model.eval()
     noise = io.StringIO()

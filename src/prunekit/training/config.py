@@ -82,8 +82,14 @@ class TrainConfig:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``config`` names, over the model's trainable parameters."""
+    """The optimizer ``config`` names, over the model's trainable parameters.
+
+    Raises:
+        ConfigError: if the model has no trainable parameters.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError(f"the model ({type(model).__name__}) has no trainable parameters: there is nothing to train")
     if config.optimizer == "adam":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError
 from .config import TrainConfig, lr_factor, make_optimizer
 from ..batches import Batch, as_source
 from ..losses import LossFn, cross_entropy, logits_of  # noqa: F401  (re-exported)
@@ -95,6 +96,7 @@ def train(
     Raises:
         ConfigError: for data of an unknown form, a device or precision that is not available, or
             labels the model's outputs cannot cover.
+        TrainingError: when the loss becomes NaN or infinite (the weights keep their last finite values).
     """
     target = resolve_device(device) if device is not None else model_device(model)
     model.to(target)
@@ -106,7 +108,7 @@ def train(
     held = mask.hold(model, optimizer) if mask is not None else None
     loss_fn = loss_fn or cross_entropy(config.label_smoothing)
     state = TrainState(model, optimizer, config, total_steps)
-    run = _Step(state, loss_fn, callbacks, autocast, grad_scaler(config.precision, target), target)
+    run = _Step(state, loss_fn, callbacks, autocast, grad_scaler(config.precision, target), target, desc)
     bar = tqdm(total=total_steps, desc=desc, disable=None if progress else True, leave=False, unit="step")
     model.train()
     try:
@@ -127,9 +129,9 @@ def train(
 class _Step:
     """One optimisation step: forward (under autocast), loss, backward (scaled for fp16), update."""
 
-    def __init__(self, state, loss_fn, callbacks, autocast, scaler, device):
+    def __init__(self, state, loss_fn, callbacks, autocast, scaler, device, desc):
         self.state, self.loss_fn, self.callbacks = state, loss_fn, callbacks
-        self.autocast, self.scaler, self.device = autocast, scaler, device
+        self.autocast, self.scaler, self.device, self.desc = autocast, scaler, device, desc
 
     def __call__(self, batch: Batch) -> tuple[float, int, int]:
         state = self.state
@@ -143,6 +145,8 @@ class _Step:
             if state.step == 0 and batch.labels is not None and getattr(outputs, "loss", None) is None:
                 check_logits(logits_of(outputs), batch.labels)
             loss = self.loss_fn(outputs, batch)
+        state.loss = loss.item()
+        check_finite_loss(state, self.desc)
         state.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -152,8 +156,20 @@ class _Step:
             loss.backward()
             state.optimizer.step()
         state.step += 1
-        state.loss = loss.item()
         return state.loss, *_correct(outputs, batch)
+
+
+def check_finite_loss(state: TrainState, desc: str) -> None:
+    """Stop training on a NaN or infinite loss, before it reaches the weights.
+
+    Raises:
+        TrainingError: naming ``desc``, the epoch and the step, and what usually causes it.
+    """
+    if not math.isfinite(state.loss):
+        raise TrainingError(
+            f"training diverged during {desc}: the loss is {state.loss} at epoch {state.epoch + 1}, step "
+            f"{state.step + 1} of {state.total_steps}; the weights are left as they were before that step. Lower the "
+            f"learning rate (lr={state.config.lr:g}) or check the data for NaN or infinite values")
 
 
 def _correct(outputs: Any, batch: Batch) -> tuple[int, int]:
