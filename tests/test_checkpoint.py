@@ -22,7 +22,8 @@ def test_round_trip_gives_identical_outputs_and_records_metadata(tmp_path):
     assert config["model"] == {"name": "convnet", "args": {"channels": [4, 4, 8, 8]}}
     assert config["seed"] == 3 and config["dataset"] == "mnist"
     assert config["versions"]["torch"] == torch.__version__
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "manifest.json", "metrics.json",
+                                                                   "model.safetensors"]
 
 
 def test_user_model_loads_into_a_given_module(tmp_path):

@@ -214,7 +214,7 @@ def test_compact_checkpoint_round_trip_without_pickles(tmp_path):
     save_checkpoint(tmp_path / "c", result.model, model_name=None, architecture=True,
                     compaction=result.report.to_dict(), compacted_from={"name": "convnet"})
     files = sorted(p.name for p in (tmp_path / "c").iterdir())
-    assert files == ["architecture.json", "config.json", "metrics.json", "model.safetensors"]
+    assert files == ["architecture.json", "config.json", "manifest.json", "metrics.json", "model.safetensors"]
     loaded = load_checkpoint(tmp_path / "c")
     assert max_diff(loaded.model, result.model, torch.randn(4, 1, 28, 28)) == 0.0
     assert loaded.config["compaction"]["params_after"] == result.report.params_after

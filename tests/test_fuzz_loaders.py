@@ -1,7 +1,8 @@
 """Fuzzing the loaders of files a user hands in: checkpoints, masks, compact folders, sparse files.
 
 Every mutation either loads or fails with prunekit's own error type (a clear message naming the
-file), never a raw TypeError/KeyError/AttributeError; and nothing is ever unpickled.
+file), never a raw TypeError/KeyError/AttributeError; and nothing is ever unpickled. A mutated file
+of a save differs from its manifest: it is read as it is, with a warning, so the parsers are fuzzed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from prunekit.deploy import export_sparse, load_sparse, load_sparse_model
 from prunekit.errors import PrunekitError
 from prunekit.models import get_model
 from prunekit.prune import Mask, prune_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::prunekit.storage.ChangedFileWarning")  # every mutation warns
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

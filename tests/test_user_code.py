@@ -117,10 +117,10 @@ def test_user_model_and_dataset_from_the_command_line(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == {"name": None, "args": {"width": 8}, "source": model_ref}
     assert config["dataset"] == data_ref and config["input_shape"] == [1, 8, 8]
-    with pytest.raises(CheckpointError, match=r"built by user code .*models.py:small_resnet; pass it"):
+    with pytest.raises(CheckpointError, match=r"user code .*models.py:small_resnet as its model; .* pass it again"):
         prunekit.load_checkpoint(out)
     assert main(["info", str(out)]) == 2
-    assert "pass it to rebuild the model" in capsys.readouterr().err
+    assert "pass it again to use it (--model" in capsys.readouterr().err
     assert main(["info", str(out), "--model", model_ref]) == 0
     code = main(["prune", "--checkpoint", str(out), "--model", model_ref, "--dataset", data_ref, "--method", "unit",
                  "--sparsity", "50", "--out", str(tmp_path / "u50"), "--quiet"])
@@ -131,9 +131,19 @@ def test_user_model_and_dataset_from_the_command_line(tmp_path, capsys):
     assert main(["compact", "--checkpoint", str(tmp_path / "u50"), "--model", model_ref,
                  "--out", str(tmp_path / "u50-compact")]) == 0
     assert "parameters 5,122 -> 1,382" in capsys.readouterr().out  # every pruned unit removed
+    small = tmp_path / "u50-compact"  # a checkpoint: the model's source and the plan replayed on it
+    assert main(["info", str(small)]) == 2 and "pass it again" in capsys.readouterr().err
+    compacted = prunekit.load_checkpoint(small, model_source=model_ref)
+    assert sum(p.numel() for p in compacted.model.parameters()) == 1382
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(compacted.model(x), pruned.model.eval()(x), atol=1e-5)
+    assert main(["prune", "--checkpoint", str(small), "--model", model_ref, "--dataset", data_ref, "--method",
+                 "weight", "--sparsity", "50", "--out", str(tmp_path / "small-w50"), "--quiet"]) == 0
+    assert main(["bench", "latency", "--checkpoint", str(tmp_path / "small-w50"), "--model", model_ref,
+                 "--batch-sizes", "1", "--repeats", "2"]) == 0
     assert main(["prune", "--checkpoint", str(out), "--model", model_ref, "--sparsity", "50",
                  "--out", str(tmp_path / "x"), "--quiet"]) == 2
-    assert "was trained on the user dataset" in capsys.readouterr().err
+    assert "as its dataset; prunekit never runs code named in a checkpoint" in capsys.readouterr().err
 
 
 def test_sweep_of_a_user_model_prunes_whole_coupled_units(tmp_path):

@@ -74,7 +74,7 @@ def _import(target: str, reference: str):
         raise
     except ModuleNotFoundError as exc:
         raise ConfigError(f"{reference}: cannot import {target} ({exc})") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: user code must not end prunekit, with status 0 or not
         raise ConfigError(f"{reference}: importing {target} failed at {_failure_site(exc)}") from None
 
 
@@ -85,11 +85,13 @@ def call(reference: str, what: str, **kwargs: Any) -> Any:
         return fn(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{reference} (the {what}) cannot be called with {kwargs}: {exc}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise ConfigError(f"{reference} (the {what}) failed at {_failure_site(exc)}") from None
 
 
 def _failure_site(exc: BaseException) -> str:
     """``file:line (Type: message)`` of where ``exc`` was raised, for errors about user code."""
     frame = traceback.extract_tb(exc.__traceback__)[-1]
+    if isinstance(exc, SystemExit):
+        return f"{frame.filename}:{frame.lineno} (it called sys.exit({exc.code!r}))"
     return f"{frame.filename}:{frame.lineno} ({type(exc).__name__}: {exc})"

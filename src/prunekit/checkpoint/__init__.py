@@ -5,11 +5,14 @@ Example:
     >>> from prunekit.models import get_model
     >>> path = save_checkpoint(tempfile.mkdtemp() + "/ck", get_model("lenet5", seed=0), model_name="lenet5")
     >>> sorted(p.name for p in path.iterdir())
-    ['config.json', 'metrics.json', 'model.safetensors']
+    ['config.json', 'manifest.json', 'metrics.json', 'model.safetensors']
 """
 
 from .folder import (ARCHITECTURE_FILE, CONFIG_FILE, FORMAT_VERSION, MASK_FILE, METRICS_FILE, WEIGHTS_FILE,
-                     Checkpoint, build_model, library_versions, load_checkpoint, read_config, save_checkpoint)
+                     Checkpoint, build_model, library_versions, load_checkpoint, read_config, replay_plans,
+                     save_checkpoint)
+from .user_code import checkpoint_dataset_name, checkpoint_model_name
 
 __all__ = ["ARCHITECTURE_FILE", "CONFIG_FILE", "Checkpoint", "FORMAT_VERSION", "MASK_FILE", "METRICS_FILE",
-           "WEIGHTS_FILE", "build_model", "library_versions", "load_checkpoint", "read_config", "save_checkpoint"]
+           "WEIGHTS_FILE", "build_model", "checkpoint_dataset_name", "checkpoint_model_name", "library_versions",
+           "load_checkpoint", "read_config", "replay_plans", "save_checkpoint"]

@@ -9,10 +9,13 @@ A checkpoint folder holds:
   pruning settings and the library versions;
 - ``metrics.json``: measured results (``test_accuracy`` as a fraction, ``train_seconds``, ...);
 - ``masks.safetensors``: the pruning mask, for pruned models;
-- ``architecture.json``: for compact models, their layers (see :mod:`prunekit.compact.architecture`).
+- ``architecture.json``: for compact models, their layers (see :mod:`prunekit.compact.architecture`);
+- ``manifest.json``: the files above with their sizes and SHA-256 (see :mod:`prunekit.storage.owned`).
 
 The folder is written as one unit: built under a temporary name and swapped in, so a crash
-never leaves new weights beside old masks.
+never leaves new weights beside old masks; files of the user's in the folder are kept. A load
+reads one whole save: files that are not the ones the manifest lists (another process replaced
+the folder meanwhile) make it read again.
 
 Example:
     >>> import tempfile
@@ -31,7 +34,7 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy
 import safetensors
@@ -40,13 +43,15 @@ from torch import nn
 
 from .._version import __version__
 from ..compact.architecture import architecture_to_json, model_from_architecture
+from ..compact.plan import Plan, apply_plan
 from ..data import DATASETS
 from ..errors import CheckpointError, PrunekitError
 from ..models import get_model
 from ..prune.mask import Mask, as_mask
 from ..references import is_reference
-from ..storage import (atomic_folder, check_state_dict_fits, load_tensors, read_json, require, save_tensors,
-                       write_json)
+from .user_code import checkpoint_model_name
+from ..storage import (FolderFiles, atomic_folder, check_state_dict_fits, parse_json, read_consistently, require,
+                       save_tensors, tensors_from_bytes, write_json)
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE, MASK_FILE, ARCHITECTURE_FILE = (
@@ -94,6 +99,7 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     mask: Mapping[str, torch.Tensor] | None = None,
     architecture: bool = False,
+    plans: Sequence[dict[str, Any]] = (),
     **meta: Any,
 ) -> Path:
     """Save ``model`` (and its ``mask``) as the checkpoint folder ``path``, replacing it as one unit.
@@ -108,6 +114,9 @@ def save_checkpoint(
         mask: a pruning mask, written to ``masks.safetensors``.
         architecture: describe the model's layers in ``architecture.json`` (an ``nn.Sequential``
             of standard layers, e.g. a compact model) so it rebuilds without the registry.
+        plans: compaction plans (:meth:`~prunekit.compact.Plan.to_json`) that turn the model
+            ``model_name`` builds into ``model``, in order (a compacted traced model); loading
+            rebuilds that model and replays them.
         **meta: anything else to record in ``config.json`` (dataset, input_shape, seed, train...).
 
     Returns:
@@ -122,6 +131,8 @@ def save_checkpoint(
     arch = architecture_to_json(model) if architecture else None
     if arch is not None:
         spec["architecture"] = ARCHITECTURE_FILE
+    if plans:
+        spec["plans"] = [dict(plan) for plan in plans]
     config = {"format_version": FORMAT_VERSION, "model": spec, **meta, "versions": library_versions()}
     with atomic_folder(path) as tmp:
         save_tensors(tmp / WEIGHTS_FILE, model.state_dict())
@@ -140,11 +151,23 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         CheckpointError: naming the folder or field that is missing or malformed.
     """
+    return read_consistently(_folder(path), _config)
+
+
+def _folder(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint folder {path} {'is a file' if path.exists() else 'does not exist'}")
-    where = path / CONFIG_FILE
-    config = read_json(where)
+    return path
+
+
+def _json(files: FolderFiles, name: str, what: str) -> Any:
+    return parse_json(files.read(name, what), files.folder / name)
+
+
+def _config(files: FolderFiles) -> dict[str, Any]:
+    where = files.folder / CONFIG_FILE
+    config = _json(files, CONFIG_FILE, "a checkpoint config (config.json)")
     if not isinstance(config, dict):
         raise CheckpointError(f"{where}: expected a JSON object, got {type(config).__name__}")
     version = require(config, "format_version", int, where=where)
@@ -154,6 +177,7 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     require(spec, "name", str, where=f"{where}: model", default=None)
     require(spec, "args", dict, where=f"{where}: model", default={})
     require(spec, "source", str, where=f"{where}: model", default=None)
+    require(spec, "plans", list, where=f"{where}: model", default=None)
     arch = require(spec, "architecture", str, where=f"{where}: model", default=None)
     if arch is not None and (Path(arch).name != arch or arch in ("", ".", "..")):
         raise CheckpointError(f"{where}: model.architecture must name a file inside the checkpoint folder, "
@@ -164,45 +188,63 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def build_model(config: dict[str, Any], folder: Path, model_source: str | None = None) -> nn.Module:
+def build_model(config: dict[str, Any], folder: Path, model_source: str | None = None, *,
+                files: FolderFiles | None = None) -> nn.Module:
     """Rebuild the model a checked ``config.json`` describes: from its architecture file or the registry.
 
     A model built by user code is rebuilt only when the caller names the same code (``model_source``):
-    a reference inside a checkpoint is never imported on its own.
+    a reference inside a checkpoint is never imported on its own (see :mod:`.user_code`). ``files``:
+    the save being read (its architecture file is read from it).
     """
     spec = config["model"]
-    source = spec.get("source")
-    if source is not None:
-        if model_source is None:
-            raise CheckpointError(f"{folder} holds a model built by user code {source}; pass it to rebuild the "
-                                  f"model (--model {source} on the command line, model_source= or model= in Python)")
-        if model_source != source:
-            raise CheckpointError(f"{folder} holds a model built by {source}, not {model_source}")
-        return get_model(source, **spec.get("args", {}))
+    name = checkpoint_model_name(config, model_source, folder)
+    if spec.get("source") is not None:
+        return replay_plans(config, get_model(name, **spec.get("args", {})), folder)
     try:
         if spec.get("architecture"):
-            arch = folder / spec["architecture"]
+            arch = Path(folder) / spec["architecture"]
             try:
-                return model_from_architecture(read_json(arch))
+                return model_from_architecture(_json(files or FolderFiles(Path(folder)), spec["architecture"],
+                                                     "an architecture file"))
+            except CheckpointError:
+                raise
             except PrunekitError as exc:
                 raise CheckpointError(f"{arch}: {exc}") from None
         if spec.get("name") is None:
             raise CheckpointError(f"{folder / CONFIG_FILE} holds a user model with no registry name; pass the "
                                   f"model to load_checkpoint(path, model=...)")
-        return get_model(spec["name"], **spec.get("args", {}))
+        return replay_plans(config, get_model(spec["name"], **spec.get("args", {})), folder)
     except CheckpointError:
         raise
     except PrunekitError as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE}: cannot rebuild the model ({exc})") from None
 
 
+def replay_plans(config: dict[str, Any], model: nn.Module, folder: Path) -> nn.Module:
+    """``model`` (as the checkpoint's model source builds it) compacted by the plans ``config.json`` records."""
+    for i, plan in enumerate(config["model"].get("plans") or ()):
+        where = f"{Path(folder) / CONFIG_FILE}: model.plans[{i}]"
+        try:
+            apply_plan(model, Plan.from_json(plan, where))
+        except CheckpointError:
+            raise
+        except PrunekitError as exc:
+            raise CheckpointError(f"{where} does not fit the model ({exc})") from None
+    return model
+
+
 def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
                     model_source: str | None = None) -> Checkpoint:
     """Load a checkpoint folder written by :func:`save_checkpoint`.
 
+    Every file is read from one save: a folder replaced by another process while it is read is read
+    again (see :func:`~prunekit.storage.read_consistently`), never mixed.
+
     Args:
         path: the folder.
-        model: a model to load the weights into; by default it is rebuilt from ``config.json``.
+        model: a model to load the weights into (for a compacted traced model: a fresh instance of the
+            model before compaction; its recorded plans are replayed); by default it is rebuilt from
+            ``config.json``.
         model_source: for a checkpoint of a user model: the same ``FILE.py:FUNCTION`` reference it
             records, to rebuild the model with it (loading never imports code on its own).
 
@@ -212,18 +254,26 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
     Raises:
         CheckpointError: naming the file or tensor that is missing, malformed, or does not fit.
     """
-    path = Path(path)
-    config = read_config(path)
-    model = model if model is not None else build_model(config, path, model_source)
-    state = load_tensors(path / WEIGHTS_FILE, what="weights file (safetensors)")
+    return read_consistently(_folder(path), lambda files: _load(files, model, model_source))
+
+
+def _load(files: FolderFiles, model: nn.Module | None, model_source: str | None) -> Checkpoint:
+    path = files.folder
+    config = _config(files)
+    model = replay_plans(config, model, path) if model is not None else \
+        build_model(config, path, model_source, files=files)
+    state = tensors_from_bytes(files.read(WEIGHTS_FILE, "a weights file (safetensors)"), path / WEIGHTS_FILE,
+                               what="weights file (safetensors)")
     check_state_dict_fits(model.state_dict(), state, path / WEIGHTS_FILE)
     model.load_state_dict(state)
-    metrics = read_json(path / METRICS_FILE) if (path / METRICS_FILE).exists() else {}
+    metrics = _json(files, METRICS_FILE, "a metrics file") if files.has(METRICS_FILE) else {}
     if not isinstance(metrics, dict):
         raise CheckpointError(f"{path / METRICS_FILE}: expected a JSON object, got {type(metrics).__name__}")
     mask = None
-    if (path / MASK_FILE).exists():
-        mask = Mask.load(path / MASK_FILE)
+    if files.has(MASK_FILE):
+        where = path / MASK_FILE
+        mask = Mask.from_tensors(tensors_from_bytes(files.read(MASK_FILE, "a mask file"), where,
+                                                    what="mask file (safetensors)"), where)
         mask.validate(model)
         mask.apply_(model)
     model.eval()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from .._version import __version__
 from ..errors import PrunekitError
@@ -42,9 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file system error prunekit did not foresee: still no traceback
         print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # sys.exit() in user code (a model's forward...) must not pass for success
+        print(f"prunekit {args.command}: error: the command was ended by sys.exit({exc.code!r}) at "
+              f"{exit_site(exc)}, before it finished; everything already written is kept", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"prunekit {args.command}: interrupted; everything already written is kept", file=sys.stderr)
         return 130
+
+
+def exit_site(exc: BaseException) -> str:
+    """``file:line`` where ``exc`` was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "an unknown place"
 
 
 if __name__ == "__main__":

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import checkpoint_dataset_name, load_checkpoint
 from ..data import load_dataset
-from ..storage import atomic_write_text, check_output
+from ..storage import atomic_write_text, check_output, claim_output, mark_output
 from ..study.points import tracing_batch
-from ..study.prune_run import checkpoint_dataset
 from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
 from .common import (add_bn_batches_option, add_command, add_user_model_option, float_list, name_list, percentage,
                      positive_int)
@@ -51,16 +50,22 @@ def register(commands) -> None:
     add_user_model_option(parser)
 
 
+SENSITIVITY_OUTPUTS = ("sensitivity.json", "sensitivity.csv", "sensitivity.png", "ratios.json")
+"""What ``prunekit sensitivity`` writes into its folder."""
+
+
 def run_sensitivity(args: argparse.Namespace) -> int:
     out = check_output(args.out, inputs=[args.checkpoint], allow_other_files=True)
+    claim_output(out, "sensitivity", SENSITIVITY_OUTPUTS)
     ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
-    data = load_dataset(checkpoint_dataset(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
+    data = load_dataset(checkpoint_dataset_name(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
                         progress=not args.quiet)
     validation = training_tail(data, args.validation_samples)
     curves = layer_sensitivity(ckpt.model, args.method, validation, sparsities=args.sparsities,
                                criterion=args.criterion, example_inputs=tracing_batch(ckpt.model, args.method, data),
                                input_shape=data.input_shape, layers=args.layers, latency_batch=args.latency_batch,
                                bn_batches=args.bn_batches, progress=not args.quiet)
+    mark_output(out, "sensitivity")
     written = write_sensitivity(curves, out)
     adapted = f"; BatchNorm statistics re-estimated on {curves.bn_batches} batches before each evaluation" \
         if curves.bn_batches else ""

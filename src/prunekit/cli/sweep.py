@@ -12,7 +12,7 @@ from ..study import (EXECUTORS, REFERENCE_SPARSITIES, SweepConfig, make_executor
                      write_report)
 from ..study.report_schedules import training_spent
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
-                     float_list, name_list, non_negative_float, positive_int, seed_list, train_config)
+                     float_list, name_list, non_negative_float, positive_float, positive_int, seed_list, train_config)
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -88,7 +88,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         reconstruct=args.reconstruct, seeds=args.seeds,
     )
     executor = make_executor(args.executor, ray_address=args.ray_address, workers=args.workers,
-                             cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job)
+                             cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,
+                             connect_timeout=args.ray_timeout)
     result = run_sweep(config, args.out, checkpoint=args.checkpoint, data_dir=args.data_dir,
                        progress=not args.quiet, measure=not args.no_measure, device=args.device, executor=executor)
     timing = timing_text(result)
@@ -128,7 +129,7 @@ def timing_text(result) -> str:
 
 
 def add_executor_options(parser: argparse.ArgumentParser) -> None:
-    """``--executor``, ``--ray-address``, ``--workers``, ``--cpus-per-job``, ``--gpus-per-job``."""
+    """``--executor``, ``--ray-address``, ``--ray-timeout``, ``--workers``, ``--cpus-per-job``, ``--gpus-per-job``."""
     group = parser.add_argument_group("where the jobs run")
     group.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="local: one job at a time in this process; processes: worker processes of this "
@@ -136,6 +137,9 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ray-address", default=None,
                        help="the Ray cluster to submit to (HOST:PORT or auto; default: $RAY_ADDRESS, else a new "
                        "cluster of this machine only)")
+    group.add_argument("--ray-timeout", type=positive_float, default=None, metavar="SECONDS",
+                       help="how long to wait for the Ray cluster at --ray-address (or $RAY_ADDRESS) to answer "
+                       "before giving up with an error (default 30)")
     group.add_argument("--workers", type=positive_int, default=None,
                        help="jobs at a time (processes: default CPUs / --cpus-per-job; ray: default as many as the "
                        "cluster fits)")

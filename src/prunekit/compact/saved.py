@@ -24,7 +24,8 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ConfigError
-from ..storage import atomic_folder, check_state_dict_fits, load_tensors, read_json, save_tensors, write_json
+from ..storage import (FolderFiles, atomic_folder, check_state_dict_fits, parse_json, read_consistently, save_tensors,
+                       tensors_from_bytes, write_json)
 from .plan import Plan, apply_plan
 
 PLAN_FILE, WEIGHTS_FILE = "plan.json", "model.safetensors"
@@ -41,6 +42,15 @@ def save_compacted(result, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _read_saved(files: FolderFiles) -> tuple[Plan, dict]:
+    """The plan and the weights of one save of a compact folder."""
+    plan_path, weights_path = files.folder / PLAN_FILE, files.folder / WEIGHTS_FILE
+    plan = Plan.from_json(parse_json(files.read(PLAN_FILE, "a compaction plan (plan.json)"), plan_path), plan_path)
+    state = tensors_from_bytes(files.read(WEIGHTS_FILE, "a weights file (safetensors)"), weights_path,
+                               what="weights file (safetensors)")
+    return plan, state
+
+
 def load_compacted(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Replay a saved plan on ``model`` (a fresh instance of the class that was compacted, e.g. built
     from the same config) and load the compact weights. Nothing is unpickled and no code is imported.
@@ -53,8 +63,7 @@ def load_compacted(model: nn.Module, path: str | os.PathLike) -> nn.Module:
             (the model is then left as it was when the plan does not fit).
     """
     path = Path(path)
-    plan = Plan.from_json(read_json(path / PLAN_FILE), path / PLAN_FILE)
-    state = load_tensors(path / WEIGHTS_FILE, what="weights file (safetensors)")
+    plan, state = read_consistently(path, _read_saved)
     apply_plan(model, plan)
     check_state_dict_fits(model.state_dict(), state, path / WEIGHTS_FILE)
     model.load_state_dict(state)

@@ -8,9 +8,12 @@ Example:
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .dataset import Dataset
+from .download import DATA_ENV_VAR
+from ..errors import DataError
 from ..references import is_reference
 from .registry import DATASETS
 from .user import UserData, load_user_data  # noqa: F401
@@ -36,9 +39,10 @@ def load_dataset(name: str = "mnist", data_dir: Optional[os.PathLike | str] = No
     Args:
         name: a name from :func:`list_datasets` (``"mnist"``, ``"fashion-mnist"``...), or user code
             ``FILE.py:FUNCTION`` returning ``(train, test)`` (see :mod:`prunekit.data.user`).
-        data_dir: the first folder to search (and the download target when given; it must exist);
-            then ``$PRUNEKIT_DATA``, then ``$XDG_CACHE_HOME/prunekit/<name>``
-            (default ``~/.cache/prunekit/<name>``); each directly or in ``<name>/``.
+        data_dir: the first folder to search (and the download target when given); it must be an
+            existing folder (a mistyped path is an error, never a fall-back to the other places); then
+            ``$PRUNEKIT_DATA``, then ``$XDG_CACHE_HOME/prunekit/<name>`` (default
+            ``~/.cache/prunekit/<name>``); each directly or in ``<name>/``.
         download: fetch missing files from the mirrors; if False, raise instead.
         progress: show a progress bar while downloading.
         mirrors: base URLs to download from, overriding ``$PRUNEKIT_MIRRORS`` and the defaults.
@@ -50,9 +54,21 @@ def load_dataset(name: str = "mnist", data_dir: Optional[os.PathLike | str] = No
     Raises:
         UnknownNameError: unknown name.
         ChecksumError: a file (found or downloaded) with the wrong checksum.
-        DataError: files found nowhere and not downloadable (the message lists the folders
-            searched and the URLs tried), unreadable, or malformed content.
+        DataError: a ``data_dir`` that is not an existing folder; files found nowhere and not
+            downloadable (the message lists the folders searched and the URLs tried), unreadable, or
+            malformed content.
     """
     if is_reference(name):
         return load_user_data(name)
+    if data_dir is not None:
+        check_data_dir(data_dir)
     return DATASETS.get(name).load(data_dir, download=download, progress=progress, mirrors=mirrors)
+
+
+def check_data_dir(data_dir: os.PathLike | str) -> None:
+    """Raise a DataError unless ``data_dir`` (the user's ``--data-dir``) is an existing folder."""
+    folder = Path(data_dir).expanduser()
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"data_dir (--data-dir) is {folder.absolute()}, which {problem}; point it at the folder "
+                        f"that holds the dataset's files (or leave it out to search ${DATA_ENV_VAR} and the cache)")

@@ -1,7 +1,9 @@
 """Export formats of ``prunekit export``: a registry of exporters from a pruned model to a file or folder.
 
 * ``sparse``: one safetensors file, each tensor in its smallest encoding (:mod:`.sparse_file`);
-* ``compact``: a compact checkpoint folder (dead units removed, JSON architecture);
+* ``compact``: a compact checkpoint folder (dead units removed): an ``nn.Sequential`` as a JSON
+  architecture of standard layers, any other (traced) model as its source (registry name or user
+  code, which loading needs named again) plus the compaction plans replayed on it;
 * ``onnx``: the compact model as ONNX, checked against onnxruntime (:mod:`.onnx`).
 
 Example:
@@ -111,32 +113,46 @@ def _reloaded(model: nn.Module, state: dict) -> nn.Module:
 
 def _compact(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
     result, diff = compacted(model, options)
-    if result.plan is not None:  # any model: the plan is replayed on a fresh instance (load_compacted)
-        result.save(out)
+    meta = dict(metrics=options.metrics, compacted_from=options.source, compaction=result.report.to_dict(),
+                input_shape=list(options.input_shape) if options.input_shape else None)
+    source = options.source
+    if result.plan is not None:  # a traced model: rebuilt as the source builds it, then the plans replayed
+        if source.get("architecture") or not (source.get("name") or source.get("source")):
+            raise ConfigError("this model was compacted with a plan, which is replayed on the model its checkpoint "
+                              "rebuilds, but the checkpoint names no model to rebuild; save it in Python with "
+                              "result.save(folder) and load it with prunekit.load_compacted(fresh_model, folder)")
+        save_checkpoint(out, result.model, model_name=source.get("name") or source.get("source"),
+                        model_args=source.get("args"), plans=[*source.get("plans", []), result.plan.to_json()],
+                        **meta)
     else:
-        save_checkpoint(out, result.model, model_name=None, architecture=True, metrics=options.metrics,
-                        compacted_from=options.source, compaction=result.report.to_dict(),
-                        input_shape=list(options.input_shape) if options.input_shape else None)
+        save_checkpoint(out, result.model, model_name=None, architecture=True, **meta)
     lines = [result.report.format_table(),
              f"\ncompact {WEIGHTS_FILE} {(out / WEIGHTS_FILE).stat().st_size:,} bytes; parameters "
              f"{result.report.params_before:,} -> {result.report.params_after:,}; max |compact - masked| output "
              f"difference on a random batch {diff:.2e}"]
-    if result.report.skipped:
-        lines.append(f"not compacted: {', '.join(r.name for r in result.report.skipped)} (see the note column)")
-    return lines
+    return lines + _not_compacted(result)
+
+
+def _not_compacted(result) -> list[str]:
+    """A line naming the layers compaction left as they were (pruned units still there), if any."""
+    if not result.report.skipped:
+        return []
+    return [f"not compacted: {', '.join(r.name for r in result.report.skipped)} (their pruned units stay, as zeros; "
+            f"see the note column of `prunekit compact`)"]
 
 
 def _onnx(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
     result, _ = compacted(model, options)
     info = export_onnx(result.model, out, input_shape=options.input_shape, example_inputs=options.example_inputs)
     return [f"ONNX file {info.file_bytes:,} bytes (compact model); onnxruntime vs PyTorch max difference "
-            f"{info.max_abs_diff:.2e}"]
+            f"{info.max_abs_diff:.2e}", *_not_compacted(result)]
 
 
 EXPORTERS.register("sparse", Exporter("sparse", "file", _sparse),
                    description="one safetensors file, each tensor as CSR, CSR with 8-bit relative indices, "
                                "bitmask + values or dense, whichever is smallest")
 EXPORTERS.register("compact", Exporter("compact", "folder", _compact),
-                   description="a compact checkpoint folder: dead units removed, JSON architecture")
+                   description="a compact checkpoint folder: dead units removed (a JSON architecture, or the "
+                               "model's source and its compaction plans)")
 EXPORTERS.register("onnx", Exporter("onnx", "file", _onnx),
                    description="the compact model as ONNX, checked against onnxruntime")

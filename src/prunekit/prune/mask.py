@@ -201,7 +201,11 @@ class Mask(Mapping):
                 bool tensors whose bytes are not all 0 or 1.
         """
         path = Path(path)
-        tensors = load_tensors(path, what="mask file (safetensors)")
+        return cls.from_tensors(load_tensors(path, what="mask file (safetensors)"), path)
+
+    @classmethod
+    def from_tensors(cls, tensors: Mapping[str, torch.Tensor], path: PathLike) -> "Mask":
+        """The mask of the tensors read from the mask file ``path`` (checked as :meth:`load` does)."""
         bad = [n for n, t in tensors.items() if t.dtype != torch.bool]
         if bad:
             raise CheckpointError(f"mask file {path} holds non-bool tensors: {', '.join(bad[:10])}")

@@ -5,7 +5,9 @@
   reader never sees a half-written file, a crash or a full disk leaves the old file intact, and
   two writers never share a temporary name.
 * :func:`atomic_folder` does the same for a whole folder (a checkpoint): it is built under a
-  temporary name and swapped in at once, so old and new files never mix.
+  temporary name, listed in its ``manifest.json`` (:mod:`.owned`) and swapped in at once, so old and
+  new files never mix. What the folder held that prunekit did not write is carried over into the
+  new one; a non-empty folder that prunekit did not save is never replaced.
 * Files get the permissions any other new file would (``0666`` less the umask), not the
   ``0600`` of ``tempfile``.
 * :func:`check_output` checks an output path *before* the work starts.
@@ -19,7 +21,7 @@ Example:
     >>> with atomic_folder(folder / "ck") as tmp:
     ...     atomic_write_text(tmp / "config.json", "{}")
     >>> sorted(p.name for p in (folder / "ck").iterdir())
-    ['config.json']
+    ['config.json', 'manifest.json']
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..errors import OutputError
+from .owned import OWNED_NAMES, foreign_entries, prunekit_entries, write_manifest
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -108,6 +111,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_move(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the file ``source`` to ``target`` (same filesystem) in one step, replacing ``target``.
+
+    Raises:
+        OutputError: if it cannot be moved.
+    """
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise OutputError(f"cannot move {source} to {target}: {exc.strerror or exc}") from None
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False where unsupported."""
     try:
@@ -123,16 +138,21 @@ def _exchange(a: Path, b: Path) -> bool:
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; when the block succeeds it replaces ``path`` as one unit.
 
-    An existing ``path`` is swapped out atomically where the system allows (Linux), else renamed
-    aside first; either way it is removed only once the new folder is in place. On failure the
-    temporary folder is removed and ``path`` is untouched.
+    The new folder gets a ``manifest.json`` listing its files. An existing ``path`` must be empty or
+    a folder prunekit saved; the entries of it that prunekit did not write (notes, ``exports/``) are
+    carried over (hard links, or copies across filesystems), then the old folder is swapped out
+    atomically where the system allows (Linux), else renamed aside first; either way it is removed
+    only once the new folder is in place. On failure the temporary folder is removed and ``path`` is
+    untouched.
 
     Raises:
-        OutputError: if ``path`` is a file, or the folder cannot be written.
+        OutputError: if ``path`` is a file, a folder prunekit did not save, holds a file of the user's
+            named like one the save writes, or cannot be written.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} exists and is not a folder")
+    _carried_entries(path)  # refuse before any work
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -141,6 +161,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp  # errors of the writer itself pass through unchanged
         try:
+            write_manifest(tmp)
+            for name in _carried_entries(path, tmp):
+                _link_tree(path / name, tmp / name)
             _swap_in(tmp, path)
         except OSError as exc:
             raise _write_error(path, exc) from None
@@ -162,6 +185,48 @@ def _swap_in(tmp: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _carried_entries(path: Path, new: Path | None = None) -> list[str]:
+    """The entries of an existing ``path`` that a new save must carry over (the user's).
+
+    Raises:
+        OutputError: if ``path`` is a non-empty folder prunekit did not save, or one of the user's
+            entries has a name the save writes (``new``: the save; else any name a save may write).
+    """
+    if not path.is_dir() or not any(path.iterdir()):
+        return []
+    if prunekit_entries(path) is None:
+        names = _some(sorted(p.name for p in path.iterdir()))
+        raise OutputError(f"{path} is not a prunekit checkpoint and holds files prunekit did not write ({names}), "
+                          f"so it is not replaced; choose an empty or new folder")
+    foreign = foreign_entries(path)
+    clashes = [name for name in foreign if ((new / name).exists() if new is not None else name in OWNED_NAMES)]
+    if clashes:
+        raise OutputError(f"{path} holds {_some(clashes)}, which prunekit did not write but a save of it writes; "
+                          f"move {'it' if len(clashes) == 1 else 'them'} away or choose another folder")
+    return foreign
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Put ``source`` (a file, folder or symbolic link) at ``target`` too, sharing the files (hard links)."""
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(source, target)
+
+
+def _link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not allowed: a copy
+        shutil.copy2(source, target)
+
+
 def check_output(path: str | os.PathLike, *, kind: str = "folder", inputs: Sequence[str | os.PathLike] = (),
                  allow_other_files: bool = False) -> Path:
     """Check, before any work, that ``path`` can be written as a ``kind`` (``"folder"`` or ``"file"``).
@@ -169,9 +234,11 @@ def check_output(path: str | os.PathLike, *, kind: str = "folder", inputs: Seque
     Args:
         path: the output.
         kind: ``"folder"`` (a checkpoint or result folder) or ``"file"``.
-        inputs: paths the command reads; the output may not be one of them nor contain one.
-        allow_other_files: accept a non-empty folder that holds no ``config.json`` (a sweep folder);
-            by default such a folder is refused, so nothing of the user's is replaced.
+        inputs: paths the command reads; the output may not be one of them, contain one, nor be (or lie
+            in) a file that an input folder's save holds (its ``model.safetensors``...).
+        allow_other_files: accept any non-empty folder (a sweep folder, whose files are written one by
+            one); by default a non-empty folder must be one prunekit saved, whose other entries the
+            save carries over, so nothing of the user's is replaced.
 
     Returns:
         ``path`` as a ``Path``.
@@ -198,10 +265,13 @@ def check_output(path: str | os.PathLike, *, kind: str = "folder", inputs: Seque
         src = Path(source).resolve()
         if resolved == src or resolved in src.parents:
             raise OutputError(f"output {path} would overwrite the input {source}; choose another output path")
-    if kind == "folder" and path.is_dir() and not allow_other_files and any(path.iterdir()) \
-            and not (path / "config.json").exists():
-        raise OutputError(f"output folder {path} already holds files that are not a prunekit checkpoint; "
-                          f"choose an empty or new folder")
+        if src.is_dir() and src in resolved.parents:
+            first = resolved.relative_to(src).parts[0]
+            if first in (prunekit_entries(src) or set()) | OWNED_NAMES:
+                raise OutputError(f"output {path} would overwrite {Path(source) / first} of the input {source}; "
+                                  f"choose another output path")
+    if kind == "folder" and not allow_other_files:
+        _carried_entries(path)  # a folder prunekit did not save, or a user's file in the way: refused
     _probe_writable(path if (kind == "folder" and path.is_dir()) else path.parent, path)
     return path
 

@@ -55,8 +55,16 @@ def read_json(path: str | os.PathLike, *, error: type[Exception] = CheckpointErr
             too large, not UTF-8, not JSON, or nested too deeply.
     """
     path = Path(path)
+    return parse_json(read_bytes(path, "a prunekit JSON file", error=error, max_bytes=MAX_JSON_BYTES), path,
+                      error=error)
+
+
+def parse_json(data: bytes, path: str | os.PathLike, *, error: type[Exception] = CheckpointError) -> Any:
+    """The JSON document in ``data``, read from ``path`` (named in the errors, as for :func:`read_json`)."""
+    if len(data) > MAX_JSON_BYTES:
+        raise error(f"{path} is {len(data):,} bytes, too large for a prunekit JSON file")
     try:
-        text = read_bytes(path, "a prunekit JSON file", error=error, max_bytes=MAX_JSON_BYTES).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path} is not valid JSON (not UTF-8 text: {exc.reason})") from None
     try:

@@ -34,6 +34,8 @@ def read_bytes(path: str | os.PathLike, what: str, *, error: type[Exception] = D
     try:
         if path.is_dir():
             raise error(f"{path} is a folder; expected {what}")
+        if path.exists() and not os.access(path, os.R_OK):
+            raise PermissionError
         if max_bytes is not None and path.stat().st_size > max_bytes:
             raise error(f"{path} is {path.stat().st_size:,} bytes, too large for {what}")
         return path.read_bytes()

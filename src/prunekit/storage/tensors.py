@@ -51,6 +51,19 @@ def load_tensors(path: str | os.PathLike, *, what: str = "safetensors file") -> 
         raise CheckpointError(f"{path} is not a readable {what} ({type(exc).__name__}: {exc})") from None
 
 
+def tensors_from_bytes(data: bytes, path: str | os.PathLike, *,
+                       what: str = "safetensors file") -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file's bytes ``data``, read from ``path`` (named in the errors).
+
+    Raises:
+        CheckpointError: naming the file when the bytes are not safetensors.
+    """
+    try:
+        return safetensors.torch.load(data)
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable {what} ({type(exc).__name__}: {exc})") from None
+
+
 def read_metadata(path: str | os.PathLike, *, what: str = "safetensors file") -> dict[str, str]:
     """The string metadata of a safetensors file's header (without reading the tensors)."""
     path = _check_file(path, what)

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..checkpoint import checkpoint_dataset_name, checkpoint_model_name
 from ..errors import ConfigError
 from ..prune import METHODS, SCOPES, check_sparsity
 from ..schedules import Recovery
@@ -141,10 +142,14 @@ class SweepConfig:
 
         Raises:
             ConfigError: if the sweep names another model, arguments or dataset than the checkpoint's.
+            CheckpointError: if the checkpoint records user code (a model or dataset) that the sweep does
+                not name again (it is never imported on its own).
         """
-        spec = config.get("model") or {}
-        name, args, dataset = spec.get("name") or spec.get("source"), spec.get("args") or {}, config.get("dataset", "mnist")
-        for what, mine, theirs in (("model", self.model, name), ("dataset", self.dataset, dataset)):
+        name = checkpoint_model_name(config, self.model, path)  # user code only when named again
+        dataset = checkpoint_dataset_name(config, self.dataset, path)
+        args = (config.get("model") or {}).get("args") or {}
+        recorded_dataset = config.get("dataset") if isinstance(config.get("dataset"), str) else "mnist"
+        for what, mine, theirs in (("model", self.model, name), ("dataset", self.dataset, recorded_dataset)):
             if mine is not None and mine != theirs:
                 raise ConfigError(f"the sweep names {what} {mine!r} but the checkpoint {path} holds {what} "
                                   f"{theirs!r}; leave --{what} out to use the checkpoint's")

@@ -6,13 +6,17 @@ themselves, so what finished is kept whichever executor ran it, and a rerun skip
 
 * ``local``: one job after another in this process (the default); ``cpus_per_job`` sets its torch threads.
 * ``processes``: ``workers`` processes of this machine (started with ``spawn``), ``cpus_per_job`` torch
-  threads each.
+  threads each. The workers exit when the process that started them dies, even by SIGKILL.
 * ``ray``: Ray tasks on a Ray cluster (``address``: ``host:port``, ``auto``, or none: ``$RAY_ADDRESS`` or
   a new single-machine cluster), ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs each, at most ``workers``
   at a time (default: as many as the cluster fits). A task whose worker dies is retried (Ray's
-  ``max_retries``); it skips the points its first attempt stored.
+  ``max_retries``); it skips the points its first attempt stored. A cluster that does not answer within
+  ``connect_timeout`` seconds is an error (Ray itself would retry for about 14 minutes).
 
 A job that fails on a worker stops the sweep with a :class:`~prunekit.errors.JobError` naming the job.
+On the processes executor, SIGTERM does too, its workers stopped at once (when the executor was opened in
+the main thread, and the caller has no SIGTERM handler of its own); the points stored stay. (On the ray
+executor, Ray's core worker handles SIGTERM: the driver exits at once, and the cluster drops its tasks.)
 
 Example:
     >>> with make_executor("local") as executor:
@@ -24,62 +28,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
-import torch
 
 from ..errors import ConfigError, JobError
+from .executor_base import Executor, job_failed, threads_text
+from .ray_cluster import RAY_CONNECT_TIMEOUT, RAY_RETRIES, RayExecutor, import_ray  # noqa: F401  (re-exported)
+from .workers import start_worker, watch_driver  # noqa: F401  (watch_driver re-exported)
 
 EXECUTORS = ("local", "processes", "ray")
 """The executor names ``prunekit sweep --executor`` takes."""
 
-RAY_RETRIES = 3
-"""Times Ray reruns a task whose worker died."""
-
-
-class Executor:
-    """Runs jobs one after another in this process, with ``cpus_per_job`` torch threads (None: as they are)."""
-
-    name = "local"
-    in_process = True
-
-    def __init__(self, cpus_per_job: int | None = None):
-        self.cpus_per_job = cpus_per_job
-        self._threads = 0
-
-    def __enter__(self) -> Executor:
-        self._depth = getattr(self, "_depth", 0) + 1  # re-entrant: run_sweep enters an executor it is given
-        if self._depth == 1:
-            self._open()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._close()
-
-    def _open(self) -> None:
-        self._threads = torch.get_num_threads()
-        if self.cpus_per_job:
-            torch.set_num_threads(self.cpus_per_job)
-
-    def _close(self) -> None:
-        torch.set_num_threads(self._threads)
-
-    def run(self, fn: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(job, fn(job))`` as the jobs finish."""
-        for job in jobs:
-            yield job, fn(job)
-
-    def job_device(self, device: str | None) -> str | None:
-        """Where jobs train and evaluate: ``device``, or where this executor's jobs reserve one."""
-        return device
-
-    def describe(self) -> str:
-        """A few words on where jobs run, for reports."""
-        return f"the local executor (one process, {_threads(torch.get_num_threads())})"
+STOPPED = ("the sweep was stopped by SIGTERM; the points finished so far are kept, and rerunning the same "
+           "command resumes it")
 
 
 class ProcessExecutor(Executor):
@@ -92,15 +56,32 @@ class ProcessExecutor(Executor):
         self.cpus_per_job = cpus_per_job = cpus_per_job or 1
         self.workers = workers or max(1, (os.cpu_count() or 1) // cpus_per_job)
         self._pool: ProcessPoolExecutor | None = None
+        self._sigterm: Any = None  # the SIGTERM handler to restore, while ours is installed
+        self._stopping = False
 
     def _open(self) -> None:
+        self._stopping = False
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=torch.set_num_threads, initargs=(self.cpus_per_job,))
+                                         initializer=start_worker, initargs=(self.cpus_per_job, os.getpid()))
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        """SIGTERM: raise a JobError in the main thread, so that the with block closes the pool."""
+        if not self._stopping:  # a second SIGTERM does not interrupt the shutdown
+            self._stopping = True
+            raise JobError(STOPPED)
 
     def _close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if self._stopping:  # end the running jobs now rather than wait for them
+                for process in list((pool._processes or {}).values()):  # no public way before Python 3.14
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def run(self, fn, jobs):
         if self._pool is None:
@@ -121,80 +102,24 @@ class ProcessExecutor(Executor):
                 future.cancel()
 
     def describe(self) -> str:
-        return f"the processes executor ({self.workers} workers x {_threads(self.cpus_per_job)})"
-
-
-class RayExecutor(Executor):
-    """Runs jobs as Ray tasks on a Ray cluster (see the module docstring)."""
-
-    name = "ray"
-    in_process = False
-
-    def __init__(self, address: str | None = None, workers: int | None = None, cpus_per_job: int | None = None,
-                 gpus_per_job: float = 0):
-        self.address, self.workers = address, workers
-        self.cpus_per_job, self.gpus_per_job = cpus_per_job or 1, gpus_per_job
-        self._started = False
-
-    def _open(self) -> None:
-        ray = import_ray()
-        if not ray.is_initialized():
-            if self.address or os.environ.get("RAY_ADDRESS"):
-                ray.init(address=self.address, log_to_driver=False)
-            else:  # a new cluster of this machine only, for this sweep (never a stale one left in /tmp/ray)
-                ray.init(address="local", include_dashboard=False, log_to_driver=False)
-            self._started = True
-
-    def _close(self) -> None:
-        if self._started:
-            import_ray().shutdown()
-            self._started = False
-
-    def run(self, fn, jobs):
-        ray = import_ray()
-        task = ray.remote(fn).options(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job,
-                                      max_retries=RAY_RETRIES, retry_exceptions=False)
-        queue, running = list(jobs), {}
-        limit = self.workers or max(1, len(queue))
-        try:
-            while queue or running:
-                while queue and len(running) < limit:
-                    job = queue.pop(0)
-                    running[task.remote(job)] = job
-                done, _ = ray.wait(list(running), num_returns=1)
-                job = running.pop(done[0])
-                try:
-                    result = ray.get(done[0])
-                except ray.exceptions.RayError as exc:
-                    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
-                    raise job_failed(job, "a Ray worker", cause) from exc
-                yield job, result
-        finally:
-            for ref in running:
-                ray.cancel(ref)
-
-    def job_device(self, device: str | None) -> str | None:
-        return device if device is not None or not self.gpus_per_job else "cuda"  # the GPU the task reserved
-
-    def describe(self) -> str:
-        ray = import_ray()
-        cpus = ray.cluster_resources().get("CPU", 0) if ray.is_initialized() else 0
-        limit = f", at most {self.workers} at a time" if self.workers else ""
-        gpus = f" and {self.gpus_per_job:g} GPU" if self.gpus_per_job else ""
-        return (f"the ray executor (tasks of {self.cpus_per_job} CPU{gpus} on a cluster of {cpus:g} CPUs{limit})")
+        return f"the processes executor ({self.workers} workers x {threads_text(self.cpus_per_job)})"
 
 
 def make_executor(name: str = "local", *, ray_address: str | None = None, workers: int | None = None,
-                  cpus_per_job: int | None = None, gpus_per_job: float = 0) -> Executor:
+                  cpus_per_job: int | None = None, gpus_per_job: float = 0,
+                  connect_timeout: float | None = None) -> Executor:
     """The executor called ``name`` (one of :data:`EXECUTORS`), checked.
 
     ``cpus_per_job`` is the torch threads of every job (and the CPUs a Ray task reserves); default: 1 in
     workers, torch's own choice in this process. Jobs run with equal threads give identical points on
     every executor; with other thread counts, float sums may differ in their last bits.
+    ``connect_timeout``: seconds the ray executor waits for the cluster at ``ray_address`` (default
+    :data:`~.ray_cluster.RAY_CONNECT_TIMEOUT`).
 
     Raises:
-        ConfigError: for an unknown name, a worker or CPU count below 1, GPUs or a Ray address with an
-            executor other than ``ray``, or ``ray`` when Ray is not installed.
+        ConfigError: for an unknown name, a worker or CPU count below 1, GPUs, a Ray address or a connect
+            timeout with an executor other than ``ray``, a timeout not above 0, or ``ray`` when Ray is not
+            installed.
     """
     if name not in EXECUTORS:
         raise ConfigError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
@@ -206,6 +131,12 @@ def make_executor(name: str = "local", *, ray_address: str | None = None, worker
     if name != "ray" and (gpus_per_job or ray_address):
         raise ConfigError(f"--gpus-per-job and --ray-address are for --executor ray, not {name!r} (the local and "
                           "processes executors run where --device says)")
+    if connect_timeout is not None:
+        if name != "ray":
+            raise ConfigError(f"--ray-timeout is for --executor ray, not {name!r}")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or \
+                not connect_timeout > 0:
+            raise ConfigError(f"the Ray connect timeout must be a number of seconds above 0, got {connect_timeout!r}")
     if name == "local":
         if workers not in (None, 1):
             raise ConfigError(f"the local executor runs one job at a time; got {workers} workers "
@@ -214,24 +145,4 @@ def make_executor(name: str = "local", *, ray_address: str | None = None, worker
     if name == "processes":
         return ProcessExecutor(workers, cpus_per_job)
     import_ray()
-    return RayExecutor(ray_address, workers, cpus_per_job, gpus_per_job)
-
-
-def import_ray():
-    """The ``ray`` module, or a clear error naming the extra that installs it."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError("the ray executor needs Ray: pip install 'prunekit[ray]' (every node of the cluster "
-                          "needs it, and prunekit, too)") from exc
-    return ray
-
-
-def _threads(count: int) -> str:
-    return f"{count} thread" + ("s" if count != 1 else "")
-
-
-def job_failed(job: Any, where: str, exc: BaseException) -> JobError:
-    """The error that stops a sweep when ``job`` failed on a worker."""
-    return JobError(f"sweep job {job} failed on {where}: {type(exc).__name__}: {exc}\nThe points finished so far "
-                    "are kept; after fixing the cause, rerun the same command to resume.")
+    return RayExecutor(ray_address, workers, cpus_per_job, gpus_per_job, connect_timeout)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
+from ..checkpoint import WEIGHTS_FILE, checkpoint_dataset_name, load_checkpoint, save_checkpoint
 from ..data import Dataset, load_dataset
 from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedule, planned_epochs, run_schedule
 from ..storage import check_output, file_digest, fingerprint
@@ -29,7 +29,6 @@ from ..errors import ConfigError
 from ..prune.nm import parse_pattern, pattern_sparsity
 from ..prune import prune_model
 from ..prune.select import check_layer_sparsities
-from ..references import is_reference
 from ..training import evaluate, resolve_device
 from .points import describe_pruned, tracing_batch
 from .baseline import TrainResult, train_model  # noqa: F401  (train_model re-exported for the example)
@@ -113,7 +112,7 @@ def prune_checkpoint(
     get_schedule(schedule)  # fail before loading anything
     out = check_output(out, inputs=[checkpoint])
     ckpt = load_checkpoint(checkpoint, model_source=model_source)
-    data = load_dataset(checkpoint_dataset(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
+    data = load_dataset(checkpoint_dataset_name(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
     latency = None
     if target_latency is not None:
         latency = _latency_plan(ckpt, data, target_latency, latency_batch, latency_align, latency_bn_batches,
@@ -148,6 +147,7 @@ def prune_checkpoint(
     model_spec = ckpt.config["model"]
     path = save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),
                            model_args=model_spec.get("args"), metrics=metrics, mask=level.mask,
+                           architecture=bool(model_spec.get("architecture")), plans=model_spec.get("plans") or (),
                            pruning=pruning, **meta)
     shutil.rmtree(chain, ignore_errors=True)
     return TrainResult(ckpt.model, metrics, path)
@@ -176,15 +176,8 @@ def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_in
 
 
 def checkpoint_dataset(config: dict, dataset: str | None, checkpoint) -> str:
-    """The dataset to use with a checkpoint: the one it records, or ``dataset`` (which must match a recorded
-    user dataset: a reference inside a checkpoint is never imported on its own)."""
-    recorded = config.get("dataset") if isinstance(config.get("dataset"), str) else "mnist"
-    if is_reference(recorded) and dataset is None:
-        raise ConfigError(f"{checkpoint} was trained on the user dataset {recorded}; pass it again "
-                          f"(--dataset {recorded}) to use it")
-    if dataset is not None and recorded != dataset and is_reference(recorded):
-        raise ConfigError(f"{checkpoint} was trained on {recorded}, not {dataset}")
-    return dataset or recorded
+    """Deprecated name of :func:`prunekit.checkpoint.checkpoint_dataset_name`."""
+    return checkpoint_dataset_name(config, dataset, checkpoint)
 
 
 def _schedule_job(ckpt, data: Dataset, schedule: str, spec: PruneSpec, recovery: Recovery, progress: bool) -> Job:

@@ -8,6 +8,11 @@ Writers never share a file: every point has its own, written by whoever computed
 process or a worker), so workers on several machines merge into one store when ``OUT`` is on a
 shared filesystem; the tables are rewritten from the point files by the sweep's driver.
 
+A point's ``config_id`` fingerprints everything that determines it besides its key (baseline, recipe,
+layers, ...). Before a sweep runs, :func:`keep_apart` moves the points of its series that another
+configuration computed into ``OUT/other-settings/``, and brings back those of its own kept there: a
+sweep never overwrites, reuses or tabulates another configuration's points.
+
 Example:
     >>> point_key("oneshot", "weight", "layer", 92.5), point_key("oneshot", "weight", "layer", 50.0000001)
     ('oneshot-weight-layer-92.5', 'oneshot-weight-layer-50.0000001')
@@ -23,7 +28,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..storage import atomic_write_text, read_json, write_json
+from ..storage import atomic_move, atomic_write_text, read_json, write_json
 from .replicates import has_replicates, mean_points
 
 COLUMNS = (
@@ -102,6 +107,53 @@ class ResultStore:
         points = [self.get(p.stem) for p in files]
         points = [p for p in points if p is not None]
         return sorted(points, key=point_order)
+
+
+OTHER_SETTINGS = "other-settings"
+"""The folder of a sweep (beside ``points/``) that keeps the points of other configurations."""
+
+
+def keep_apart(folder: str | Path, config_ids: dict[tuple, str]) -> int:
+    """Make ``folder/points/`` hold only the points of ``config_ids`` for the series it names.
+
+    ``config_ids``: ``(schedule, method, scope, seed) -> config_id`` of the sweep about to run. A stored point
+    of one of these series with another ``config_id`` moves to ``folder/other-settings/<key>@<config_id>.json``;
+    one kept there with the wanted ``config_id`` moves back. Other series are left as they are.
+    Returns the number of points moved aside.
+    """
+    points, other = Path(folder) / "points", Path(folder) / OTHER_SETTINGS
+    moved = 0
+    for path, point in _point_files(points):
+        series = _series(point)
+        if series in config_ids and point.get("config_id") != config_ids[series]:
+            other.mkdir(exist_ok=True)
+            atomic_move(path, other / f"{path.stem}@{point.get('config_id')}.json")
+            moved += 1
+    for path, point in _point_files(other):
+        series = _series(point)
+        if series in config_ids and point.get("config_id") == config_ids[series]:
+            home = points / f"{point_key(*series[:3], point['sparsity_target'], series[3])}.json"
+            if not home.exists():
+                atomic_move(path, home)
+    return moved
+
+
+def _point_files(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """``(path, point)`` of the readable point files in ``folder`` (not writers' ``.*`` temporaries)."""
+    found = []
+    for path in sorted(folder.glob("[!.]*.json")) if folder.is_dir() else []:
+        try:
+            point = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(point, dict) and {"schedule", "method", "scope", "sparsity_target"} <= point.keys():
+            found.append((path, point))
+    return found
+
+
+def _series(point: dict[str, Any]) -> tuple:
+    """The series a point belongs to: ``(schedule, method, scope, seed)``."""
+    return point["schedule"], point["method"], point["scope"], point.get("seed")
 
 
 def point_order(point: dict[str, Any]) -> tuple:

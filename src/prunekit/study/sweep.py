@@ -7,7 +7,10 @@ weights (see :mod:`.series`), as jobs (:mod:`.jobs`) that an executor runs here,
 or on a Ray cluster (:mod:`.executors`). With several seeds, each replicate has its own baseline.
 Every point is written to ``OUT/points/`` as soon as it is done; ``results.csv``/``results.json`` are
 rewritten after each point, and a rerun skips the points that exist, so an interrupted sweep loses
-nothing already done (chained schedules resume from their last finished level).
+nothing already done (chained schedules resume from their last finished level). A sweep with other
+settings into the same ``OUT`` (another recipe, ``layers``, baseline...) moves the points of the series it
+recomputes into ``OUT/other-settings/`` first, and a sweep with the first settings brings them back
+(:func:`~.results.keep_apart`).
 
 Example:
     >>> import tempfile
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,7 +38,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import WEIGHTS_FILE, Checkpoint, read_config
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
-from ..storage import check_output, file_digest
+from ..storage import check_output, claim_output, file_digest, mark_output
 from ..training import resolve_device
 from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa: F401  (re-exported)
 from .executors import Executor
@@ -42,7 +46,8 @@ from .flop_targets import sparsity_for_reduction
 from .jobs import (BaselineJob, JobResult, SweepJob, build_context, load_baseline, plan_jobs, run_in_context, run_job,
                    series_of, train_baseline)
 from .points import time_dense_pass, tracing_batch
-from .results import point_order, write_tables
+from .results import OTHER_SETTINGS, keep_apart, point_order, write_tables
+from .series import series_id
 
 
 @dataclass
@@ -87,6 +92,11 @@ def prepare_baselines(config: SweepConfig, out: Path, data: Dataset, checkpoint:
             for seed, folder in folders.items()}
 
 
+SWEEP_OUTPUTS = ("results.csv", "results.json", "summary.csv", "summary.json", "REPORT.md", "accuracy_vs_*.png",
+                 "points", "chains", "baselines", OTHER_SETTINGS)
+"""What a sweep writes into its folder (it refuses a folder holding one of these that it did not write)."""
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | Path,
@@ -123,6 +133,7 @@ def run_sweep(
         A :class:`SweepResult`; ``results.csv``/``results.json`` are in ``out``.
     """
     out = check_output(out, inputs=[checkpoint] if checkpoint else [], allow_other_files=True)
+    claim_output(out, "sweep", SWEEP_OUTPUTS, earlier="points")
     if checkpoint is not None:
         if config.seeds:
             raise ConfigError("seeds train one baseline per seed, but a sweep of a given checkpoint has one "
@@ -133,7 +144,7 @@ def run_sweep(
     data = load_dataset(config.dataset, data_dir, progress=progress)
     shared = os.environ.get("PRUNEKIT_DATA")  # workers find the data where this process did
     data_dir = data_dir or (shared if shared and Path(shared).is_dir() else None)
-    out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "sweep")
     executor = executor or Executor()
     with executor:
         baselines = prepare_baselines(config, out, data, checkpoint, progress=progress, executor=executor,
@@ -149,6 +160,10 @@ def run_sweep(
         contexts = {seed: build_context(config.for_seed(seed), ckpt, bid, data, out, seed=seed,
                                         progress=progress and executor.in_process, measure=measure, device=here)
                     for seed, (ckpt, bid, _) in baselines.items()}
+        moved = keep_apart(out, _config_ids(contexts, config))
+        if moved and progress:
+            print(f"{moved} points of {out} were computed with other settings: moved to {out / OTHER_SETTINGS}/ "
+                  "(a sweep with those settings brings them back)", file=sys.stderr)
         jobs = [job for seed, (_, _, folder) in baselines.items()
                 for job in plan_jobs(contexts[seed], config.for_seed(seed), baseline=folder, data_dir=data_dir,
                                      measure=measure, device=device, threads=executor.cpus_per_job)]
@@ -199,6 +214,12 @@ def _run_jobs(executor: Executor, jobs: list[SweepJob], total: int, contexts: di
         for ctx in contexts.values():
             ctx.model.load_state_dict(ctx.baseline_state)
     return run, started, measured
+
+
+def _config_ids(contexts: dict, config: SweepConfig) -> dict[tuple, str]:
+    """``(schedule, method, scope, seed) -> config_id`` of every series the sweep runs (see :mod:`.series`)."""
+    return {(label, method, ctx.scope[method], seed): series_id(ctx, name, method, list(config.sparsities))
+            for seed, ctx in contexts.items() for name, label, method in series_of(ctx, config)}
 
 
 def _key(point: dict[str, Any]) -> tuple:
