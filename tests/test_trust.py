@@ -365,3 +365,17 @@ def test_sys_exit_while_a_command_runs_is_an_error(monkeypatch, capsys):
 def test_a_missing_checkpoint_is_still_named(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_exports_say_which_layers_stayed_uncompacted(tmp_path):
+    from torch import nn
+
+    from prunekit.deploy.exporters import EXPORTERS, ExportOptions
+
+    model = nn.Sequential(nn.Linear(8, 6), nn.Sigmoid(), nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    with torch.no_grad():
+        model[0].weight[:3], model[0].bias[:3] = 0, 0  # dead rows, but sigmoid(0) = 0.5: not removable
+        model[2].weight[:2], model[2].bias[:2] = 0, 0
+    for name, out in (("onnx", tmp_path / "m.onnx"), ("compact", tmp_path / "small")):
+        lines = EXPORTERS.get(name).run(model, out, ExportOptions((8,)))
+        assert any(line.startswith("not compacted: 0 ") for line in lines), (name, lines)
