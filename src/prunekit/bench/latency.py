@@ -44,6 +44,7 @@ from ..deploy.sparse_linear import SparseLinear
 from ..deploy.sparsify import sparsify
 from ..prune.mask import as_mask
 from ..prune.report import sparsity_report
+from ..tables import aligned_table
 from ..timing import measure
 
 VERSIONS = ("dense", "masked", "sparse", "compact", "compact+sparse")
@@ -172,7 +173,4 @@ def format_latency(rows: Sequence[LatencyRow]) -> str:
     head = ["version", "batch", "median ms", "x dense time", "speed-up", "samples/s", "FLOP ratio", "param ratio"]
     lines = [[r.version, str(r.batch), f"{r.median_s * 1e3:.3f}", f"{r.ratio:.3f}", f"{1 / r.ratio:.2f}x",
               f"{r.samples_per_s:,.0f}", f"{r.flop_ratio:.3f}", f"{r.param_ratio:.3f}"] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *lines)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(head), *map(fmt, lines)])
+    return aligned_table(head, lines, right=range(1, len(head)))

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from ..tables import aligned_table
+
 STATUSES = {
     "compacted": "dead units removed (and the matching inputs of the next layer)",
     "unchanged": "no dead unit",
@@ -85,8 +87,6 @@ class CompactionReport:
         head = ["layer", "type", "units", "kept", "removed", "constant", "status", "note"]
         lines = [[r.name, r.type, str(r.units), str(r.kept), str(r.removed), str(r.constant), r.status, r.note]
                  for r in self.layers]
-        widths = [max(len(x) for x in col) for col in zip(head, *lines)]
-        fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         total = (f"parameters: {self.params_before:,} -> {self.params_after:,} "
                  f"({self.ratio:.2f}x fewer)")
-        return "\n".join([fmt(head), *map(fmt, lines), total])
+        return "\n".join([aligned_table(head, lines), total])

@@ -33,6 +33,7 @@ from prunekit.batches import as_args
 from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.targets import param_name, prunable_layers
+from prunekit.tables import aligned_table
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,11 @@ class SparsityReport:
         """An aligned plain-text table (FLOPs in millions, per sample); ``*`` marks the pruned layers."""
         head = ["layer", "type", "shape", "params", "nonzero", "nonzero %", "live units", "MFLOPs dense",
                 "MFLOPs eff."]
-        lines = [_cells(r) for r in self.rows]
-        totals = [_cells(self.pruned), _cells(self.total)]
-        widths = [max(len(x) for x in col) for col in zip(head, *lines, *totals)]
-        fmt = lambda cells: "  ".join(  # noqa: E731
-            c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-        rule = "-" * len(fmt(head))
-        return "\n".join([fmt(head), rule, *map(fmt, lines), rule, *map(fmt, totals),
+        rows = [_cells(r) for r in self.rows]
+        top, *lines = aligned_table(head, [*rows, _cells(self.pruned), _cells(self.total)],
+                                    right=range(3, len(head))).split("\n")
+        rule = "-" * len(top)
+        return "\n".join([top, rule, *lines[:len(rows)], rule, *lines[len(rows):],
                           "(* = pruned layer; sparsity over the pruned layers and over all layers' weights)"])
 
 

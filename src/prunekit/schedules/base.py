@@ -129,11 +129,17 @@ def prepare_distiller(job: Job) -> None:
         job.distiller = Distiller.from_teacher(job.model, job.train_data, job.recipe.distill)
 
 
-class Timer:
-    """Seconds since creation (``float(timer)``)."""
+class Stopwatch:
+    """Seconds since creation (``float(stopwatch)``): how long a level took to run.
+
+    Not :data:`prunekit.timing.Timer`, which is a function that times one call.
+    """
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
 
     def __float__(self) -> float:
         return time.perf_counter() - self.started
+
+
+Timer = Stopwatch  # deprecated alias (the old name, easily confused with prunekit.timing.Timer): use Stopwatch

@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 import torch
 
 from ..prune import check_sparsity
-from .base import Job, Level, Timer, prepare_distiller
+from .base import Job, Level, Stopwatch, prepare_distiller
 from .chain import ChainStore
 from .kinds import Schedule, get_schedule
 
@@ -113,11 +113,11 @@ def _independent(schedule: Schedule, job: Job, targets: list[float]) -> Iterator
     dense = {k: v.clone() for k, v in job.model.state_dict().items()}
     for position, target in enumerate(targets, start=1):
         job.model.load_state_dict(dense)
-        timer = Timer()
+        stopwatch = Stopwatch()
         offset = int(round(100 * target))
         torch.manual_seed(job.seed * LEVEL_SEEDS + offset)
         mask, epochs = schedule.step(job, target, job.mask, seed_offset=offset)
-        yield Level(position, target, True, mask, epochs, float(timer))
+        yield Level(position, target, True, mask, epochs, float(stopwatch))
 
 
 def _chain(schedule: Schedule, job: Job, targets: list[float], store: ChainStore | None) -> Iterator[Level]:
@@ -131,10 +131,10 @@ def _chain(schedule: Schedule, job: Job, targets: list[float], store: ChainStore
     seconds = level.train_seconds if level is not None else 0.0
     for position in range(start, len(plan)):
         sparsity, recorded = plan[position]
-        timer = Timer()
+        stopwatch = Stopwatch()
         torch.manual_seed(job.seed * LEVEL_SEEDS + position + 1)
         mask, trained = schedule.step(job, sparsity, mask, seed_offset=position + 1)
-        epochs, seconds = epochs + trained, seconds + float(timer)
+        epochs, seconds = epochs + trained, seconds + float(stopwatch)
         level = Level(position + 1, sparsity, recorded, mask, epochs, seconds)
         if store is not None:
             store.save(level, job.model)
