@@ -134,11 +134,12 @@ def test_cli_sensitivity_writes_curves_and_a_plan_that_prune_applies(baseline, t
 
 
 def test_an_iterative_schedule_scales_the_plan():
+    from prunekit.prune import Pruner
     from prunekit.schedules import PruneSpec
 
     spec = PruneSpec(plan=(("0", 90.0), ("2", 30.0)), plan_sparsity=60.0)
     model = mlp()
-    mask = spec.apply(model, 30.0)
+    mask = Pruner(model, spec).prune(30.0)  # a level of the plan: every layer its share
     assert zero_fraction(mask, "0.weight") == pytest.approx(0.45) and zero_fraction(mask, "2.weight") == pytest.approx(0.15)
     with pytest.raises(ConfigError, match="use scope='layer'"):
         PruneSpec(scope="global", plan=(("0", 90.0),), plan_sparsity=90.0)

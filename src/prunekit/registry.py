@@ -57,6 +57,17 @@ class Registry(Generic[T]):
         self._descriptions[key] = description
         return item
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its item (e.g. a plug-in's entry, in its tests).
+
+        Raises:
+            UnknownNameError: for an unknown name.
+        """
+        item = self.get(name)
+        key = self._normalize(name)
+        del self._items[key], self._descriptions[key]
+        return item
+
     def get(self, name: str) -> T:
         """The item called ``name``.
 

@@ -14,7 +14,7 @@ from ..bench.semi_structured import semi_structured_note
 from ..checkpoint import load_checkpoint
 from ..errors import ConfigError
 from ..models import get_model
-from ..prune import METHODS, SCOPES, prune_model, sparsity_report
+from ..prune import METHODS, SCOPES, prune_model, removes_units, sparsity_report
 from ..batches import make_inputs, resize_batch
 from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
@@ -127,10 +127,11 @@ def _model_and_mask(args: argparse.Namespace):
             raise ConfigError(f"--model {args.model}: pass one sample's shape (--input-shape, e.g. 3,32,32) or "
                               f"--example-inputs FILE.py:FUNCTION; a model of your own has no default input")
         shape_ = (1, 28, 28)  # the zoo models' default dataset, MNIST
-    if (args.trace or (args.method == "unit" and not isinstance(model, torch.nn.Sequential))) and example is None:
+    units = args.method is not None and removes_units(args.method)
+    if (args.trace or (units and not isinstance(model, torch.nn.Sequential))) and example is None:
         example = make_inputs(shape_)(2)[0][0]
     if args.method is not None:
-        traced = example if args.method == "unit" and example is not None else None
+        traced = example if units and example is not None else None
         mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask, example_inputs=traced,
                            pattern=args.pattern)
     return model, mask, tuple(shape_) if shape_ else None, example

@@ -7,6 +7,7 @@ import json
 
 from ..checkpoint import checkpoint_dataset_name, load_checkpoint
 from ..data import load_dataset
+from ..prune import METHODS
 from ..storage import atomic_write_text, check_output, claim_output, mark_output
 from ..study.points import tracing_batch
 from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
@@ -27,7 +28,7 @@ def register(commands) -> None:
         run=run_sensitivity,
     )
     parser.add_argument("--checkpoint", required=True, help="the trained checkpoint folder")
-    parser.add_argument("--method", choices=("weight", "unit"), default="weight",
+    parser.add_argument("--method", choices=METHODS.names(), default="weight",
                         help="weight: single weights per layer; unit: whole units (coupled groups of traced models)")
     parser.add_argument("--sparsities", type=float_list, default=GRID, help="comma-separated grid, percentages")
     parser.add_argument("--criterion", default=None, help="what ranks weights or units (default: the method's)")

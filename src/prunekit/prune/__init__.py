@@ -12,7 +12,10 @@ Pieces (each replaceable on its own):
 * :mod:`~prunekit.prune.select` -- ``scores + sparsity (+ previous mask) -> keep mask``;
 * :mod:`~prunekit.prune.targets` -- which layers are pruned and what a unit consists of;
 * :mod:`~prunekit.prune.mask` -- :class:`Mask`: apply, hold through training, save/load;
-* :mod:`~prunekit.prune.api` -- :func:`prune_model` and the ``METHODS`` registry;
+* :mod:`~prunekit.prune.spec` -- :class:`PruneSpec`, the request: what to prune and how, checked once;
+* :mod:`~prunekit.prune.pruner` -- :class:`Pruner`: prunes a model as a spec says, its structure built once;
+* :mod:`~prunekit.prune.methods` -- the ``METHODS`` registry (``weight``, ``unit``, yours);
+* :mod:`~prunekit.prune.api` -- :func:`prune_model`, the torch-style one-call face;
 * :mod:`~prunekit.prune.report` -- :func:`sparsity_report` (per-layer counts and FLOPs);
 * :mod:`~prunekit.prune.interop` -- :func:`from_torch_prune`, :func:`to_torch_prune`.
 
@@ -25,7 +28,10 @@ Example:
     150
 """
 
-from prunekit.prune.api import METHODS, SCOPES, PruningMethod, prune_model
+from prunekit.prune.api import prune_model
+from prunekit.prune.methods import METHODS, SCOPES, PruningMethod, removes_units
+from prunekit.prune.pruner import Pruner
+from prunekit.prune.spec import PruneSpec
 from prunekit.prune.learned import LearnedConfig, learned_criterion
 from prunekit.prune.interop import from_torch_prune, to_torch_prune
 from prunekit.prune.mask import Mask, MaskHold, as_mask
@@ -38,8 +44,9 @@ from prunekit.prune.unit_criteria import UNIT_CRITERIA, UnitCriterion
 from prunekit.prune.targets import classifier_name, prunable_layers, select_layers, unit_groups
 
 __all__ = [
-    "CRITERIA", "LayerStats", "METHODS", "Mask", "MaskHold", "PruningMethod", "SCOPES", "SparsityReport",
-    "as_mask", "check_sparsity", "classifier_name", "from_torch_prune", "get_criterion", "global_keep_masks",
-    "keep_mask", "lamp", "nm_keep_mask", "nm_violations", "parse_pattern", "PostTrainingCriterion", "LearnedConfig", "learned_criterion", "magnitude", "prunable_layers", "prune_model", "random_scores", "select_layers",
-    "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2", "UNIT_CRITERIA", "UnitCriterion",
+    "CRITERIA", "LayerStats", "LearnedConfig", "METHODS", "Mask", "MaskHold", "PostTrainingCriterion", "PruneSpec",
+    "Pruner", "PruningMethod", "SCOPES", "SparsityReport", "UNIT_CRITERIA", "UnitCriterion", "as_mask",
+    "check_sparsity", "classifier_name", "from_torch_prune", "get_criterion", "global_keep_masks", "keep_mask", "lamp",
+    "learned_criterion", "magnitude", "nm_keep_mask", "nm_violations", "parse_pattern", "prunable_layers",
+    "prune_model", "random_scores", "removes_units", "select_layers", "sparsity_report", "to_torch_prune", "unit_groups", "unit_l2",
 ]

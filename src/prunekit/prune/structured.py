@@ -55,10 +55,14 @@ def prunable_groups(structure: Structure, layers: Optional[Sequence[str]] = None
     return groups
 
 
-def group_unit_masks(model: nn.Module, example_inputs: Any, sparsity: float, scope: str, score,
+def group_unit_masks(model: nn.Module, structure: Structure | Any, sparsity: float, scope: str, score,
                      previous: Mask, layers=None, include_inexact: bool = False) -> dict[str, torch.Tensor]:
-    """Keep masks of every parameter slice of the pruned units (see the module docstring)."""
-    structure = trace(model, example_inputs)
+    """Keep masks of every parameter slice of the pruned units (see the module docstring).
+
+    ``structure``: the model's traced :class:`~prunekit.structure.Structure` (or example inputs to trace it on).
+    """
+    if not isinstance(structure, Structure):
+        structure = trace(model, structure)
     groups = prunable_groups(structure, layers, include_inexact)
     scores, prev = {}, {}
     by_unit = score.unit_scores(model, views_of_groups(model, groups)) if isinstance(score, CriterionRun) else None

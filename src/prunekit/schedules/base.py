@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..training.distill import Distiller
 from ..errors import ConfigError
-from ..prune import Mask
+from ..prune import Mask, Pruner
 from ..training import Callback, TrainConfig, train
 from .recipe import PruneSpec, Recovery
 
@@ -57,11 +57,20 @@ class Job:
     progress: bool = True
     example_inputs: Any = None
     seed: int = 0
+    _pruner: Pruner | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def pruner(self) -> Pruner:
+        """The :class:`~prunekit.prune.Pruner` of :attr:`model` and :attr:`spec`, built once: every level
+        reuses the model's structure."""
+        if self._pruner is None or self._pruner.model is not self.model or self._pruner.spec is not self.spec:
+            self._pruner = Pruner(self.model, self.spec, self.example_inputs)
+        return self._pruner
 
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
-        """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``)."""
-        return self.spec.apply(self.model, sparsity, mask=mask, example_inputs=self.example_inputs,
-                               train_data=self.train_data)
+        """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``); a spec's
+        plan is scaled to that level, and a criterion that needs data reads :attr:`train_data`."""
+        return self.pruner.prune(sparsity, mask=mask, calibration=self.train_data if self.spec.needs_data else None)
 
     def rewind_state(self) -> StateDict:
         """The weights ``lottery`` rewinds to (computed once)."""

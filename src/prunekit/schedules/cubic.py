@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from ..prune import Mask, MaskHold
+from ..prune import Mask, MaskHold, Pruner
 from ..training import Callback, TrainState
 from .recipe import PruneSpec
 
@@ -75,6 +75,7 @@ class GradualPruner(Callback):
         self.applied: list[tuple[int, float]] = []
         self.start, self.dt = 0, 1
         self._hold: MaskHold | None = None
+        self._pruner: Pruner | None = None
 
     def plan(self, total_steps: int) -> tuple[int, int]:
         """``(t0, dt)`` for a run of ``total_steps`` steps; the last pruning step is before the end."""
@@ -107,8 +108,10 @@ class GradualPruner(Callback):
 
     def _prune(self, state: TrainState, sparsity: float) -> None:
         model: nn.Module = state.model
-        self.mask = self.spec.apply(model, sparsity, mask=self.mask, example_inputs=self.example_inputs,
-                                    train_data=self.calibration)
+        if self._pruner is None or self._pruner.model is not model:
+            self._pruner = Pruner(model, self.spec, self.example_inputs)  # the structure, built once
+        calibration = self.calibration if self.spec.needs_data else None
+        self.mask = self._pruner.prune(sparsity, mask=self.mask, calibration=calibration)
         self.applied.append((state.step, sparsity))
         self.release()
         self._hold = self.mask.hold(model, state.optimizer)

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..batches import first_batch, resize_batch
 from ..bench import measure_point
 from ..deploy import fast_evaluate
-from ..prune import Mask, classifier_name, sparsity_report
+from ..prune import Mask, classifier_name, removes_units, sparsity_report
 from ..training import evaluate
 
 MEASURED = ("file_bytes", "latency_b1_ratio", "latency_b256_ratio")
@@ -67,7 +67,7 @@ def example_batch(data: Any) -> Any:
 
 def traces(model: nn.Module, method: str) -> bool:
     """Whether unit pruning of ``model`` traces it (any model but an ``nn.Sequential``, see :func:`tracing_batch`)."""
-    return method == "unit" and not isinstance(model, nn.Sequential)
+    return removes_units(method) and not isinstance(model, nn.Sequential)
 
 
 def tracing_batch(model: nn.Module, method: str, data: Any) -> Any:
@@ -96,14 +96,14 @@ def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Opti
     else:
         report = sparsity_report(model, mask, input_shape=(1, *input_shape) if input_shape else None)
     pruned = [r for r in report.rows if r.masked]
-    if method == "unit":  # the output layer's units are the model's outputs: never pruned, never counted
+    if removes_units(method):  # the output layer's units are the model's outputs: never pruned, never counted
         pruned = [r for r in pruned if r.name != classifier_name(model)]
         units = sum(r.units for r in pruned)
         actual = 100.0 * (units - sum(r.live_units for r in pruned)) / max(units, 1)
     else:
         actual = report.pruned.sparsity
     total = report.total
-    per_layer = {r.name: round(100.0 * (r.units - r.live_units) / r.units if method == "unit" else r.sparsity, 2)
+    per_layer = {r.name: round(100.0 * (r.units - r.live_units) / r.units if removes_units(method) else r.sparsity, 2)
                  for r in pruned if r.units}
     return {
         "sparsity_actual": actual, "weight_sparsity_pruned": report.pruned.sparsity,

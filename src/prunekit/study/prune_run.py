@@ -27,7 +27,7 @@ from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedul
 from ..storage import check_output, file_digest, fingerprint
 from ..errors import ConfigError
 from ..prune.nm import parse_pattern, pattern_sparsity
-from ..prune import prune_model
+from ..prune import prune_model, removes_units
 from ..prune.select import check_layer_sparsities
 from ..training import evaluate, resolve_device
 from .points import describe_pruned, tracing_batch
@@ -106,7 +106,7 @@ def prune_checkpoint(
             raise ConfigError(f"an N:M pattern prunes in one step: use --schedule oneshot or finetune, not {schedule!r}")
     if latency_align is not None and target_latency is None:
         raise ConfigError("channel alignment (--align-channels) applies to a latency target (--target-latency)")
-    if target_latency is not None and method != "unit":
+    if target_latency is not None and not removes_units(method):
         raise ConfigError("a latency target removes whole units: use method 'unit'")
     plan = check_layer_sparsities(ratios) if ratios is not None else None
     get_schedule(schedule)  # fail before loading anything

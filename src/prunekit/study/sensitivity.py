@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..bench.compact_latency import compact_latency_ratio
 from ..errors import ConfigError
-from ..prune import check_sparsity, prune_model, select_layers
+from ..prune import check_sparsity, prune_model, removes_units, select_layers
 from ..storage import atomic_write_text
 from ..training import evaluate, has_batchnorm, recalibrate_batchnorm
 from .plot import plot_accuracy
@@ -131,14 +131,14 @@ def layer_sensitivity(model: nn.Module, method: str, validation: Any, *, sparsit
     modules = dict(model.named_modules())
     result = Sensitivity(method, score(copy.deepcopy(model) if recalibrates else model), dense["params_nonzero"],
                          dense["flops_effective"] or 0,
-                         {n: modules[n].weight.numel() for n in names} if method == "weight" else {},
+                         {n: modules[n].weight.numel() for n in names} if not removes_units(method) else {},
                          bn_batches=bn_batches if recalibrates else 0)
     timing_inputs = None
     if latency_batch:
         timing_inputs = example_inputs if example_inputs is not None else _random_batch(input_shape)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     work = copy.deepcopy(model)
-    grids = {n: aligned_grid(grid, modules[n].weight.shape[0], align) if align and method == "unit" else grid
+    grids = {n: aligned_grid(grid, modules[n].weight.shape[0], align) if align and removes_units(method) else grid
              for n in names}
     bar = tqdm(total=sum(map(len, grids.values())), desc="sensitivity", unit="point", disable=None if progress else True)
     try:

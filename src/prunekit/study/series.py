@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
+from ..prune import removes_units
 from ..prune.unit_criteria import needs_data
 from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind, plan_levels, run_schedule
 from ..schedules.base import RewindSource
@@ -133,7 +134,7 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
                      ctx.calibration_batches, reconstruct=ctx.reconstruct)
     job = Job(ctx.model, ctx.train_data, spec, recipe,
               rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
-              example_inputs=ctx.unit_tracing_inputs if method == "unit" else None,
+              example_inputs=ctx.unit_tracing_inputs if removes_units(method) else None,
               seed=0 if ctx.seed is None else ctx.seed)
     chain_dir = chain_folder(ctx, label, method)
     reached = ChainStore(chain_dir, config_id).reached()
@@ -151,7 +152,7 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
                      "train_epochs": level.train_epochs, "train_seconds": level.train_seconds,
                      "seconds": time.perf_counter() - started, "round": level.index, "config_id": config_id}
             if ctx.measure:
-                traced = ctx.unit_tracing_inputs if method == "unit" else None  # so compaction removes groups
+                traced = ctx.unit_tracing_inputs if removes_units(method) else None  # so compaction removes groups
                 measured, seconds = measure(ctx.model, method, ctx.input_shape,
                                             ctx.example_inputs if ctx.example_inputs is not None else traced)
                 point.update(measured)

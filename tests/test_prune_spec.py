@@ -1,0 +1,133 @@
+"""The pruning request (PruneSpec: its rules checked once) and the Pruner (the model's structure built once)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import prunekit.prune.pruner as pruner_module
+from prunekit.cli import main
+from prunekit.errors import ConfigError
+from prunekit.prune import CRITERIA, METHODS, Pruner, PruneSpec, PruningMethod, prune_model
+from prunekit.schedules import PruneSpec as ScheduleSpec
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(method="unit", pattern="2:4"), "an N:M pattern prunes individual weights: use method='weight'"),
+    (dict(pattern="2:4", scope="global"), "an N:M pattern prunes each layer on its own: use scope='layer'"),
+    (dict(method="unit", reconstruct=True), "reconstruct=True re-solves the weights a weight mask keeps"),
+    (dict(criterion="unit_l2"), "criterion 'unit_l2' scores whole units; use it with method='unit'"),
+    (dict(include_inexact=True), "include_inexact adds groups of units a normalisation mixes: use method='unit'"),
+    (dict(criterion="wanda", scope="global"), "criterion 'wanda' prunes each layer on its own: use scope='layer'"),
+])
+def test_a_rule_is_checked_by_the_spec_and_reads_the_same_from_the_facade(fields, message):
+    with pytest.raises(ConfigError) as from_spec:
+        PruneSpec(**fields)
+    assert message in str(from_spec.value)
+    facade = {k: v for k, v in fields.items() if k != "method"}
+    with pytest.raises(ConfigError) as from_prune_model:
+        prune_model(mlp(), fields.get("method", "weight"), **facade)
+    assert str(from_prune_model.value) == str(from_spec.value)
+
+
+def test_the_same_message_on_the_command_line(tmp_path, capsys):
+    with pytest.raises(ConfigError) as from_spec:
+        PruneSpec("unit", pattern="2:4")
+    assert main(["bench", "latency", "--model", "lenet300", "--method", "unit", "--pattern", "2:4",
+                 "--batch-sizes", "1", "--repeats", "1"]) == 2
+    assert str(from_spec.value) in capsys.readouterr().err
+
+
+def test_a_plan_target_with_a_global_scope_is_the_specs_rule_too():
+    with pytest.raises(ConfigError) as from_fields:
+        PruneSpec(scope="global", plan=(("0", 50.0),), plan_sparsity=50.0)
+    with pytest.raises(ConfigError) as from_target:
+        Pruner(mlp(), PruneSpec(scope="global")).prune({"0": 50.0})
+    assert str(from_fields.value) == str(from_target.value)
+
+
+def test_the_schedules_spec_is_the_same_type():
+    assert ScheduleSpec is PruneSpec
+
+
+def test_a_pruner_traces_its_model_once(monkeypatch):
+    calls = []
+    real = pruner_module.trace
+
+    def counting(model, example_inputs):
+        calls.append(1)
+        return real(model, example_inputs)
+
+    monkeypatch.setattr(pruner_module, "trace", counting)
+    model = mlp()
+    pruner = Pruner(model, PruneSpec("unit"), example_inputs=torch.randn(2, 16))
+    mask = None
+    for level in (25.0, 50.0, 75.0):
+        mask = pruner.prune(level, mask=mask)
+    assert len(calls) == 1
+    assert int(mask["0.weight"].any(1).sum()) == 8  # 75% of 32 units gone
+    assert pruner.structure is not None and len(calls) == 1
+
+
+def test_a_walked_model_is_never_traced(monkeypatch):
+    monkeypatch.setattr(pruner_module, "trace", lambda *a: pytest.fail("traced"))
+    mask = Pruner(mlp(), PruneSpec("unit")).prune(50.0)
+    assert int(mask["0.weight"].any(1).sum()) == 16
+
+
+def test_a_schedule_job_prunes_every_level_with_one_pruner(monkeypatch):
+    from prunekit.schedules import Job
+
+    calls = []
+    real = pruner_module.trace
+    monkeypatch.setattr(pruner_module, "trace", lambda m, x: calls.append(1) or real(m, x))
+    job = Job(mlp(), (torch.randn(8, 16), torch.zeros(8, dtype=torch.long)), PruneSpec("unit"),
+              example_inputs=torch.randn(2, 16), progress=False)
+    mask = job.prune(30.0)
+    job.prune(60.0, mask)
+    assert len(calls) == 1 and job.pruner is job.pruner
+
+
+def cubed(weight):
+    """A third-party criterion: |w|^3 (the same ranking as magnitude)."""
+    return weight.abs() ** 3
+
+
+def first_half(model, targets, sparsity, scope, criterion, previous):
+    """A third-party method: prune the first half of every target layer's rows."""
+    keep = {}
+    for layer, module in targets:
+        rows = module.weight.shape[0]
+        k = torch.ones_like(module.weight, dtype=torch.bool)
+        k[: rows // 2] = False
+        keep[f"{layer}.weight"] = k
+    return keep
+
+
+@pytest.fixture
+def third_party():
+    METHODS.register("first_half", PruningMethod("first_half", "magnitude", first_half),
+                     description="the first half of every layer's rows")
+    CRITERIA.register("cubed", cubed, description="|w|^3")
+    yield
+    METHODS.unregister("first_half")
+    CRITERIA.unregister("cubed")
+
+
+def test_a_registered_method_and_criterion_work_from_the_api_and_the_cli(third_party, baseline, mnist_dir, tmp_path):
+    model = mlp()
+    mask = prune_model(model, "first_half", 50.0)
+    assert not mask["0.weight"][:16].any() and mask["0.weight"][16:].all()
+    spec = PruneSpec(criterion="cubed")
+    assert torch.equal(Pruner(mlp(), spec).prune(90.0)["2.weight"], prune_model(mlp(), "weight", 90.0)["2.weight"])
+    for method, criterion in (("first_half", "magnitude"), ("weight", "cubed")):
+        out = tmp_path / f"{method}-{criterion}"
+        assert main(["prune", "--checkpoint", str(baseline), "--method", method, "--criterion", criterion,
+                     "--sparsity", "50", "--quiet", "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+        assert out.is_dir()
