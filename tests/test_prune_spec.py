@@ -131,3 +131,31 @@ def test_a_registered_method_and_criterion_work_from_the_api_and_the_cli(third_p
         assert main(["prune", "--checkpoint", str(baseline), "--method", method, "--criterion", criterion,
                      "--sparsity", "50", "--quiet", "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
         assert out.is_dir()
+
+
+def test_the_commands_options_are_the_specs_fields(baseline, mnist_dir, tmp_path, capsys):
+    """prune, sensitivity and bench latency generate their pruning options from PruneSpec: a field of the spec
+    (include_inexact, calibration_batches...) is an option, and the spec's rules answer for all of them."""
+    from prunekit.cli import build_parser
+
+    parser = build_parser()
+    for command in (["prune"], ["bench", "latency"]):
+        sub = parser._subparsers._group_actions[0].choices[command[0]]
+        if len(command) > 1:
+            sub = sub._subparsers._group_actions[0].choices[command[1]]
+        options = {o for action in sub._actions for o in action.option_strings}
+        assert {"--method", "--scope", "--layers", "--criterion", "--pattern", "--include-output",
+                "--include-inexact"} <= options, command
+    out = tmp_path / "u50"
+    assert main(["prune", "--checkpoint", str(baseline), "--method", "unit", "--sparsity", "50", "--include-inexact",
+                 "--quiet", "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+    import json
+
+    assert json.loads((out / "config.json").read_text())["pruning"]["include_inexact"] is True
+    with pytest.raises(ConfigError) as from_spec:
+        PruneSpec("weight", include_inexact=True)
+    capsys.readouterr()
+    assert main(["prune", "--checkpoint", str(baseline), "--sparsity", "50", "--include-inexact", "--quiet",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert str(from_spec.value) in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

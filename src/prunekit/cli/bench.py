@@ -14,13 +14,14 @@ from ..bench.semi_structured import semi_structured_note
 from ..checkpoint import load_checkpoint
 from ..errors import ConfigError
 from ..models import get_model
-from ..prune import METHODS, SCOPES, prune_model, removes_units, sparsity_report
+from ..prune import Pruner, removes_units, sparsity_report
 from ..batches import make_inputs, resize_batch
 from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
 from ..training import PRECISIONS
 from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
                      name_list, positive_int, shape)
+from .prune_options import add_prune_options, prune_spec_from_args
 
 
 def register(commands) -> None:
@@ -93,11 +94,8 @@ def register_latency(sub) -> None:
                         help="compact by tracing the model (any architecture), not layer by layer (nn.Sequential)")
     parser.add_argument("--model-arg", action="append", type=key_value, default=[], metavar="KEY=VALUE",
                         help="with --model: a builder argument, VALUE in JSON; repeatable")
-    parser.add_argument("--method", choices=METHODS.names(), default=None, help="prune first with this method")
     parser.add_argument("--sparsity", type=float, default=None, help="with --method: percent to prune")
-    parser.add_argument("--pattern", default=None, metavar="N:M",
-                        help="with --method weight, instead of --sparsity: an N:M pattern such as 2:4")
-    parser.add_argument("--scope", choices=list(SCOPES), default="layer", help="with --method: pruning scope")
+    add_prune_options(parser, default_method=None, skip=("calibration_batches", "reconstruct"))  # no data here
     parser.add_argument("--batch-sizes", type=int_list, default=(1, 256), help="comma-separated batch sizes")
     parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed calls per version and batch size (default: 200 at batch 1, 40 at large batches)")
@@ -112,6 +110,8 @@ def _model_and_mask(args: argparse.Namespace):
     if (args.method is None) != (args.sparsity is None and args.pattern is None) or \
             (args.sparsity is not None and args.pattern is not None):
         raise ConfigError("give --method with --sparsity or --pattern (or none of them)")
+    if args.method is not None:
+        prune_spec_from_args(args)  # the request's rules, before any model is built
     if not args.checkpoint and not args.model:
         raise ConfigError("give --checkpoint or --model")
     if args.checkpoint:
@@ -132,8 +132,7 @@ def _model_and_mask(args: argparse.Namespace):
         example = make_inputs(shape_)(2)[0][0]
     if args.method is not None:
         traced = example if units and example is not None else None
-        mask = prune_model(model, args.method, args.sparsity, scope=args.scope, mask=mask, example_inputs=traced,
-                           pattern=args.pattern)
+        mask = Pruner(model, prune_spec_from_args(args), traced).prune(args.sparsity, mask=mask)
     return model, mask, tuple(shape_) if shape_ else None, example
 
 

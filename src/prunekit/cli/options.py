@@ -74,7 +74,8 @@ def _dest(prefix: str, name: str) -> str:
 
 
 def add_dataclass_options(parser, cls: type, *, prefix: str = "", defaults: Any = None,
-                          skip: tuple[str, ...] = (), title: str | None = None) -> None:
+                          skip: tuple[str, ...] = (), title: str | None = None,
+                          types: dict[str, Any] | None = None) -> None:
     """Add an option for every field of the dataclass ``cls`` (see the module docstring).
 
     Args:
@@ -84,6 +85,7 @@ def add_dataclass_options(parser, cls: type, *, prefix: str = "", defaults: Any 
         defaults: an instance whose values are the defaults (default: ``cls()``).
         skip: fields not to expose.
         title: put the options in a new argument group with this title.
+        types: argparse types of some scalar fields instead of their annotation's (e.g. ``positive_int``).
     """
     defaults = defaults if defaults is not None else cls()
     helps, hints = field_help(cls), _resolve(cls)
@@ -104,7 +106,7 @@ def add_dataclass_options(parser, cls: type, *, prefix: str = "", defaults: Any 
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif hint in _SCALARS:
-            kwargs["type"] = hint if hint is not float else float
+            kwargs["type"] = (types or {}).get(f.name, hint)
             kwargs["metavar"] = {int: "N", float: "X", str: "NAME"}[hint]
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ConfigError
-from ..prune import CRITERIA, METHODS, SCOPES, sparsity_report
+from ..prune import sparsity_report
 from ..prune.select import check_layer_sparsities
 from ..storage.jsonio import read_json
 from ..study import prune_checkpoint
 from ..training import PRECISIONS
 from .common import (add_bn_batches_option, add_command, add_device_option, add_user_model_option, positive_float,
                      positive_int)
+from .prune_options import add_prune_options, prune_spec_from_args
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -27,9 +28,6 @@ def register(commands) -> None:
         run=run_prune,
     )
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder to prune")
-    parser.add_argument("--method", choices=METHODS.names(), default="weight",
-                        help="weight: zero single weights; unit: zero whole units "
-                        "(rows / conv filters), lowest --criterion score first")
     parser.add_argument("--sparsity", type=float, default=None,
                         help="percent of the pruned layers' weights (or units) to prune, in [0, 100), e.g. 92.5")
     parser.add_argument("--ratios", default=None, metavar="FILE",
@@ -46,25 +44,7 @@ def register(commands) -> None:
                         help="with --target-latency: keep only widths that are multiples of N (e.g. 8; fast kernels "
                         "want channel counts the vector width divides; a layer of at most N units keeps the plain grid)")
     add_bn_batches_option(parser, when="with --target-latency: ")
-    parser.add_argument("--scope", choices=list(SCOPES), default="layer",
-                        help="layer: every pruned tensor reaches the sparsity; global: one ranking across them")
-    parser.add_argument("--layers", default=None,
-                        help="comma-separated fnmatch patterns of module names to prune "
-                        "(default: every Linear/Conv2d but the output layer)")
-    parser.add_argument("--include-output", action="store_true",
-                        help="weight pruning: prune the output layer (classifier) too")
-    parser.add_argument("--criterion", choices=CRITERIA.names(), default=None, metavar="NAME",
-                        help="what ranks weights or units (default: magnitude for weights, unit_l2 for units); "
-                        + "; ".join(f"{n}: {CRITERIA.describe(n)}" for n in CRITERIA.names()))
-    parser.add_argument("--calibration-batches", type=positive_int, default=32,
-                        help="batches of 128 training samples a data-driven criterion (taylor, wanda, sparsegpt) or "
-                        "--reconstruct reads per pruning step")
-    parser.add_argument("--pattern", default=None, metavar="N:M",
-                        help="instead of --sparsity (weight pruning): keep N of every M consecutive weights of each "
-                        "row, e.g. 2:4 (what sparse tensor cores run); layers whose rows are not a multiple of M stay whole")
-    parser.add_argument("--reconstruct", action="store_true",
-                        help="weight pruning: after the mask is chosen, re-solve each layer's remaining weights so its "
-                        "outputs on the calibration batches match the unpruned layer's (no training)")
+    add_prune_options(parser)
     parser.add_argument("--schedule", default="oneshot", help="pruning schedule; " + schedule_help())
     parser.add_argument("--out", required=True, help="folder for the pruned checkpoint (checked before any work)")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
@@ -79,20 +59,16 @@ def register(commands) -> None:
 
 
 def run_prune(args: argparse.Namespace) -> int:
+    spec = prune_spec_from_args(args)  # its rules checked before anything is loaded
     ratios = read_ratios(args.ratios) if args.ratios else None
-    layers = [p.strip() for p in args.layers.split(",") if p.strip()] if args.layers else None
     recovery = recovery_from_args(args)
     if args.precision:
         recovery = recovery.with_precision(args.precision)
-    result = prune_checkpoint(args.checkpoint, method=args.method, sparsity=args.sparsity, ratios=ratios,
+    result = prune_checkpoint(args.checkpoint, spec, sparsity=args.sparsity, ratios=ratios,
                               target_latency=args.target_latency, latency_batch=args.latency_batch,
-                              latency_align=args.align_channels, latency_bn_batches=args.bn_batches,
-                              scope=args.scope,
-                              layers=layers, include_output=args.include_output, out=args.out,
+                              latency_align=args.align_channels, latency_bn_batches=args.bn_batches, out=args.out,
                               data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
-                              recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device,
-                              criterion=args.criterion, calibration_batches=args.calibration_batches,
-                              pattern=args.pattern, reconstruct=args.reconstruct)
+                              recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device)
     print(sparsity_report(result.model).format_table())
     m = result.metrics
     dense = m.get("dense_test_accuracy")

@@ -7,12 +7,11 @@ import json
 
 from ..checkpoint import checkpoint_dataset_name, load_checkpoint
 from ..data import load_dataset
-from ..prune import METHODS
 from ..storage import atomic_write_text, check_output, claim_output, mark_output
 from ..study.points import tracing_batch
 from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
-from .common import (add_bn_batches_option, add_command, add_user_model_option, float_list, name_list, percentage,
-                     positive_int)
+from .common import add_bn_batches_option, add_command, add_user_model_option, float_list, percentage, positive_int
+from .prune_options import add_prune_options, prune_spec_from_args
 
 
 def register(commands) -> None:
@@ -28,11 +27,8 @@ def register(commands) -> None:
         run=run_sensitivity,
     )
     parser.add_argument("--checkpoint", required=True, help="the trained checkpoint folder")
-    parser.add_argument("--method", choices=METHODS.names(), default="weight",
-                        help="weight: single weights per layer; unit: whole units (coupled groups of traced models)")
+    add_prune_options(parser, skip=SENSITIVITY_FIXED)
     parser.add_argument("--sparsities", type=float_list, default=GRID, help="comma-separated grid, percentages")
-    parser.add_argument("--criterion", default=None, help="what ranks weights or units (default: the method's)")
-    parser.add_argument("--layers", type=name_list, default=None, help="fnmatch patterns of the layers to analyse")
     parser.add_argument("--validation-samples", type=positive_int, default=5000,
                         help="the last N training samples are the validation slice")
     parser.add_argument("--latency-batch", type=positive_int, default=None, metavar="B",
@@ -51,20 +47,23 @@ def register(commands) -> None:
     add_user_model_option(parser)
 
 
+SENSITIVITY_FIXED = ("scope", "include_output", "pattern", "reconstruct", "calibration_batches", "include_inexact")
+"""PruneSpec fields a sensitivity analysis fixes (every layer alone, to each sparsity of the grid)."""
 SENSITIVITY_OUTPUTS = ("sensitivity.json", "sensitivity.csv", "sensitivity.png", "ratios.json")
 """What ``prunekit sensitivity`` writes into its folder."""
 
 
 def run_sensitivity(args: argparse.Namespace) -> int:
+    spec = prune_spec_from_args(args)
     out = check_output(args.out, inputs=[args.checkpoint], allow_other_files=True)
     claim_output(out, "sensitivity", SENSITIVITY_OUTPUTS)
     ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
     data = load_dataset(checkpoint_dataset_name(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
                         progress=not args.quiet)
     validation = training_tail(data, args.validation_samples)
-    curves = layer_sensitivity(ckpt.model, args.method, validation, sparsities=args.sparsities,
-                               criterion=args.criterion, example_inputs=tracing_batch(ckpt.model, args.method, data),
-                               input_shape=data.input_shape, layers=args.layers, latency_batch=args.latency_batch,
+    curves = layer_sensitivity(ckpt.model, spec.method, validation, sparsities=args.sparsities,
+                               criterion=spec.criterion, example_inputs=tracing_batch(ckpt.model, spec.method, data),
+                               input_shape=data.input_shape, layers=spec.layers, latency_batch=args.latency_batch,
                                bn_batches=args.bn_batches, progress=not args.quiet)
     mark_output(out, "sensitivity")
     written = write_sensitivity(curves, out)

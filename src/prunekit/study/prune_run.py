@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -36,8 +36,9 @@ from .baseline import TrainResult, train_model  # noqa: F401  (train_model re-ex
 
 def prune_checkpoint(
     checkpoint: str | Path,
+    spec: PruneSpec | None = None,
     *,
-    method: str,
+    method: str | None = None,
     sparsity: float | None = None,
     scope: str = "layer",
     layers: list[str] | None = None,
@@ -68,7 +69,10 @@ def prune_checkpoint(
 
     Args:
         checkpoint: the checkpoint folder (a pruned one keeps its pruned entries pruned).
-        method, sparsity, scope, layers, include_output: as for :func:`~prunekit.prune.prune_model`.
+        spec: what to prune and how (a :class:`~prunekit.prune.PruneSpec`); the older keywords ``method``,
+            ``scope``, ``layers``, ``include_output``, ``criterion``, ``calibration_batches``, ``pattern`` and
+            ``reconstruct`` build one when it is not given.
+        sparsity: as for :func:`~prunekit.prune.prune_model`.
         out: the folder of the pruned checkpoint (not the input folder).
         data_dir: where the dataset files are.
         progress: show progress (round, sparsity, accuracy, time left).
@@ -97,6 +101,12 @@ def prune_checkpoint(
         ``train_seconds`` and ``rounds`` (sparsity and accuracy after every level).
     """
     recovery = recovery or Recovery()
+    if spec is None:
+        spec = PruneSpec(method or "weight", scope, tuple(layers) if layers else None, include_output, criterion,
+                         calibration_batches, pattern=pattern, reconstruct=reconstruct)
+    elif method is not None:
+        raise ConfigError("give the pruning request as a PruneSpec or as keywords (method=...), not both")
+    method, scope, layers, criterion, pattern = spec.method, spec.scope, spec.layers, spec.criterion, spec.pattern
     if sum(x is not None for x in (sparsity, ratios, target_latency, pattern)) != 1:
         raise ConfigError("give exactly one of a sparsity, per-layer ratios, a latency target or an N:M pattern "
                           "(--sparsity, --ratios, --target-latency, --pattern)")
@@ -120,9 +130,8 @@ def prune_checkpoint(
         plan = latency.plan
     if plan is not None:
         sparsity = plan_sparsity(ckpt.model, method, plan, layers, tracing_batch(ckpt.model, method, data), ckpt.mask)
-    spec = PruneSpec(method, scope, tuple(layers) if layers else None, include_output, criterion, calibration_batches,
-                     plan=tuple(plan.items()) if plan else None, plan_sparsity=sparsity if plan else None,
-                     pattern=pattern, reconstruct=reconstruct)
+    if plan is not None:
+        spec = replace(spec, plan=tuple(plan.items()), plan_sparsity=sparsity)
     test_data = data.split("test")
     if device is not None:
         ckpt.model.to(resolve_device(device))
@@ -132,8 +141,10 @@ def prune_checkpoint(
                           "spec": asdict(spec), "recipe": recovery.to_dict(), "k": sparsity})
     level, rounds = _run_with_progress(schedule, job, sparsity, test_data, progress, chain, run_id)
     test = evaluate(ckpt.model, test_data)
-    pruning = {"method": method, "sparsity": sparsity, "ratios": plan, "pattern": spec.pattern, "reconstruct": reconstruct, "scope": scope, "layers": layers, "criterion": criterion,
-               "include_output": include_output, "source": str(checkpoint), "schedule": schedule,
+    pruning = {"method": method, "sparsity": sparsity, "ratios": plan, "pattern": spec.pattern,
+               "reconstruct": spec.reconstruct, "scope": scope, "layers": list(layers) if layers else None,
+               "criterion": criterion, "include_output": spec.include_output, "include_inexact": spec.include_inexact,
+               "calibration_batches": spec.calibration_batches, "source": str(checkpoint), "schedule": schedule,
                "recovery": recovery.to_dict()}
     counts = describe_pruned(ckpt.model, level.mask, method)
     metrics = {"test_accuracy": test.get("accuracy"), "test_loss": test["loss"],
