@@ -159,3 +159,39 @@ def test_the_commands_options_are_the_specs_fields(baseline, mnist_dir, tmp_path
                  "--out", str(tmp_path / "x")]) == 2
     assert str(from_spec.value) in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_sweep_of_an_nm_pattern(baseline, mnist_dir, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "nm"
+    assert main(["sweep", "--checkpoint", str(baseline), "--methods", "weight", "--pattern", "2:4",
+                 "--schedules", "oneshot,oneshot@wanda", "--calibration-batches", "2", "--no-measure", "--quiet",
+                 "--data-dir", str(mnist_dir), "--out", str(out)]) == 0
+    points = json.loads((out / "results.json").read_text())
+    assert sorted(p["schedule"] for p in points) == ["oneshot", "oneshot@wanda"]
+    assert all(p["sparsity_target"] == 50.0 and 49.0 < p["sparsity_actual"] <= 50.0 for p in points)
+    with pytest.raises(ConfigError, match="prunes individual weights"):
+        from prunekit.study import SweepConfig
+
+        SweepConfig(methods=("weight", "unit"), pattern="2:4")
+    assert main(["sweep", "--checkpoint", str(baseline), "--methods", "weight", "--pattern", "2:4",
+                 "--sparsities", "50,90", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "its sweep's levels are 0 and 50" in capsys.readouterr().err
+
+
+def test_a_sweep_of_a_per_layer_plan(baseline, mnist_dir, tmp_path):
+    import json
+
+    (tmp_path / "plan.json").write_text(json.dumps({"fc1": 90, "fc2": 30}))
+    out = tmp_path / "plan"
+    assert main(["sweep", "--checkpoint", str(baseline), "--methods", "weight", "--ratios", str(tmp_path / "plan.json"),
+                 "--sparsities", "40,80", "--no-measure", "--quiet", "--data-dir", str(mnist_dir),
+                 "--out", str(out)]) == 0
+    points = {p["sparsity_target"]: p for p in json.loads((out / "results.json").read_text())}
+    assert sorted(points) == [40.0, 80.0]
+    # fc1 holds 235,200 of the 265,200 pruned weights: the plan reaches 83.0% at full strength
+    full = (0.9 * 235200 + 0.3 * 30000) / 265200 * 100
+    for level, point in points.items():
+        assert point["sparsity_actual"] == pytest.approx(level, abs=0.2)  # each layer at level/full of its share
+        assert point["layer_sparsity"]["fc1"] == pytest.approx(90 * level / full, abs=0.05)

@@ -13,6 +13,7 @@ from ..study import (EXECUTORS, REFERENCE_SPARSITIES, SweepConfig, make_executor
 from ..study.report_schedules import training_spent
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
                      float_list, name_list, non_negative_float, positive_float, positive_int, seed_list, train_config)
+from .prune import read_ratios
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -45,6 +46,13 @@ def register(commands) -> None:
     parser.add_argument("--flop-reductions", type=float_list, default=(),
                         help="comma-separated MAC reduction factors (e.g. 1.5,2,3) to use as the levels instead "
                         "of --sparsities: each one's sparsity is found on the baseline (one method only)")
+    parser.add_argument("--pattern", default=None, metavar="N:M",
+                        help="weight methods: an N:M pattern such as 2:4 instead of --sparsities (its one level is the "
+                        "pattern's sparsity; schedules that prune once: oneshot, finetune)")
+    parser.add_argument("--ratios", default=None, metavar="FILE",
+                        help="a per-layer plan, a JSON object {layer pattern: percent} (`prunekit sensitivity "
+                        "--target` writes one): every level k of --sparsities prunes each layer to k / (the plan's "
+                        "sparsity) of its share; one method")
     parser.add_argument("--scope", default="layer",
                         help="layer or global, or one per method, e.g. weight=global,unit=layer")
     parser.add_argument("--schedules", type=name_list, default=("oneshot",),
@@ -85,7 +93,8 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
         flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
-        reconstruct=args.reconstruct, seeds=args.seeds,
+        reconstruct=args.reconstruct, seeds=args.seeds, pattern=args.pattern,
+        plan=tuple(read_ratios(args.ratios).items()) if args.ratios else None,
     )
     executor = make_executor(args.executor, ray_address=args.ray_address, workers=args.workers,
                              cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,

@@ -14,7 +14,9 @@ from typing import Any
 
 from ..checkpoint import checkpoint_dataset_name, checkpoint_model_name
 from ..errors import ConfigError
-from ..prune import METHODS, SCOPES, check_sparsity
+from ..prune import METHODS, SCOPES, PruneSpec, check_sparsity
+from ..prune.nm import parse_pattern, pattern_sparsity
+from ..prune.select import check_layer_sparsities
 from ..schedules import Recovery
 from ..storage import fingerprint
 from ..training import TrainConfig
@@ -50,6 +52,12 @@ class SweepConfig:
         seeds: replicates: one baseline trained per seed (``train.seed`` replaced) and every point run on
             each, its recovery seeded with it too; tables then give mean, standard deviation and n.
             Empty: one baseline, trained with ``train.seed``.
+        pattern: an N:M pattern such as ``"2:4"`` instead of free sparsities (weight methods; its one level
+            is the pattern's sparsity, so the schedules that prune once: oneshot, finetune).
+        plan: a per-layer plan ``((layer pattern, percent), ...)``: every level ``k`` prunes each layer to
+            ``k / plan_sparsity`` of its share (``prunekit sensitivity --target`` writes one).
+        plan_sparsity: the sparsity the plan reaches over the pruned layers (found on the baseline by
+            :func:`~.sweep.run_sweep` when not given).
     """
 
     model: str | None = None
@@ -67,6 +75,9 @@ class SweepConfig:
     reconstruct: bool = False
     flop_reductions: tuple[float, ...] = ()
     seeds: tuple[int, ...] = ()
+    pattern: str | None = None
+    plan: tuple[tuple[str, float], ...] | None = None
+    plan_sparsity: float | None = None
 
     def __post_init__(self) -> None:
         if not self.schedules:
@@ -74,13 +85,17 @@ class SweepConfig:
         for name in self.schedules:
             resolve_series(name, self.recovery)
         object.__setattr__(self, "schedules", tuple(dict.fromkeys(self.schedules)))
-        if not (isinstance(self.calibration_batches, int) and self.calibration_batches > 0):
-            raise ConfigError(f"calibration_batches must be a positive integer, got {self.calibration_batches!r}")
-        if self.reconstruct and set(self.methods) != {"weight"}:
-            raise ConfigError("reconstruct re-solves the weights a weight mask keeps: use it with --methods weight")
+        if self.plan is not None:
+            object.__setattr__(self, "plan", tuple(check_layer_sparsities(dict(self.plan)).items()))
+            if len(self.methods) != 1:
+                raise ConfigError(f"a per-layer plan reaches a sparsity of its own for each method; sweep it with one "
+                                  f"method (--methods weight or unit), got {', '.join(self.methods)}")
+        if self.pattern is not None:
+            self._levels_of_pattern()
         for method in self.methods:
-            METHODS.get(method)
-            self.scope_for(method)
+            spec = self.prune_spec(method)  # the request's rules, checked by PruneSpec, for every method
+            if self.plan is not None:
+                spec.check_target(dict(self.plan))
         if not self.methods or not self.sparsities:
             raise ConfigError("a sweep needs at least one method and one sparsity")
         object.__setattr__(self, "sparsities", tuple(sorted({check_sparsity(k) for k in self.sparsities})))
@@ -96,6 +111,29 @@ class SweepConfig:
                 raise ConfigError(f"FLOP reductions are resolved for one pruning method; got methods "
                                   f"{', '.join(self.methods)} (give --methods unit or weight)")
             object.__setattr__(self, "flop_reductions", tuple(sorted({float(r) for r in self.flop_reductions})))
+
+    def _levels_of_pattern(self) -> None:
+        n, m = parse_pattern(self.pattern)
+        object.__setattr__(self, "pattern", f"{n}:{m}")
+        implied = pattern_sparsity(n, m)
+        if tuple(self.sparsities) == REFERENCE_SPARSITIES:  # not given: the pattern's one level
+            object.__setattr__(self, "sparsities", (implied,))
+        elif set(map(float, self.sparsities)) - {0.0, implied}:
+            raise ConfigError(f"an N:M pattern {self.pattern} prunes to {implied:g}%: its sweep's levels are 0 and "
+                              f"{implied:g} (leave --sparsities out), got {list(self.sparsities)}")
+
+    def prune_spec(self, method: str) -> PruneSpec:
+        """The :class:`~prunekit.prune.PruneSpec` of ``method``'s series (the default criterion; a series
+        name's ``@criterion`` replaces it).
+
+        Example:
+            >>> SweepConfig(methods=("weight",), pattern="2:4").prune_spec("weight").pattern
+            '2:4'
+        """
+        plan = self.plan if self.plan is not None and self.plan_sparsity is not None else None
+        return PruneSpec(method, self.scope_for(method), self.layers, self.include_output, None,
+                         self.calibration_batches, plan=plan, plan_sparsity=self.plan_sparsity if plan else None,
+                         pattern=self.pattern, reconstruct=self.reconstruct)
 
     def scope_for(self, method: str) -> str:
         """The scope ``method`` is pruned with.

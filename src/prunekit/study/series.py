@@ -50,6 +50,9 @@ class SeriesContext:
     include_output: bool = False
     calibration_batches: int = 32  # what a data-driven criterion or reconstruction reads per pruning step
     reconstruct: bool = False
+    pattern: str | None = None  # an N:M pattern instead of free sparsities
+    plan: tuple[tuple[str, float], ...] | None = None  # a per-layer plan, scaled to every level
+    plan_sparsity: float | None = None  # what the plan reaches over the pruned layers
     progress: bool = True
     on_point: Callable[[dict[str, Any]], None] | None = None
     measure: bool = True  # add file size and latency ratios to every point
@@ -60,7 +63,9 @@ class SeriesContext:
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
                  scopes: dict[str, str], layers=None, include_output: bool = False, progress: bool = True,
                  on_point=None, measure: bool = True, calibration_batches: int = 32,
-                 reconstruct: bool = False, seed: int | None = None) -> SeriesContext:
+                 reconstruct: bool = False, seed: int | None = None, pattern: str | None = None,
+                 plan: tuple[tuple[str, float], ...] | None = None,
+                 plan_sparsity: float | None = None) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
@@ -81,7 +86,8 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
         unit_tracing_inputs=tracing_batch(baseline.model, "unit", data), layers=layers,
         include_output=include_output, progress=progress, on_point=on_point, measure=measure,
-        calibration_batches=calibration_batches, reconstruct=reconstruct, seed=seed,
+        calibration_batches=calibration_batches, reconstruct=reconstruct, seed=seed, pattern=pattern, plan=plan,
+        plan_sparsity=plan_sparsity,
     )
 
 
@@ -98,6 +104,10 @@ def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) 
         key["reconstruct"] = True
     if ctx.reconstruct or needs_data(series_criterion(name)):
         key["calibration_batches"] = ctx.calibration_batches
+    if ctx.pattern is not None:
+        key["pattern"] = ctx.pattern
+    if ctx.plan is not None:
+        key["ratios"], key["plan_sparsity"] = ctx.plan, ctx.plan_sparsity
     if sched.chained:
         key["plan"] = plan_levels(targets, recipe.round_fraction)
     return fingerprint(key)
@@ -131,7 +141,8 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
     ctx.model.load_state_dict(ctx.baseline_state)
     distiller = ctx.distiller if recipe.distill is not None else None
     spec = PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output, series_criterion(name),
-                     ctx.calibration_batches, reconstruct=ctx.reconstruct)
+                     ctx.calibration_batches, plan=ctx.plan, plan_sparsity=ctx.plan_sparsity, pattern=ctx.pattern,
+                     reconstruct=ctx.reconstruct)
     job = Job(ctx.model, ctx.train_data, spec, recipe,
               rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
               example_inputs=ctx.unit_tracing_inputs if removes_units(method) else None,

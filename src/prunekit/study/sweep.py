@@ -46,6 +46,7 @@ from .flop_targets import sparsity_for_reduction
 from .jobs import (BaselineJob, JobResult, SweepJob, build_context, load_baseline, plan_jobs, run_in_context, run_job,
                    series_of, train_baseline)
 from .points import time_dense_pass, tracing_batch
+from .prune_run import plan_sparsity
 from .results import OTHER_SETTINGS, keep_apart, point_order, write_tables
 from .series import series_id
 
@@ -157,6 +158,10 @@ def run_sweep(
         dense_seconds = time_dense_pass(first.model, data.split("test"))
         if config.flop_reductions:
             config = replace(config, sparsities=resolve_flop_targets(config, first.model, data))
+        if config.plan is not None and config.plan_sparsity is None:
+            method = config.methods[0]
+            config = replace(config, plan_sparsity=plan_sparsity(first.model, method, dict(config.plan), config.layers,
+                                                                 tracing_batch(first.model, method, data), first.mask))
         contexts = {seed: build_context(config.for_seed(seed), ckpt, bid, data, out, seed=seed,
                                         progress=progress and executor.in_process, measure=measure, device=here)
                     for seed, (ckpt, bid, _) in baselines.items()}
