@@ -27,7 +27,7 @@ from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedul
 from ..storage import check_output, file_digest, fingerprint
 from ..errors import ConfigError
 from ..prune.nm import parse_pattern, pattern_sparsity
-from ..prune import prune_model, removes_units
+from ..prune import prune_model
 from ..prune.select import check_layer_sparsities
 from ..training import evaluate, resolve_device
 from .points import describe_pruned, tracing_batch
@@ -106,31 +106,18 @@ def prune_checkpoint(
                          calibration_batches, pattern=pattern, reconstruct=reconstruct)
     elif method is not None:
         raise ConfigError("give the pruning request as a PruneSpec or as keywords (method=...), not both")
-    method, scope, layers, criterion, pattern = spec.method, spec.scope, spec.layers, spec.criterion, spec.pattern
-    if sum(x is not None for x in (sparsity, ratios, target_latency, pattern)) != 1:
-        raise ConfigError("give exactly one of a sparsity, per-layer ratios, a latency target or an N:M pattern "
-                          "(--sparsity, --ratios, --target-latency, --pattern)")
-    if pattern is not None:
-        sparsity = pattern_sparsity(*parse_pattern(pattern))
-        if schedule not in ("oneshot", "finetune"):
-            raise ConfigError(f"an N:M pattern prunes in one step: use --schedule oneshot or finetune, not {schedule!r}")
-    if latency_align is not None and target_latency is None:
-        raise ConfigError("channel alignment (--align-channels) applies to a latency target (--target-latency)")
-    if target_latency is not None and not removes_units(method):
-        raise ConfigError("a latency target removes whole units: use method 'unit'")
-    plan = check_layer_sparsities(ratios) if ratios is not None else None
-    get_schedule(schedule)  # fail before loading anything
+    sparsity, plan = _check_targets(spec, sparsity, ratios, target_latency, latency_align, schedule)
     out = check_output(out, inputs=[checkpoint])
     ckpt = load_checkpoint(checkpoint, model_source=model_source)
     data = load_dataset(checkpoint_dataset_name(ckpt.config, dataset, checkpoint), data_dir, progress=progress)
     latency = None
     if target_latency is not None:
         latency = _latency_plan(ckpt, data, target_latency, latency_batch, latency_align, latency_bn_batches,
-                                criterion, layers, progress)
+                                spec.criterion, spec.layers, progress)
         plan = latency.plan
     if plan is not None:
-        sparsity = plan_sparsity(ckpt.model, method, plan, layers, tracing_batch(ckpt.model, method, data), ckpt.mask)
-    if plan is not None:
+        sparsity = plan_sparsity(ckpt.model, spec.method, plan, spec.layers,
+                                 tracing_batch(ckpt.model, spec.method, data), ckpt.mask)
         spec = replace(spec, plan=tuple(plan.items()), plan_sparsity=sparsity)
     test_data = data.split("test")
     if device is not None:
@@ -141,27 +128,56 @@ def prune_checkpoint(
                           "spec": asdict(spec), "recipe": recovery.to_dict(), "k": sparsity})
     level, rounds = _run_with_progress(schedule, job, sparsity, test_data, progress, chain, run_id)
     test = evaluate(ckpt.model, test_data)
-    pruning = {"method": method, "sparsity": sparsity, "ratios": plan, "pattern": spec.pattern,
-               "reconstruct": spec.reconstruct, "scope": scope, "layers": list(layers) if layers else None,
-               "criterion": criterion, "include_output": spec.include_output, "include_inexact": spec.include_inexact,
-               "calibration_batches": spec.calibration_batches, "source": str(checkpoint), "schedule": schedule,
-               "recovery": recovery.to_dict()}
-    counts = describe_pruned(ckpt.model, level.mask, method)
+    counts = describe_pruned(ckpt.model, level.mask, spec.method)
     metrics = {"test_accuracy": test.get("accuracy"), "test_loss": test["loss"],
                "sparsity_actual": counts["sparsity_actual"], "weight_sparsity_all": counts["weight_sparsity_all"],
                "dense_test_accuracy": ckpt.metrics.get("test_accuracy"),
                "train_epochs": level.train_epochs, "train_seconds": level.train_seconds, "rounds": rounds}
     if latency is not None:
         metrics.update(latency_ratio_measured=latency.measured_ratio, latency_target=target_latency,
-                       latency_batch=latency_batch, latency_align=latency_align, latency_plans_measured=[list(t) for t in latency.tried])
-    meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
-    model_spec = ckpt.config["model"]
-    path = save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),
-                           model_args=model_spec.get("args"), metrics=metrics, mask=level.mask,
-                           architecture=bool(model_spec.get("architecture")), plans=model_spec.get("plans") or (),
-                           pruning=pruning, **meta)
+                       latency_batch=latency_batch, latency_align=latency_align,
+                       latency_plans_measured=[list(t) for t in latency.tried])
+    record = {**pruning_record(spec, sparsity, plan), "source": str(checkpoint), "schedule": schedule,
+              "recovery": recovery.to_dict()}
+    path = save_pruned(out, ckpt, level.mask, metrics, record)
     shutil.rmtree(chain, ignore_errors=True)
     return TrainResult(ckpt.model, metrics, path)
+
+
+def _check_targets(spec: PruneSpec, sparsity, ratios, target_latency, latency_align, schedule: str):
+    """``(sparsity, plan)`` of a prune_checkpoint call, its one target checked before anything is loaded."""
+    if sum(x is not None for x in (sparsity, ratios, target_latency, spec.pattern)) != 1:
+        raise ConfigError("give exactly one of a sparsity, per-layer ratios, a latency target or an N:M pattern "
+                          "(--sparsity, --ratios, --target-latency, --pattern)")
+    if spec.pattern is not None:
+        sparsity = pattern_sparsity(*parse_pattern(spec.pattern))
+        if schedule not in ("oneshot", "finetune"):
+            raise ConfigError(f"an N:M pattern prunes in one step: use --schedule oneshot or finetune, not {schedule!r}")
+    if latency_align is not None and target_latency is None:
+        raise ConfigError("channel alignment (--align-channels) applies to a latency target (--target-latency)")
+    if target_latency is not None and not spec.removes_units:
+        raise ConfigError("a latency target removes whole units: use method 'unit'")
+    get_schedule(schedule)
+    return sparsity, check_layer_sparsities(ratios) if ratios is not None else None
+
+
+def pruning_record(spec: PruneSpec, sparsity: float, plan: dict[str, float] | None) -> dict:
+    """What ``config.json`` records of the pruning request (``pruning``)."""
+    return {"method": spec.method, "sparsity": sparsity, "ratios": plan, "pattern": spec.pattern,
+            "reconstruct": spec.reconstruct, "scope": spec.scope, "layers": list(spec.layers) if spec.layers else None,
+            "criterion": spec.criterion, "include_output": spec.include_output,
+            "include_inexact": spec.include_inexact, "calibration_batches": spec.calibration_batches}
+
+
+def save_pruned(out: Path, ckpt, mask, metrics: dict, record: dict) -> Path:
+    """Save ``ckpt``'s (pruned) model with ``mask`` as a checkpoint like its source: the same model record
+    (registry name or user code, architecture, compaction plans) and the source's other config fields."""
+    meta = {k: v for k, v in ckpt.config.items() if k not in ("format_version", "model", "versions", "pruning")}
+    model_spec = ckpt.config["model"]
+    return save_checkpoint(out, ckpt.model, model_name=model_spec.get("name") or model_spec.get("source"),
+                           model_args=model_spec.get("args"), metrics=metrics, mask=mask,
+                           architecture=bool(model_spec.get("architecture")), plans=model_spec.get("plans") or (),
+                           pruning=record, **meta)
 
 
 LATENCY_VALIDATION = 2000
