@@ -195,3 +195,19 @@ def test_a_sweep_of_a_per_layer_plan(baseline, mnist_dir, tmp_path):
     for level, point in points.items():
         assert point["sparsity_actual"] == pytest.approx(level, abs=0.2)  # each layer at level/full of its share
         assert point["layer_sparsity"]["fc1"] == pytest.approx(90 * level / full, abs=0.05)
+
+
+def test_a_sweep_of_a_pattern_refuses_schedules_that_prune_in_steps():
+    from prunekit.study import SweepConfig
+
+    for schedule in ("iterative", "gradual", "lottery"):
+        with pytest.raises(ConfigError, match=f"an N:M pattern prunes in one step: .* not {schedule}"):
+            SweepConfig(methods=("weight",), pattern="2:4", schedules=("oneshot", schedule))
+
+
+def test_a_plans_reach_counts_the_layers_the_spec_prunes():
+    from prunekit.study.prune_run import plan_sparsity
+
+    model = mlp()  # 16-32-32-4: layer "4" is the output layer
+    reach = plan_sparsity(model, "weight", {"0": 50.0, "4": 90.0}, None, None, spec=PruneSpec(include_output=True))
+    assert reach == pytest.approx(100 * (256 + 115) / (512 + 1024 + 128), abs=0.01)  # "2" is kept whole

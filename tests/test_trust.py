@@ -75,6 +75,8 @@ def crafted(tmp_path):
         config = json.loads((folder / "config.json").read_text())
         if what == "model":
             config["model"] = {"name": None, "args": {}, "source": f"{code}:build"}
+        elif what == "name":  # a hand-made config: the reference where a registry name goes
+            config["model"] = {"name": f"{code}:build", "args": {}}
         else:
             config["dataset"] = f"{code}:loaders"
         (folder / "config.json").write_text(json.dumps(config))
@@ -101,7 +103,7 @@ COMMANDS = {
 NEEDS_DATA = {"prune", "sweep-local", "sweep-processes", "sweep-ray", "sensitivity"}
 
 
-@pytest.mark.parametrize("what", ["model", "dataset"])
+@pytest.mark.parametrize("what", ["model", "name", "dataset"])
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_no_command_imports_code_named_in_a_checkpoint(crafted, tmp_path, capsys, command, what):
     make, marker = crafted
@@ -109,7 +111,7 @@ def test_no_command_imports_code_named_in_a_checkpoint(crafted, tmp_path, capsys
     argv = [arg.format(ck=folder, out=tmp_path / "out") for arg in COMMANDS[command]]
     code = main(argv)
     assert not marker.exists(), f"{command} imported code named in the checkpoint's {what}"
-    if what == "model" or command in NEEDS_DATA:
+    if what != "dataset" or command in NEEDS_DATA:
         assert code == 2
         assert "never runs code named in a checkpoint" in capsys.readouterr().err
 
@@ -329,6 +331,13 @@ def test_a_load_beside_two_writers_is_always_one_whole_save(tmp_path):
         for w in writers:
             w.join(timeout=30)
     assert {2.0, -3.0} <= set(values) and loads > refused  # both writers were read while they wrote
+
+
+def test_a_file_deleted_by_hand_is_left_out_with_a_warning(tmp_path):
+    folder = save_checkpoint(tmp_path / "ck", get_model("lenet300"), model_name="lenet300", metrics={"a": 1})
+    (folder / "metrics.json").unlink()
+    with pytest.warns(UserWarning, match="metrics.json was deleted since its save wrote it"):
+        assert load_checkpoint(folder).metrics == {}
 
 
 def test_a_file_edited_by_hand_is_read_with_a_warning(tmp_path):

@@ -50,7 +50,7 @@ from ..models import get_model
 from ..prune.mask import Mask, as_mask
 from ..references import is_reference
 from .user_code import checkpoint_model_name
-from ..storage import (FolderFiles, atomic_folder, check_state_dict_fits, parse_json, read_consistently, require,
+from ..storage import (FolderFiles, Snapshot, atomic_folder, check_state_dict_fits, parse_json, read_consistently, require,
                        save_tensors, tensors_from_bytes, write_json)
 
 FORMAT_VERSION = 1
@@ -254,10 +254,20 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
     Raises:
         CheckpointError: naming the file or tensor that is missing, malformed, or does not fit.
     """
-    return read_consistently(_folder(path), lambda files: _load(files, model, model_source))
+    return _load(read_consistently(_folder(path), _read_save), model, model_source)
 
 
-def _load(files: FolderFiles, model: nn.Module | None, model_source: str | None) -> Checkpoint:
+def _read_save(files: FolderFiles) -> Snapshot:
+    """The bytes of every file of one save a load needs (the model is built from them afterwards, once)."""
+    architecture = _config(files)["model"].get("architecture")
+    names = {CONFIG_FILE: "a checkpoint config (config.json)", WEIGHTS_FILE: "a weights file (safetensors)",
+             METRICS_FILE: "a metrics file", MASK_FILE: "a mask file (safetensors)"}
+    if architecture:
+        names[architecture] = "an architecture file"
+    return files.snapshot({n: what for n, what in names.items() if n in (CONFIG_FILE, WEIGHTS_FILE) or files.has(n)})
+
+
+def _load(files: Snapshot, model: nn.Module | None, model_source: str | None) -> Checkpoint:
     path = files.folder
     config = _config(files)
     model = replay_plans(config, model, path) if model is not None else \

@@ -58,7 +58,9 @@ def checkpoint_model_name(config: dict[str, Any], model_source: str | None, fold
     if source is not None:
         trusted(source, model_source, what="model", option="--model", keyword="model_source=", folder=folder)
         return source
-    return spec.get("name")
+    name = spec.get("name")  # a hand-made config may put a reference here: user code all the same
+    trusted(name, model_source, what="model", option="--model", keyword="model_source=", folder=folder)
+    return name
 
 
 def checkpoint_dataset_name(config: dict[str, Any], dataset: str | None, folder: Any) -> str:

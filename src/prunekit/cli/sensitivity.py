@@ -56,7 +56,7 @@ SENSITIVITY_OUTPUTS = ("sensitivity.json", "sensitivity.csv", "sensitivity.png",
 def run_sensitivity(args: argparse.Namespace) -> int:
     spec = prune_spec_from_args(args)
     out = check_output(args.out, inputs=[args.checkpoint], allow_other_files=True)
-    claim_output(out, "sensitivity", SENSITIVITY_OUTPUTS)
+    claim_output(out, "sensitivity", SENSITIVITY_OUTPUTS, earlier="sensitivity.json")  # folders from before marks
     ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
     data = load_dataset(checkpoint_dataset_name(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
                         progress=not args.quiet)

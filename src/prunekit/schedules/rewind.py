@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from ..models import get_model
+from ..references import is_reference
 from ..batches import as_source
 from ..storage import load_tensors, save_tensors
 from ..training import Callback, TrainConfig, TrainState, train
@@ -101,8 +102,8 @@ def checkpoint_rewind(
         registered model built from a seed (its initialisation cannot be rebuilt).
     """
     spec, seed = config.get("model") or {}, config.get("seed")
-    if spec.get("name") is None or seed is None:
-        return None
+    if spec.get("name") is None or is_reference(spec["name"]) or seed is None:
+        return None  # no registry name: nothing to rebuild the initialisation from (never user code)
     recipe = TrainConfig(**config["train"]) if config.get("train") else None
     kwargs = dict(model_name=spec["name"], model_args=spec.get("args"), seed=seed, epoch=epoch,
                   train_config=recipe, train_data=train_data, progress=progress)

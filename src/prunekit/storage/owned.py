@@ -164,8 +164,23 @@ class FolderFiles:
     def has(self, name: str) -> bool:
         """Whether the save holds ``name``: a file the manifest lists (a file beside it that the manifest does
         not list is not the save's) that is there."""
-        listed = self.manifest is None or name in self.manifest
-        return listed and (self.folder / name).exists()
+        if self.manifest is None:
+            return (self.folder / name).exists()
+        if name not in self.manifest:
+            return False
+        if not (self.folder / name).exists():
+            if self._replaced():
+                raise FolderChanged(f"{self.folder / name} vanished: the folder was replaced while it was read")
+            if name not in self.warned:
+                self.warned.add(name)
+                warnings.warn(ChangedFileWarning(f"{self.folder / name} was deleted since its save wrote it (it is in "
+                                                 f"{MANIFEST_FILE}); reading the folder without it"), stacklevel=2)
+            return False
+        return True
+
+    def snapshot(self, names: dict[str, str]) -> "Snapshot":
+        """The bytes of the files ``{name: what it is}`` (checked as :meth:`read` checks them), in memory."""
+        return Snapshot(self.folder, {name: self.read(name, what) for name, what in names.items()})
 
     def read(self, name: str, what: str) -> bytes:
         """The bytes of ``name``, the ones the manifest lists.
@@ -204,6 +219,22 @@ class FolderFiles:
             return True
 
 
+class Snapshot:
+    """Files of one save read into memory, with the reading interface of :class:`FolderFiles`: what
+    :func:`read_consistently` hands back, so a caller builds its objects only once the read is whole."""
+
+    def __init__(self, folder: Path, data: dict[str, bytes]):
+        self.folder, self.data = Path(folder), data
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def read(self, name: str, what: str) -> bytes:
+        if name not in self.data:
+            raise CheckpointError(f"{self.folder / name} is not part of the save read; expected {what}")
+        return self.data[name]
+
+
 def read_consistently(folder: str | os.PathLike, load: Callable[[FolderFiles], T], *, attempts: int = 10,
                       wait: float = 0.05) -> T:
     """``load(files)`` for one whole save of ``folder``: started again when a writer replaced the folder
@@ -216,7 +247,11 @@ def read_consistently(folder: str | os.PathLike, load: Callable[[FolderFiles], T
     folder = Path(folder)
     for attempt in range(attempts):
         try:
-            return load(FolderFiles(folder))
+            files = FolderFiles(folder)
+            result = load(files)
+            if not files._replaced():  # a save swapped in after the last file was read: read it again
+                return result
+            raise FolderChanged(f"{folder} was replaced while it was read")
         except FolderChanged as exc:
             last = exc
             time.sleep(wait * (attempt + 1))

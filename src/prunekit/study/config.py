@@ -22,6 +22,8 @@ from ..storage import fingerprint
 from ..training import TrainConfig
 from .series_names import resolve_series
 
+ONE_STEP_SCHEDULES = ("oneshot", "finetune")
+"""The schedules that prune in one step (the ones an N:M pattern can use)."""
 REFERENCE_SPARSITIES = (0.0, 25.0, 50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 97.5, 99.0)
 """The reference study's sparsities, in percent."""
 
@@ -113,6 +115,10 @@ class SweepConfig:
             object.__setattr__(self, "flop_reductions", tuple(sorted({float(r) for r in self.flop_reductions})))
 
     def _levels_of_pattern(self) -> None:
+        multi = [s for s in self.schedules if resolve_series(s, self.recovery)[0].name not in ONE_STEP_SCHEDULES]
+        if multi:
+            raise ConfigError(f"an N:M pattern prunes in one step: sweep it with {' or '.join(ONE_STEP_SCHEDULES)}, "
+                              f"not {', '.join(multi)}")
         n, m = parse_pattern(self.pattern)
         object.__setattr__(self, "pattern", f"{n}:{m}")
         implied = pattern_sparsity(n, m)

@@ -27,9 +27,10 @@ from ..schedules import Job, PruneSpec, Recovery, checkpoint_rewind, get_schedul
 from ..storage import check_output, file_digest, fingerprint
 from ..errors import ConfigError
 from ..prune.nm import parse_pattern, pattern_sparsity
-from ..prune import prune_model
+from ..prune import Pruner
 from ..prune.select import check_layer_sparsities
 from ..training import evaluate, resolve_device
+from .config import ONE_STEP_SCHEDULES
 from .points import describe_pruned, tracing_batch
 from .baseline import TrainResult, train_model  # noqa: F401  (train_model re-exported for the example)
 
@@ -117,7 +118,7 @@ def prune_checkpoint(
         plan = latency.plan
     if plan is not None:
         sparsity = plan_sparsity(ckpt.model, spec.method, plan, spec.layers,
-                                 tracing_batch(ckpt.model, spec.method, data), ckpt.mask)
+                                 tracing_batch(ckpt.model, spec.method, data), ckpt.mask, spec=spec)
         spec = replace(spec, plan=tuple(plan.items()), plan_sparsity=sparsity)
     test_data = data.split("test")
     if device is not None:
@@ -151,10 +152,13 @@ def _check_targets(spec: PruneSpec, sparsity, ratios, target_latency, latency_al
                           "(--sparsity, --ratios, --target-latency, --pattern)")
     if spec.pattern is not None:
         sparsity = pattern_sparsity(*parse_pattern(spec.pattern))
-        if schedule not in ("oneshot", "finetune"):
+        if schedule not in ONE_STEP_SCHEDULES:
             raise ConfigError(f"an N:M pattern prunes in one step: use --schedule oneshot or finetune, not {schedule!r}")
     if latency_align is not None and target_latency is None:
         raise ConfigError("channel alignment (--align-channels) applies to a latency target (--target-latency)")
+    if spec.criterion is not None and not isinstance(spec.criterion, str):
+        raise ConfigError("a pruned checkpoint records its request in config.json: give the criterion by a registered "
+                          "name (register yours in prunekit.prune.CRITERIA), not a function")
     if target_latency is not None and not spec.removes_units:
         raise ConfigError("a latency target removes whole units: use method 'unit'")
     get_schedule(schedule)
@@ -195,11 +199,15 @@ def _latency_plan(ckpt, data: Dataset, target: float, batch_size: int, align, bn
                             bn_batches=bn_batches, progress=progress)
 
 
-def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_inputs, mask=None) -> float:
-    """The sparsity a per-layer plan reaches over the pruned layers (pruned on a copy of ``model``)."""
+def plan_sparsity(model, method: str, plan: dict[str, float], layers, example_inputs, mask=None, *,
+                  spec: PruneSpec | None = None) -> float:
+    """The sparsity a per-layer plan reaches over the pruned layers (pruned on a copy of ``model``), as
+    ``spec`` prunes (its include_output, criterion...; default: ``method`` on ``layers``)."""
+    spec = replace(spec, plan=None, plan_sparsity=None) if spec is not None else \
+        PruneSpec(method, layers=tuple(layers) if layers else None)
     work = copy.deepcopy(model)
-    pruned = prune_model(work, method, plan, layers=layers, example_inputs=example_inputs, mask=mask)
-    return round(describe_pruned(work, pruned, method)["sparsity_actual"], 4)
+    pruned = Pruner(work, spec, example_inputs).prune(plan, mask=mask)
+    return round(describe_pruned(work, pruned, spec.method)["sparsity_actual"], 4)
 
 
 def checkpoint_dataset(config: dict, dataset: str | None, checkpoint) -> str:

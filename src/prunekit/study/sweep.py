@@ -160,8 +160,9 @@ def run_sweep(
             config = replace(config, sparsities=resolve_flop_targets(config, first.model, data))
         if config.plan is not None and config.plan_sparsity is None:
             method = config.methods[0]
-            config = replace(config, plan_sparsity=plan_sparsity(first.model, method, dict(config.plan), config.layers,
-                                                                 tracing_batch(first.model, method, data), first.mask))
+            reach = plan_sparsity(first.model, method, dict(config.plan), config.layers,
+                                  tracing_batch(first.model, method, data), first.mask, spec=config.prune_spec(method))
+            config = replace(config, plan_sparsity=reach)
         contexts = {seed: build_context(config.for_seed(seed), ckpt, bid, data, out, seed=seed,
                                         progress=progress and executor.in_process, measure=measure, device=here)
                     for seed, (ckpt, bid, _) in baselines.items()}
