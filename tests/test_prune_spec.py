@@ -146,6 +146,14 @@ def test_the_commands_options_are_the_specs_fields(baseline, mnist_dir, tmp_path
         options = {o for action in sub._actions for o in action.option_strings}
         assert {"--method", "--scope", "--layers", "--criterion", "--pattern", "--include-output",
                 "--include-inexact"} <= options, command
+    sweep = parser._subparsers._group_actions[0].choices["sweep"]
+    options = {o for action in sweep._actions for o in action.option_strings}
+    assert {"--layers", "--pattern", "--include-output", "--include-inexact", "--reconstruct",
+            "--calibration-batches"} <= options  # its methods and criteria: --methods, SCHEDULE@CRITERION
+    from prunekit.study import SweepConfig
+
+    config = SweepConfig(methods=("weight", "unit"), include_inexact=True)
+    assert config.prune_spec("unit").include_inexact and not config.prune_spec("weight").include_inexact
     out = tmp_path / "u50"
     assert main(["prune", "--checkpoint", str(baseline), "--method", "unit", "--sparsity", "50", "--include-inexact",
                  "--quiet", "--data-dir", str(mnist_dir), "--out", str(out)]) == 0

@@ -14,6 +14,7 @@ from ..study.report_schedules import training_spent
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
                      float_list, name_list, non_negative_float, positive_float, positive_int, seed_list, train_config)
 from .prune import read_ratios
+from .prune_options import add_prune_options
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -46,31 +47,18 @@ def register(commands) -> None:
     parser.add_argument("--flop-reductions", type=float_list, default=(),
                         help="comma-separated MAC reduction factors (e.g. 1.5,2,3) to use as the levels instead "
                         "of --sparsities: each one's sparsity is found on the baseline (one method only)")
-    parser.add_argument("--pattern", default=None, metavar="N:M",
-                        help="weight methods: an N:M pattern such as 2:4 instead of --sparsities (its one level is the "
-                        "pattern's sparsity; schedules that prune once: oneshot, finetune)")
     parser.add_argument("--ratios", default=None, metavar="FILE",
                         help="a per-layer plan, a JSON object {layer pattern: percent} (`prunekit sensitivity "
                         "--target` writes one): every level k of --sparsities prunes each layer to k / (the plan's "
                         "sparsity) of its share; one method")
     parser.add_argument("--scope", default="layer",
                         help="layer or global, or one per method, e.g. weight=global,unit=layer")
+    add_prune_options(parser, skip=("method", "scope", "criterion"))  # methods and criteria: --methods, @criterion
     parser.add_argument("--schedules", type=name_list, default=("oneshot",),
                         help="comma-separated pruning schedules; a name ending in +distill distils in that "
                         "series only (e.g. iterative,iterative+distill), one ending in @CRITERION ranks with "
                         "that criterion (e.g. finetune@l2,finetune@taylor,finetune@random; see `prunekit "
                         "criteria`); " + schedule_help())
-    parser.add_argument("--layers", type=name_list, default=None,
-                        help="comma-separated fnmatch patterns of module names to prune (default: all prunable "
-                        "layers but the output layer)")
-    parser.add_argument("--include-output", action="store_true",
-                        help="weight pruning: prune the output layer (classifier) too")
-    parser.add_argument("--calibration-batches", type=positive_int, default=32,
-                        help="batches of 128 training samples a data-driven criterion (taylor, wanda, sparsegpt) or "
-                        "--reconstruct reads per pruning step")
-    parser.add_argument("--reconstruct", action="store_true",
-                        help="weight pruning: re-solve each layer's remaining weights so its outputs on the "
-                        "calibration batches match the unpruned layer's (every series)")
     parser.add_argument("--no-measure", action="store_true",
                         help="skip measuring each point's compressed file size and CPU latency ratios")
     parser.add_argument("--checkpoint", default=None,
@@ -93,7 +81,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
         flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
-        reconstruct=args.reconstruct, seeds=args.seeds, pattern=args.pattern,
+        reconstruct=args.reconstruct, seeds=args.seeds, pattern=args.pattern, include_inexact=args.include_inexact,
         plan=tuple(read_ratios(args.ratios).items()) if args.ratios else None,
     )
     executor = make_executor(args.executor, ray_address=args.ray_address, workers=args.workers,

@@ -60,6 +60,7 @@ class SweepConfig:
             ``k / plan_sparsity`` of its share (``prunekit sensitivity --target`` writes one).
         plan_sparsity: the sparsity the plan reaches over the pruned layers (found on the baseline by
             :func:`~.sweep.run_sweep` when not given).
+        include_inexact: unit pruning of traced models: also prune groups mixed by a normalisation.
     """
 
     model: str | None = None
@@ -80,6 +81,7 @@ class SweepConfig:
     pattern: str | None = None
     plan: tuple[tuple[str, float], ...] | None = None
     plan_sparsity: float | None = None
+    include_inexact: bool = False
 
     def __post_init__(self) -> None:
         if not self.schedules:
@@ -139,7 +141,8 @@ class SweepConfig:
         plan = self.plan if self.plan is not None and self.plan_sparsity is not None else None
         return PruneSpec(method, self.scope_for(method), self.layers, self.include_output, None,
                          self.calibration_batches, plan=plan, plan_sparsity=self.plan_sparsity if plan else None,
-                         pattern=self.pattern, reconstruct=self.reconstruct)
+                         pattern=self.pattern, reconstruct=self.reconstruct,
+                         include_inexact=self.include_inexact and METHODS.get(method).removes_units)
 
     def scope_for(self, method: str) -> str:
         """The scope ``method`` is pruned with.

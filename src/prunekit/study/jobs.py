@@ -111,7 +111,8 @@ def build_context(config: SweepConfig, baseline: Checkpoint, baseline_id: str, d
                         scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
                         include_output=config.include_output, progress=progress, measure=measure,
                         calibration_batches=config.calibration_batches, reconstruct=config.reconstruct, seed=seed,
-                        pattern=config.pattern, plan=config.plan, plan_sparsity=config.plan_sparsity)
+                        pattern=config.pattern, plan=config.plan, plan_sparsity=config.plan_sparsity,
+                        include_inexact=config.include_inexact)
 
 
 def series_of(ctx: SeriesContext, config: SweepConfig) -> list[tuple[str, str, str]]:

@@ -53,6 +53,7 @@ class SeriesContext:
     pattern: str | None = None  # an N:M pattern instead of free sparsities
     plan: tuple[tuple[str, float], ...] | None = None  # a per-layer plan, scaled to every level
     plan_sparsity: float | None = None  # what the plan reaches over the pruned layers
+    include_inexact: bool = False  # unit pruning also removes groups a normalisation mixes
     progress: bool = True
     on_point: Callable[[dict[str, Any]], None] | None = None
     measure: bool = True  # add file size and latency ratios to every point
@@ -65,7 +66,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
                  on_point=None, measure: bool = True, calibration_batches: int = 32,
                  reconstruct: bool = False, seed: int | None = None, pattern: str | None = None,
                  plan: tuple[tuple[str, float], ...] | None = None,
-                 plan_sparsity: float | None = None) -> SeriesContext:
+                 plan_sparsity: float | None = None, include_inexact: bool = False) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
@@ -87,7 +88,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         unit_tracing_inputs=tracing_batch(baseline.model, "unit", data), layers=layers,
         include_output=include_output, progress=progress, on_point=on_point, measure=measure,
         calibration_batches=calibration_batches, reconstruct=reconstruct, seed=seed, pattern=pattern, plan=plan,
-        plan_sparsity=plan_sparsity,
+        plan_sparsity=plan_sparsity, include_inexact=include_inexact,
     )
 
 
@@ -108,6 +109,8 @@ def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) 
         key["pattern"] = ctx.pattern
     if ctx.plan is not None:
         key["ratios"], key["plan_sparsity"] = ctx.plan, ctx.plan_sparsity
+    if ctx.include_inexact and removes_units(method):
+        key["include_inexact"] = True
     if sched.chained:
         key["plan"] = plan_levels(targets, recipe.round_fraction)
     return fingerprint(key)
@@ -142,7 +145,7 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
     distiller = ctx.distiller if recipe.distill is not None else None
     spec = PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output, series_criterion(name),
                      ctx.calibration_batches, plan=ctx.plan, plan_sparsity=ctx.plan_sparsity, pattern=ctx.pattern,
-                     reconstruct=ctx.reconstruct)
+                     reconstruct=ctx.reconstruct, include_inexact=ctx.include_inexact and removes_units(method))
     job = Job(ctx.model, ctx.train_data, spec, recipe,
               rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
               example_inputs=ctx.unit_tracing_inputs if removes_units(method) else None,
