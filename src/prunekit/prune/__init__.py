@@ -10,7 +10,7 @@ Pieces (each replaceable on its own):
   (:mod:`~prunekit.prune.calibration`), and ``reconstruct=True`` (:mod:`~prunekit.prune.reconstruct`);
 * :mod:`~prunekit.prune.nm` -- N:M patterns (``pattern="2:4"``) for every weight criterion;
 * :mod:`~prunekit.prune.select` -- ``scores + sparsity (+ previous mask) -> keep mask``;
-* :mod:`~prunekit.prune.targets` -- which layers are pruned and what a unit consists of;
+* :mod:`~prunekit.prune.layers` -- which layers are pruned and what a unit consists of;
 * :mod:`~prunekit.prune.mask` -- :class:`Mask`: apply, hold through training, save/load;
 * :mod:`~prunekit.prune.spec` -- :class:`PruneSpec`, the request: what to prune and how, checked once;
 * :mod:`~prunekit.prune.pruner` -- :class:`Pruner`: prunes a model as a spec says, its structure built once;
@@ -41,7 +41,7 @@ from prunekit.prune.report import LayerStats, SparsityReport, sparsity_report
 from prunekit.prune.scores import CRITERIA, get_criterion, lamp, magnitude, random_scores, unit_l2
 from prunekit.prune.select import check_sparsity, global_keep_masks, keep_mask
 from prunekit.prune.unit_criteria import UNIT_CRITERIA, UnitCriterion
-from prunekit.prune.targets import classifier_name, prunable_layers, select_layers, unit_groups
+from prunekit.prune.layers import classifier_name, prunable_layers, select_layers, unit_groups
 
 __all__ = [
     "CRITERIA", "LayerStats", "LearnedConfig", "METHODS", "Mask", "MaskHold", "PostTrainingCriterion", "PruneSpec",

@@ -44,7 +44,7 @@ def prune_model(
     pruned tensor (``scope="layer"``), or of all of them (``scope="global"``); for
     ``method="unit"`` it counts units (output neurons / conv filters) instead of weights.
     A unit's row/filter, bias entry and following BatchNorm weight/bias entries are masked
-    together (see :mod:`prunekit.prune.targets`). The output layer (classifier) is left whole
+    together (see :mod:`prunekit.prune.layers`). The output layer (classifier) is left whole
     by default for both methods; its units are never removed.
     Scores are computed on the currently masked weights. With ``mask`` (a previous mask),
     entries already pruned stay pruned and count toward the target, so an iterative schedule

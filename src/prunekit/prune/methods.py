@@ -34,7 +34,7 @@ from prunekit.errors import ConfigError
 from prunekit.prune.nm import nm_keep_mask
 from prunekit.prune.scores import Criterion
 from prunekit.prune.select import check_finite_scores, check_plan_matches, global_keep_masks, keep_mask, sparsity_of
-from prunekit.prune.targets import param_name, unit_groups
+from prunekit.prune.layers import param_name, unit_groups
 from prunekit.prune.unit_criteria import CriterionRun
 from prunekit.prune.units import views_of_unit_groups
 from prunekit.registry import Registry

@@ -30,7 +30,7 @@ from prunekit.prune.nm import layers_fitting, parse_pattern
 from prunekit.prune.posttrain import PostTrainingCriterion, posttrain_masks, reconstruct_masked
 from prunekit.prune.spec import PruneSpec, Target
 from prunekit.prune.structured import group_unit_masks
-from prunekit.prune.targets import select_layers
+from prunekit.prune.layers import select_layers
 from prunekit.prune.unit_criteria import CriterionRun, UnitCriterion
 from prunekit.structure import Structure, trace
 

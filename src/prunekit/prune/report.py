@@ -32,7 +32,7 @@ from torch import nn
 from prunekit.batches import as_args
 from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
-from prunekit.prune.targets import param_name, prunable_layers
+from prunekit.prune.layers import param_name, prunable_layers
 from prunekit.tables import aligned_table
 
 

@@ -9,7 +9,7 @@ per unit, whether the units come from the layer-by-layer walk of an ``nn.Sequent
 Example:
     >>> import torch
     >>> from torch import nn
-    >>> from prunekit.prune.targets import select_layers, unit_groups
+    >>> from prunekit.prune.layers import select_layers, unit_groups
     >>> model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 3))
     >>> view = views_of_unit_groups(model, unit_groups(model, select_layers(model, "unit")))[0]
     >>> view.size, view.rows(dict(model.named_parameters()), roles=("filter",)).shape
@@ -84,7 +84,7 @@ def _unit_rows(value: torch.Tensor, s: UnitSlice, size: int) -> torch.Tensor:
 
 
 def views_of_unit_groups(model: nn.Module, groups) -> list[UnitView]:
-    """Views of the layer-by-layer unit groups of :func:`~prunekit.prune.targets.unit_groups`."""
+    """Views of the layer-by-layer unit groups of :func:`~prunekit.prune.layers.unit_groups`."""
     modules = dict(model.named_modules())
     views = []
     for g in groups:
