@@ -63,9 +63,14 @@ def checkpoint_model_name(config: dict[str, Any], model_source: str | None, fold
     return name
 
 
+def recorded_dataset(config: dict[str, Any]) -> str:
+    """The dataset a checkpoint's ``config.json`` records (``mnist`` if none): a name or a reference."""
+    return config.get("dataset") if isinstance(config.get("dataset"), str) else "mnist"
+
+
 def checkpoint_dataset_name(config: dict[str, Any], dataset: str | None, folder: Any) -> str:
     """The dataset to use with a checkpoint: ``dataset`` if given (a recorded user dataset must be given
     again, as the same reference), else the one it records (``mnist`` if none)."""
-    recorded = config.get("dataset") if isinstance(config.get("dataset"), str) else "mnist"
+    recorded = recorded_dataset(config)
     trusted(recorded, dataset, what="dataset", option="--dataset", keyword="dataset=", folder=folder)
     return dataset or recorded

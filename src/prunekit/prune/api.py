@@ -14,7 +14,6 @@ from torch import nn
 
 from prunekit.prune.mask import Mask
 from prunekit.prune.methods import METHODS, SCOPES, PruningMethod  # noqa: F401  (re-exported)
-from prunekit.prune.nm import parse_pattern
 from prunekit.prune.pruner import Pruner
 from prunekit.prune.scores import Criterion
 from prunekit.prune.spec import PruneSpec
@@ -100,12 +99,7 @@ def prune_model(
         >>> mask = prune_model(model, "weight", 95.0, scope="global", mask=mask)
     """
     spec = PruneSpec(method, scope, layers, include_output, criterion, calibration_batches,
-                     pattern=_pattern_text(pattern), reconstruct=reconstruct, include_inexact=include_inexact)
+                     pattern=pattern, reconstruct=reconstruct, include_inexact=include_inexact)
     pruner = Pruner(model, spec, example_inputs, loss_fn=loss_fn)
     return pruner.prune(sparsity, mask=mask, calibration=calibration)
 
-
-def _pattern_text(pattern: Union[str, tuple[int, int], None]) -> Optional[str]:
-    """``"2:4"`` for ``"2:4"`` or ``(2, 4)``."""
-    nm = parse_pattern(pattern)
-    return None if nm is None else f"{nm[0]}:{nm[1]}"

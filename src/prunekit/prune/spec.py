@@ -51,7 +51,7 @@ class PruneSpec:
         plan: a per-layer plan ``((layer pattern, percent), ...)`` that reaches ``plan_sparsity`` over the
             pruned layers; a schedule's level ``k`` prunes every layer to ``k / plan_sparsity`` of its share.
         plan_sparsity: see ``plan``.
-        pattern: an N:M pattern such as ``"2:4"`` instead of a free sparsity (weight methods only).
+        pattern: an N:M pattern such as ``"2:4"`` (or ``(2, 4)``) instead of a free sparsity (weight methods only).
         reconstruct: re-solve each pruned layer's remaining weights on calibration data (weight methods only).
         include_inexact: unit pruning of a traced model: also prune groups mixed by a normalisation.
 
@@ -67,7 +67,7 @@ class PruneSpec:
     calibration_batches: int = 32
     plan: tuple[tuple[str, float], ...] | None = None
     plan_sparsity: float | None = None
-    pattern: str | None = None
+    pattern: Union[str, tuple[int, int], None] = None  # normalised to "N:M"
     reconstruct: bool = False
     include_inexact: bool = False
 

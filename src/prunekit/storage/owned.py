@@ -171,10 +171,8 @@ class FolderFiles:
         if not (self.folder / name).exists():
             if self._replaced():
                 raise FolderChanged(f"{self.folder / name} vanished: the folder was replaced while it was read")
-            if name not in self.warned:
-                self.warned.add(name)
-                warnings.warn(ChangedFileWarning(f"{self.folder / name} was deleted since its save wrote it (it is in "
-                                                 f"{MANIFEST_FILE}); reading the folder without it"), stacklevel=2)
+            self._warn_once(name, f"{self.folder / name} was deleted since its save wrote it (it is in "
+                                  f"{MANIFEST_FILE}); reading the folder without it")
             return False
         return True
 
@@ -204,12 +202,15 @@ class FolderFiles:
         if len(data) != entry.get("bytes") or _digest(data) != entry.get("sha256"):
             if self._replaced():
                 raise FolderChanged(f"{path} is from another save than the {MANIFEST_FILE} read before it")
-            if name not in self.warned:  # nobody replaced the folder: the file was edited (or corrupted)
-                self.warned.add(name)
-                warnings.warn(ChangedFileWarning(
-                    f"{path} differs from the file its save wrote (size or SHA-256 in {MANIFEST_FILE}): it was edited "
-                    f"or corrupted since; reading it as it is"), stacklevel=2)
+            self._warn_once(name, f"{path} differs from the file its save wrote (size or SHA-256 in {MANIFEST_FILE}): "
+                                  f"it was edited or corrupted since; reading it as it is")  # nobody replaced it
         return data
+
+    def _warn_once(self, name: str, message: str) -> None:
+        """A :class:`ChangedFileWarning` about ``name``, once per read of the folder."""
+        if name not in self.warned:
+            self.warned.add(name)
+            warnings.warn(ChangedFileWarning(message), stacklevel=3)
 
     def _replaced(self) -> bool:
         """Whether the folder now holds another save than the one whose manifest was read."""

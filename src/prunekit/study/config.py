@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..checkpoint import checkpoint_dataset_name, checkpoint_model_name
+from ..checkpoint.user_code import checkpoint_dataset_name, checkpoint_model_name, recorded_dataset
 from ..errors import ConfigError
 from ..prune import METHODS, SCOPES, PruneSpec, check_sparsity
 from ..prune.nm import parse_pattern, pattern_sparsity
@@ -195,8 +195,7 @@ class SweepConfig:
         name = checkpoint_model_name(config, self.model, path)  # user code only when named again
         dataset = checkpoint_dataset_name(config, self.dataset, path)
         args = (config.get("model") or {}).get("args") or {}
-        recorded_dataset = config.get("dataset") if isinstance(config.get("dataset"), str) else "mnist"
-        for what, mine, theirs in (("model", self.model, name), ("dataset", self.dataset, recorded_dataset)):
+        for what, mine, theirs in (("model", self.model, name), ("dataset", self.dataset, recorded_dataset(config))):
             if mine is not None and mine != theirs:
                 raise ConfigError(f"the sweep names {what} {mine!r} but the checkpoint {path} holds {what} "
                                   f"{theirs!r}; leave --{what} out to use the checkpoint's")
