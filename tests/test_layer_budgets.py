@@ -162,8 +162,8 @@ def test_a_latency_target_is_met_by_measurement_or_refused_with_the_reachable_la
 
 
 def test_the_reported_latency_is_a_fresh_measurement_not_the_lucky_one_the_search_picked(monkeypatch):
-    import prunekit.study.latency_budget as budget
-    import prunekit.study.sensitivity as sensitivity
+    import prunekit.plan.latency as budget
+    import prunekit.plan.sensitivity as sensitivity
 
     # a fake timer: a plan's true ratio is the fraction of weights it keeps; its first timing is 0.08 lucky
     truth: dict[tuple, float] = {}
@@ -193,8 +193,8 @@ def test_the_reported_latency_is_a_fresh_measurement_not_the_lucky_one_the_searc
 
 
 def test_aligned_latency_plans_keep_multiples_of_the_alignment(monkeypatch):
-    import prunekit.study.latency_budget as budget
-    import prunekit.study.sensitivity as sensitivity
+    import prunekit.plan.latency as budget
+    import prunekit.plan.sensitivity as sensitivity
 
     def kept(model, mask, example, **kwargs):  # a deterministic stand-in for the timer
         mask = as_mask(mask)

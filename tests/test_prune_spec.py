@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-import prunekit.prune.pruner as pruner_module
+import prunekit.structure.model as pruner_module  # where the one trace happens
 from prunekit.cli import main
 from prunekit.errors import ConfigError
 from prunekit.prune import CRITERIA, METHODS, Pruner, PruneSpec, PruningMethod, prune_model
@@ -73,6 +73,29 @@ def test_a_pruner_traces_its_model_once(monkeypatch):
     assert len(calls) == 1
     assert int(mask["0.weight"].any(1).sum()) == 8  # 75% of 32 units gone
     assert pruner.structure is not None and len(calls) == 1
+
+
+def test_pruning_then_compacting_and_timing_a_copy_traces_once(monkeypatch):
+    import copy
+
+    from prunekit.bench.compact_latency import compact_latency_ratio
+    from prunekit.compact import compact
+
+    calls = []
+    real = pruner_module.trace
+    monkeypatch.setattr(pruner_module, "trace", lambda m, x: calls.append(1) or real(m, x))
+    model = mlp()
+    pruner = Pruner(model, PruneSpec("unit"), example_inputs=torch.randn(2, 16))
+    mask = pruner.prune(50.0)
+    small = compact(model, mask, structure=pruner.structure).model
+    assert small[0].out_features == 16
+    compact(copy.deepcopy(model), structure=pruner.structure)  # a copy has the same architecture
+    compact_latency_ratio(model, mask, torch.randn(2, 16), structure=pruner.structure, batch_size=8, repeats=1)
+    assert len(calls) == 1 and pruner.structure.traces == 1
+    with pytest.raises(ConfigError, match="another architecture"):
+        compact(small, structure=pruner.structure)
+    with pytest.raises(ConfigError, match="another architecture"):
+        Pruner(small, PruneSpec("unit"), structure=pruner.structure)
 
 
 def test_a_walked_model_is_never_traced(monkeypatch):

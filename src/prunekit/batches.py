@@ -210,3 +210,8 @@ def first_batch(data: Any) -> Batch:
     for batch in source.epoch(0):
         return batch
     raise ConfigError("the data is empty")
+
+
+def in_memory(data: Any) -> bool:
+    """Whether ``data`` is ``(x, y)`` tensors (the fast path)."""
+    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data)

@@ -21,20 +21,27 @@ from torch import nn
 from ..batches import make_inputs
 from ..compact import compact
 from ..prune.mask import as_mask
+from ..structure import ModelStructure, model_structure
 from ..timing import measure
 
 
 @torch.inference_mode()
 def compact_latency_ratio(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]], example_inputs: Any, *,
-                          batch_size: int = 256, repeats: int = 10) -> float:
+                          structure: Optional[ModelStructure] = None, batch_size: int = 256,
+                          repeats: int = 10) -> float:
     """Median latency of ``model`` with ``mask`` applied and compacted, over the dense ``model``'s, at
-    ``batch_size`` on the CPU (both measured here, interleaved). ``model`` is not modified."""
+    ``batch_size`` on the CPU (both measured here, interleaved). ``model`` is not modified.
+
+    ``example_inputs``: one batch (resized to ``batch_size``); ``structure``: the model's
+    :func:`~prunekit.structure.model_structure` to compact with (default: an ``nn.Sequential`` is walked,
+    any other model traced on ``example_inputs``): pass one to time many masks on one trace."""
     dense = copy.deepcopy(model).cpu().eval()
     pruned = copy.deepcopy(dense)
     if mask is not None:
         as_mask(mask).apply_(pruned)
-    traced = None if isinstance(pruned, nn.Sequential) else example_inputs
-    small = compact(pruned, example_inputs=traced).model.eval()
+    if structure is None:
+        structure = model_structure(model, example_inputs, walk_sequential=True)
+    small = compact(pruned, structure=structure).model.eval()
     args, kwargs = make_inputs(None, example_inputs)(batch_size)
     times = measure({"dense": lambda: dense(*args, **kwargs), "pruned": lambda: small(*args, **kwargs)},
                     repeats=repeats, warmup=2)

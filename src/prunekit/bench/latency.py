@@ -45,6 +45,7 @@ from ..deploy.sparsify import sparsify
 from ..prune.mask import as_mask
 from ..prune.report import sparsity_report
 from ..tables import aligned_table
+from ..structure import model_structure
 from ..timing import measure
 
 VERSIONS = ("dense", "masked", "sparse", "compact", "compact+sparse")
@@ -92,8 +93,9 @@ def build_versions(model: nn.Module, mask=None, *, batch_sizes: Sequence[int], i
     has_linear = any(type(m) is nn.Linear for m in dense.modules())
     if has_linear:
         versions["sparse"] = sparsify(dense, **kw)
-    if example_inputs is not None or isinstance(model, nn.Sequential):
-        small = compact(dense, example_inputs=example_inputs).model
+    structure = model_structure(dense, example_inputs)
+    if structure.removes_units:
+        small = compact(dense, structure=structure).model
         versions["compact"] = small
         if has_linear:
             versions["compact+sparse"] = sparsify(small, **kw)

@@ -23,6 +23,7 @@ from ..compact import compact
 from ..deploy.sparse_file import sparse_file_bytes
 from ..deploy.sparsify import sparsify
 from ..prune.mask import as_mask
+from ..structure import ModelStructure, model_structure
 from ..timing import measure
 
 
@@ -34,6 +35,7 @@ def measure_point(
     *,
     input_shape: Optional[Sequence[int]] = None,
     example_inputs: Any = None,
+    structure: Optional[ModelStructure] = None,
     repeats: tuple[int, int] = (40, 8),
 ) -> dict:
     """What a pruned model buys, quickly (well under a second for the reference MLP): for a sweep point.
@@ -49,6 +51,8 @@ def measure_point(
         method: the pruning method, copied into the result.
         input_shape: one sample's shape (random inputs), or:
         example_inputs: one batch of any form (resized to batch 1 and 256).
+        structure: the model's :func:`~prunekit.structure.model_structure` to compact with (its trace reused;
+            default: traced on ``example_inputs`` if given, else an ``nn.Sequential`` walked).
         repeats: timed calls at batch 1 and at batch 256 (medians, dense and pruned interleaved).
 
     Returns:
@@ -59,10 +63,8 @@ def measure_point(
     dense = copy.deepcopy(model).eval()
     if mask is not None:
         as_mask(mask).apply_(dense)
-    if example_inputs is not None:
-        small = compact(dense, example_inputs=example_inputs).model
-    else:
-        small = compact(dense).model if isinstance(dense, nn.Sequential) else dense
+    structure = structure if structure is not None else model_structure(dense, example_inputs)
+    small = compact(dense, structure=structure).model if structure.removes_units else dense
     fast = sparsify(small, batch_sizes=(1, 256), input_shape=input_shape, example_inputs=example_inputs, repeats=5,
                     kernels=("dense", "scipy_csr"))
     inputs = make_inputs(input_shape, example_inputs)

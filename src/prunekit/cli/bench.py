@@ -18,6 +18,7 @@ from ..prune import Pruner, removes_units, sparsity_report
 from ..batches import make_inputs, resize_batch
 from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
+from ..structure import walkable
 from ..training import PRECISIONS
 from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
                      name_list, positive_int, shape)
@@ -128,7 +129,7 @@ def _model_and_mask(args: argparse.Namespace):
                               f"--example-inputs FILE.py:FUNCTION; a model of your own has no default input")
         shape_ = (1, 28, 28)  # the zoo models' default dataset, MNIST
     units = args.method is not None and removes_units(args.method)
-    if (args.trace or (units and not isinstance(model, torch.nn.Sequential))) and example is None:
+    if (args.trace or (units and not walkable(model))) and example is None:
         example = make_inputs(shape_)(2)[0][0]
     if args.method is not None:
         traced = example if units and example is not None else None

@@ -9,6 +9,7 @@ from ..prune import sparsity_report
 from ..prune.select import check_layer_sparsities
 from ..storage.jsonio import read_json
 from ..study import prune_checkpoint
+from ..study.prune_request import request_from_keywords
 from ..training import PRECISIONS
 from .common import (add_bn_batches_option, add_command, add_device_option, add_user_model_option, positive_float,
                      positive_int)
@@ -64,11 +65,13 @@ def run_prune(args: argparse.Namespace) -> int:
     recovery = recovery_from_args(args)
     if args.precision:
         recovery = recovery.with_precision(args.precision)
-    result = prune_checkpoint(args.checkpoint, spec, sparsity=args.sparsity, ratios=ratios,
-                              target_latency=args.target_latency, latency_batch=args.latency_batch,
-                              latency_align=args.align_channels, latency_bn_batches=args.bn_batches, out=args.out,
-                              data_dir=args.data_dir, progress=not args.quiet, schedule=args.schedule,
-                              recovery=recovery, model_source=args.model, dataset=args.dataset, device=args.device)
+    _, target = request_from_keywords(spec, None, {
+        "sparsity": args.sparsity, "ratios": ratios, "target_latency": args.target_latency,
+        "latency_batch": args.latency_batch, "latency_align": args.align_channels,
+        "latency_bn_batches": args.bn_batches})
+    result = prune_checkpoint(args.checkpoint, spec, target, out=args.out, schedule=args.schedule,
+                              recovery=recovery, data_dir=args.data_dir, dataset=args.dataset,
+                              model_source=args.model, device=args.device, progress=not args.quiet)
     print(sparsity_report(result.model).format_table())
     m = result.metrics
     dense = m.get("dense_test_accuracy")

@@ -9,7 +9,8 @@ from ..checkpoint import checkpoint_dataset_name, load_checkpoint
 from ..data import load_dataset
 from ..storage import atomic_write_text, check_output, claim_output, mark_output
 from ..study.points import tracing_batch
-from ..study.sensitivity import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail, write_sensitivity
+from ..plan import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail
+from ..study.report_layers import write_sensitivity
 from .common import add_bn_batches_option, add_command, add_user_model_option, float_list, percentage, positive_int
 from .prune_options import add_prune_options, prune_spec_from_args
 
@@ -47,7 +48,7 @@ def register(commands) -> None:
     add_user_model_option(parser)
 
 
-SENSITIVITY_FIXED = ("scope", "include_output", "pattern", "reconstruct", "calibration_batches", "include_inexact")
+SENSITIVITY_FIXED = ("scope", "include_output", "pattern", "reconstruct")
 """PruneSpec fields a sensitivity analysis fixes (every layer alone, to each sparsity of the grid)."""
 SENSITIVITY_OUTPUTS = ("sensitivity.json", "sensitivity.csv", "sensitivity.png", "ratios.json")
 """What ``prunekit sensitivity`` writes into its folder."""
@@ -61,9 +62,9 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     data = load_dataset(checkpoint_dataset_name(ckpt.config, args.dataset, args.checkpoint), args.data_dir,
                         progress=not args.quiet)
     validation = training_tail(data, args.validation_samples)
-    curves = layer_sensitivity(ckpt.model, spec.method, validation, sparsities=args.sparsities,
-                               criterion=spec.criterion, example_inputs=tracing_batch(ckpt.model, spec.method, data),
-                               input_shape=data.input_shape, layers=spec.layers, latency_batch=args.latency_batch,
+    curves = layer_sensitivity(ckpt.model, spec, validation, sparsities=args.sparsities,
+                               example_inputs=tracing_batch(ckpt.model, spec.method, data),
+                               input_shape=data.input_shape, latency_batch=args.latency_batch,
                                bn_batches=args.bn_batches, progress=not args.quiet)
     mark_output(out, "sensitivity")
     written = write_sensitivity(curves, out)

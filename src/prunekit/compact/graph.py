@@ -9,11 +9,11 @@ model's outputs is an error, not a result.
 Example:
     >>> import torch
     >>> from torch import nn
-    >>> from prunekit.prune import prune_model
+    >>> from prunekit.prune import Pruner, PruneSpec
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
-    >>> x = torch.randn(2, 3, 8, 8)
-    >>> mask = prune_model(model, "unit", 50.0, example_inputs=x)
-    >>> result = compact_graph(model.eval(), mask, x)
+    >>> pruner = Pruner(model, PruneSpec("unit"), example_inputs=torch.randn(2, 3, 8, 8))
+    >>> mask = pruner.prune(50.0)
+    >>> result = compact_graph(model.eval(), mask, pruner.structure)  # the pruner's trace, reused
     >>> result.model[0].out_channels, result.model[4].in_features
     (4, 144)
 """
@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..prune.mask import as_mask
-from ..structure import Structure, trace
+from ..structure import ModelStructure, Structure
 from ..batches import as_args
 from .plan import Plan, TensorPlan, apply_plan
 from .report import CompactionReport, LayerCompaction
@@ -110,14 +110,15 @@ def _new_size(table, space: int, atoms: dict[int, set]) -> int:
     return int(n - dropped.sum())
 
 
-def compact_graph(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]], example_inputs: Any, *,
+def compact_graph(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]], structure: ModelStructure, *,
                   include_inexact: bool = False, check: bool = True, atol: float = 1e-5):
     """Compact any traced model (see the module docstring). Returns a :class:`CompactResult`.
 
     The compacted model must reproduce the masked one within ``atol`` (relative to the output scale) on
-    the example inputs; when groups that are not exact are removed (``include_inexact``) the difference
+    the structure's example inputs; when groups that are not exact are removed (``include_inexact``) the difference
     is only measured and reported in :attr:`CompactResult.difference`."""
-    structure = trace(model, example_inputs)  # cached when prune_model traced the same model
+    example_inputs = structure.example_inputs
+    structure = structure.graph  # traced once per ModelStructure (a Pruner's, when it traced)
     masked = copy.deepcopy(model).eval()
     if mask is not None:
         as_mask(mask).apply_(masked)

@@ -43,6 +43,7 @@ from prunekit.compact.slicing import take_bn, take_inputs, take_outputs
 from prunekit.errors import ConfigError
 from prunekit.prune.interop import from_torch_prune, torch_pruned_parameters
 from prunekit.prune.mask import as_mask
+from prunekit.structure import walkable
 
 PRODUCERS = (nn.Linear, nn.Conv2d)
 ZERO_MAPS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardtanh, nn.Identity,
@@ -65,7 +66,7 @@ class _Slot:
 
 def compact_sequential(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]] = None) -> CompactResult:
     """Remove the dead units of an ``nn.Sequential`` (see the module docstring); see :func:`compact`."""
-    if not isinstance(model, nn.Sequential):
+    if not walkable(model):
         raise ConfigError(
             f"compact() without example_inputs walks nn.Sequential models in order; got {type(model).__name__}: "
             f"pass example_inputs=<one batch> so its data flow can be traced"

@@ -27,6 +27,7 @@ from ..checkpoint import WEIGHTS_FILE, save_checkpoint
 from ..compact import compact
 from ..errors import ConfigError
 from ..registry import Registry
+from ..structure import model_structure
 from .onnx import export_onnx
 from .sparse_file import export_sparse, load_sparse
 
@@ -84,10 +85,10 @@ def _first(out: Any) -> torch.Tensor:
 def compacted(model: nn.Module, options: ExportOptions):
     """The compaction of ``model`` (its mask already applied) and its output difference to ``model``:
     layer by layer for an ``nn.Sequential``, traced on example inputs otherwise."""
-    if isinstance(model, nn.Sequential) and options.example_inputs is None:
-        result = compact(model)
-    else:
-        result = compact(model, example_inputs=options.batch(2))
+    structure = model_structure(model, options.example_inputs)
+    if structure.traced or not structure.removes_units:  # traced on a batch of 2 of the recorded inputs
+        structure = model_structure(model, options.batch(2))
+    result = compact(model, structure=structure)
     return result, max_output_diff(result.model, model, options)
 
 

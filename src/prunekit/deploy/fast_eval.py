@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from ..compact import compact
 from ..prune.mask import as_mask
+from ..structure import walkable
 from ..timing import measure
 from .sparse_linear import MARGIN, MAX_SPARSE_DENSITY, SPARSE_KERNELS, SparseLinear
 from .sparsify import replace_linears
@@ -99,7 +100,7 @@ def fast_model(
     if mask is not None:
         model = copy.deepcopy(model)
         as_mask(mask).apply_(model)
-    if isinstance(model, nn.Sequential) and _has_dead_units(model):
+    if walkable(model) and _has_dead_units(model):
         model = compact(model).model
     rule = dict(crossover) if crossover is not None else EVALUATION_RULE
     kernel, limit = max(rule.items(), key=lambda kv: kv[1])

@@ -126,11 +126,10 @@ def _serialise(model, fp16: bool, mask) -> tuple[bytes, tuple[int, tuple[TensorE
         entries.append(TensorEntry(name, kind, tuple(tensor.shape), dtype, stored, nbytes(parts),
                                    tensor.numel() * tensor.element_size()))
     metadata = {"format": SPARSE_FORMAT, "version": SPARSE_VERSION, "tensors": json.dumps(meta)}
-    if isinstance(model, nn.Sequential):
-        try:
-            metadata["architecture"] = json.dumps(architecture_to_json(model))
-        except ConfigError:
-            pass  # not describable: the file still holds the state dict
+    try:
+        metadata["architecture"] = json.dumps(architecture_to_json(model))
+    except ConfigError:
+        pass  # not an nn.Sequential of standard layers: the file still holds the state dict
     dense = len(safetensors.torch.save({k: v.contiguous() for k, v in state.items()}))
     return safetensors.numpy.save(arrays, metadata=metadata), (dense, tuple(entries))
 

@@ -1,8 +1,9 @@
 """``Pruner``: prunes one model as a :class:`~prunekit.prune.PruneSpec` says, its structure built once.
 
-A pruner holds the spec and the model's structure: the traced coupled groups when the method removes
-units and ``example_inputs`` are given (traced on first use, then kept), else the layers walked in
-order. Every call of :meth:`Pruner.prune` (an iterative schedule's rounds, a sensitivity grid) reuses it.
+A pruner holds the spec and the model's :func:`~prunekit.structure.model_structure`: the traced coupled
+groups when ``example_inputs`` are given (traced on first use by a method that removes units, then kept),
+else the layers walked in order. Every call of :meth:`Pruner.prune` (an iterative schedule's rounds, a
+sensitivity grid) reuses it, and so does ``compact(model, structure=pruner.structure)``.
 
 Example:
     >>> import torch
@@ -14,6 +15,8 @@ Example:
     >>> mask = pruner.prune(50.0, mask=mask)  # the same structure: no second trace
     >>> [int(mask[f"{i}.weight"].any(1).sum()) for i in (0, 2)]
     [4, 4]
+    >>> pruner.structure.traces
+    1
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from prunekit.prune.spec import PruneSpec, Target
 from prunekit.prune.structured import group_unit_masks
 from prunekit.prune.layers import select_layers
 from prunekit.prune.unit_criteria import CriterionRun, UnitCriterion
-from prunekit.structure import Structure, trace
+from prunekit.structure import ModelStructure, model_structure
 
 DEFAULT_UNIT_CRITERIA = (None, "unit_l2", "magnitude")
 """Criteria that rank a traced group by the L2 norm of all the weights its units own."""
@@ -47,27 +50,25 @@ class Pruner:
         example_inputs: one batch the model accepts; with a method that removes units, the model is
             traced on it (once) and every coupled group is pruned as one. Without it, such a method walks
             the layers in order (``nn.Sequential`` models).
+        structure: instead of ``example_inputs``, a :func:`~prunekit.structure.model_structure` already
+            built for this architecture (its trace, if any, is reused).
         loss_fn: the loss a data-driven criterion uses (default: the model's own, else cross-entropy).
     """
 
     def __init__(self, model: nn.Module, spec: Optional[PruneSpec] = None, example_inputs: Any = None, *,
-                 loss_fn: Optional[Callable] = None):
-        self.model, self.spec = model, spec if spec is not None else PruneSpec()
-        self.example_inputs, self.loss_fn = example_inputs, loss_fn
-        self._structure: Optional[Structure] = None
+                 structure: Optional[ModelStructure] = None, loss_fn: Optional[Callable] = None):
+        if structure is not None and example_inputs is not None:
+            raise ConfigError("pass example_inputs or a structure built on them, not both")
         _refuse_torch_pruned(model)
+        if structure is not None:
+            structure.check(model)
+        self.model, self.spec, self.loss_fn = model, spec if spec is not None else PruneSpec(), loss_fn
+        self.structure: ModelStructure = structure if structure is not None else model_structure(model, example_inputs)
 
     @property
     def traced(self) -> bool:
-        """Whether units are pruned by the traced coupled groups (a unit method with example inputs)."""
-        return self.spec.removes_units and self.example_inputs is not None
-
-    @property
-    def structure(self) -> Optional[Structure]:
-        """The model's traced structure (traced on first use, then kept); None if it is not traced."""
-        if self._structure is None and self.traced:
-            self._structure = trace(self.model, self.example_inputs)
-        return self._structure
+        """Whether units are pruned by the traced coupled groups (a unit method on a traced structure)."""
+        return self.spec.removes_units and self.structure.traced
 
     def prune(self, target: Target = None, *, mask: Optional[Mapping[str, torch.Tensor]] = None,
               calibration: Any = None) -> Mask:
@@ -94,7 +95,7 @@ class Pruner:
         reconstruct, targets = spec.reconstruct, None
         if self.traced:
             score = None if spec.criterion in DEFAULT_UNIT_CRITERIA else fn
-            new = group_unit_masks(model, self.structure, sparsity, spec.scope, score, previous or Mask({}),
+            new = group_unit_masks(model, self.structure.graph, sparsity, spec.scope, score, previous or Mask({}),
                                    spec.layers, spec.include_inexact)
         else:
             targets = select_layers(model, spec.method, spec.layers, include_output=spec.include_output)

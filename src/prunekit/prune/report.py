@@ -29,10 +29,11 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 from torch import nn
 
-from prunekit.batches import as_args
+from prunekit.batches import as_args, resize_batch
 from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
-from prunekit.prune.layers import param_name, prunable_layers
+from prunekit.prune.layers import classifier_name, param_name, prunable_layers
+from prunekit.prune.methods import removes_units
 from prunekit.tables import aligned_table
 
 
@@ -209,3 +210,30 @@ def _cells(r: LayerStats) -> list[str]:
         name, r.type, "x".join(map(str, r.shape)), f"{r.params:,}", f"{r.nonzero:,}",
         f"{100.0 - r.sparsity:.2f}", f"{r.live_units}/{r.units}", flops(r.dense_flops), flops(r.effective_flops),
     ]
+
+
+def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Optional[Sequence[int]] = None,
+                    example_inputs: Any = None) -> dict[str, Any]:
+    """Counts for a pruned model as sweeps and plans record them: the actual sparsity (of units, the output
+    layer left out, for a method that removes units; else of the pruned layers' weights), non-zeros, FLOPs
+    (with ``input_shape`` or ``example_inputs``) and each pruned layer's sparsity."""
+    if example_inputs is not None:
+        report = sparsity_report(model, mask, example_inputs=resize_batch(example_inputs, 1))
+    else:
+        report = sparsity_report(model, mask, input_shape=(1, *input_shape) if input_shape else None)
+    pruned = [r for r in report.rows if r.masked]
+    if removes_units(method):  # the output layer's units are the model's outputs: never pruned, never counted
+        pruned = [r for r in pruned if r.name != classifier_name(model)]
+        units = sum(r.units for r in pruned)
+        actual = 100.0 * (units - sum(r.live_units for r in pruned)) / max(units, 1)
+    else:
+        actual = report.pruned.sparsity
+    total = report.total
+    per_layer = {r.name: round(100.0 * (r.units - r.live_units) / r.units if removes_units(method) else r.sparsity, 2)
+                 for r in pruned if r.units}
+    return {
+        "sparsity_actual": actual, "weight_sparsity_pruned": report.pruned.sparsity,
+        "weight_sparsity_all": total.sparsity, "params_total": total.params, "params_nonzero": total.nonzero,
+        "units_live": total.live_units, "flops_dense": total.dense_flops, "flops_effective": total.effective_flops,
+        "layer_sparsity": per_layer,
+    }

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..training.distill import Distiller
 from ..errors import ConfigError
 from ..prune import Mask, Pruner
+from ..structure import ModelStructure
 from ..training import Callback, TrainConfig, train
 from .recipe import PruneSpec, Recovery
 
@@ -44,6 +45,8 @@ class Job:
             :func:`~prunekit.prune.prune_model`).
         seed: seeds torch's global random generator before every level (offset per level), so criteria
             that draw from it (``random``) give the same masks wherever and in whatever order levels run.
+        structure: instead of ``example_inputs``, the model's :func:`~prunekit.structure.model_structure`
+            (its trace, if any, is reused by every level and by the gradual schedule's pruner).
     """
 
     model: nn.Module
@@ -57,6 +60,7 @@ class Job:
     progress: bool = True
     example_inputs: Any = None
     seed: int = 0
+    structure: ModelStructure | None = None
     _pruner: Pruner | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -64,7 +68,7 @@ class Job:
         """The :class:`~prunekit.prune.Pruner` of :attr:`model` and :attr:`spec`, built once: every level
         reuses the model's structure."""
         if self._pruner is None or self._pruner.model is not self.model or self._pruner.spec is not self.spec:
-            self._pruner = Pruner(self.model, self.spec, self.example_inputs)
+            self._pruner = Pruner(self.model, self.spec, self.example_inputs, structure=self.structure)
         return self._pruner
 
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:

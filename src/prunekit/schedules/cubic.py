@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from ..structure import ModelStructure
 from ..prune import Mask, MaskHold, Pruner
 from ..training import Callback, TrainState
 from .recipe import PruneSpec
@@ -59,6 +60,7 @@ class GradualPruner(Callback):
         mask: a mask to start from (entries it prunes stay pruned).
         example_inputs: one batch the model accepts, for unit pruning of traced coupled groups.
         calibration: data for a criterion that needs it (``spec.criterion == "taylor"``).
+        structure: instead of ``example_inputs``, the model's :func:`~prunekit.structure.model_structure`.
 
     Attributes:
         mask: the current :class:`~prunekit.prune.Mask` (``None`` before the first pruning).
@@ -67,9 +69,9 @@ class GradualPruner(Callback):
 
     def __init__(self, spec: PruneSpec, final: float, *, initial: float = 0.0, n: int = 20,
                  start_fraction: float = 0.0, end_fraction: float = 0.7, mask: Mask | None = None,
-                 example_inputs: Any = None, calibration: Any = None):
+                 example_inputs: Any = None, calibration: Any = None, structure: ModelStructure | None = None):
         self.spec, self.final, self.initial, self.n = spec, final, initial, n
-        self.example_inputs, self.calibration = example_inputs, calibration
+        self.example_inputs, self.calibration, self.structure = example_inputs, calibration, structure
         self.start_fraction, self.end_fraction = start_fraction, end_fraction
         self.mask: Mask | None = mask
         self.applied: list[tuple[int, float]] = []
@@ -109,7 +111,7 @@ class GradualPruner(Callback):
     def _prune(self, state: TrainState, sparsity: float) -> None:
         model: nn.Module = state.model
         if self._pruner is None or self._pruner.model is not model:
-            self._pruner = Pruner(model, self.spec, self.example_inputs)  # the structure, built once
+            self._pruner = Pruner(model, self.spec, self.example_inputs, structure=self.structure)  # built once
         calibration = self.calibration if self.spec.needs_data else None
         self.mask = self._pruner.prune(sparsity, mask=self.mask, calibration=calibration)
         self.applied.append((state.step, sparsity))

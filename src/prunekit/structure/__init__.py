@@ -1,6 +1,8 @@
 """Structure of any model: trace it once with example inputs and find every set of channels that must
 be pruned together (coupled channel groups).
 
+* :func:`model_structure` -- the one decision: traced on example inputs, walked (``nn.Sequential``) or
+  layer by layer; a :class:`ModelStructure` traces on first use and is passed on, never rebuilt;
 * :func:`trace` -- ``torch.export`` the model, couple the axes of every value with the op rules,
   and return a :class:`Structure` holding the :class:`Group` list;
 * :mod:`.rules` -- the op rules (a registry: :func:`register_rule` adds one for a custom op);
@@ -25,7 +27,9 @@ Example:
 
 from .groups import Group, Member
 from .rules import STRUCTURE_RULES, op_name, register_rule
+from .model import ModelStructure, model_structure, walkable
 from .structure import Structure, trace
 from .trace import FROZEN_MODULES
 
-__all__ = ["FROZEN_MODULES", "Group", "Member", "STRUCTURE_RULES", "Structure", "op_name", "register_rule", "trace"]
+__all__ = ["FROZEN_MODULES", "Group", "Member", "ModelStructure", "STRUCTURE_RULES", "Structure", "model_structure",
+           "op_name", "register_rule", "trace", "walkable"]

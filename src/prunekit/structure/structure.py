@@ -3,14 +3,10 @@ that follow axis sizes."""
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
-
-from ..batches import as_args
 
 from .constants import mark_constants
 from .context import LiteralSite
@@ -56,18 +52,6 @@ class Structure:
         return "\n".join(lines)
 
 
-_CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[Any, Structure]]" = weakref.WeakKeyDictionary()
-
-
-def _signature(model: nn.Module, example_inputs: Any) -> tuple:
-    """What a structure depends on: parameter and buffer names and shapes, module types, input shapes."""
-    tensors = tuple((n, tuple(t.shape)) for n, t in [*model.named_parameters(), *model.named_buffers()])
-    types = tuple(type(m).__qualname__ for m in model.modules())
-    args, kwargs = as_args(example_inputs)
-    shapes = tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else repr(v) for v in (*args, *kwargs.values()))
-    return tensors, types, shapes, tuple(kwargs)
-
-
 def trace(model: nn.Module, example_inputs: Any) -> Structure:
     """Trace ``model`` on ``example_inputs`` and return its coupled channel groups.
 
@@ -77,22 +61,17 @@ def trace(model: nn.Module, example_inputs: Any) -> Structure:
             arguments (Hugging Face style). Use a batch of 2 or more.
 
     Returns:
-        A :class:`Structure`. The structure depends only on the architecture (names, shapes, module
-        types) and the input shapes, so it is cached per model: pruning then compacting traces once.
+        A :class:`Structure`. It depends only on the architecture (names, shapes, module types) and the
+        input shapes; every call traces anew, so hold one :func:`~prunekit.structure.model_structure`
+        (as :class:`~prunekit.prune.Pruner` does) to prune, compact and time a model on one trace.
 
     Raises:
         TraceError: if the model cannot be traced (e.g. data-dependent control flow) or does not
             accept the inputs; the message names the line and what to do.
     """
-    signature = _signature(model, example_inputs)
-    cached = _CACHE.get(model)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
     program = export(model, example_inputs)
     ctx = couple(program, model)
     groups, frozen = extract_groups(ctx, model)
     mark_constants(ctx, groups, model, example_inputs)
     names = {ctx.tensor_names[k][0]: v for k, v in ctx.tensor_spaces.items()}
-    structure = Structure(groups, frozen, ctx.unknown, ctx.literals, ctx.table, names)
-    _CACHE[model] = (signature, structure)
-    return structure
+    return Structure(groups, frozen, ctx.unknown, ctx.literals, ctx.table, names)

@@ -108,11 +108,8 @@ def build_context(config: SweepConfig, baseline: Checkpoint, baseline_id: str, d
     if device is not None:
         baseline.model.to(resolve_device(device))
     return make_context(baseline, baseline_id, data, Path(out), schedules=config.schedules, recovery=config.recovery,
-                        scopes={m: config.scope_for(m) for m in config.methods}, layers=config.layers,
-                        include_output=config.include_output, progress=progress, measure=measure,
-                        calibration_batches=config.calibration_batches, reconstruct=config.reconstruct, seed=seed,
-                        pattern=config.pattern, plan=config.plan, plan_sparsity=config.plan_sparsity,
-                        include_inexact=config.include_inexact)
+                        specs={m: config.prune_spec(m) for m in config.methods}, progress=progress,
+                        measure=measure, seed=seed)
 
 
 def series_of(ctx: SeriesContext, config: SweepConfig) -> list[tuple[str, str, str]]:

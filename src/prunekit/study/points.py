@@ -28,12 +28,14 @@ import time
 from typing import Any, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from ..batches import first_batch, resize_batch
+from ..batches import first_batch, in_memory
 from ..bench import measure_point
 from ..deploy import fast_evaluate
-from ..prune import Mask, classifier_name, removes_units, sparsity_report
+from ..prune import Mask, removes_units
+from ..prune.report import describe_pruned
+from ..structure import ModelStructure, walkable
 from ..training import evaluate
 
 MEASURED = ("file_bytes", "latency_b1_ratio", "latency_b256_ratio")
@@ -67,7 +69,7 @@ def example_batch(data: Any) -> Any:
 
 def traces(model: nn.Module, method: str) -> bool:
     """Whether unit pruning of ``model`` traces it (any model but an ``nn.Sequential``, see :func:`tracing_batch`)."""
-    return removes_units(method) and not isinstance(model, nn.Sequential)
+    return removes_units(method) and not walkable(model)
 
 
 def tracing_batch(model: nn.Module, method: str, data: Any) -> Any:
@@ -81,36 +83,6 @@ def tracing_batch(model: nn.Module, method: str, data: Any) -> Any:
         return None
     batch = example_batch(data)
     return data.split("test")[0][:2] if batch is None else batch
-
-
-def in_memory(data: Any) -> bool:
-    """Whether ``data`` is ``(x, y)`` tensors (the fast path)."""
-    return isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, Tensor) for t in data)
-
-
-def describe_pruned(model: nn.Module, mask: Mask, method: str, input_shape: Optional[Sequence[int]] = None,
-                    example_inputs: Any = None) -> dict[str, Any]:
-    """Counts for a pruned model: actual sparsities (see the module docstring), non-zeros, FLOPs."""
-    if example_inputs is not None:
-        report = sparsity_report(model, mask, example_inputs=resize_batch(example_inputs, 1))
-    else:
-        report = sparsity_report(model, mask, input_shape=(1, *input_shape) if input_shape else None)
-    pruned = [r for r in report.rows if r.masked]
-    if removes_units(method):  # the output layer's units are the model's outputs: never pruned, never counted
-        pruned = [r for r in pruned if r.name != classifier_name(model)]
-        units = sum(r.units for r in pruned)
-        actual = 100.0 * (units - sum(r.live_units for r in pruned)) / max(units, 1)
-    else:
-        actual = report.pruned.sparsity
-    total = report.total
-    per_layer = {r.name: round(100.0 * (r.units - r.live_units) / r.units if removes_units(method) else r.sparsity, 2)
-                 for r in pruned if r.units}
-    return {
-        "sparsity_actual": actual, "weight_sparsity_pruned": report.pruned.sparsity,
-        "weight_sparsity_all": total.sparsity, "params_total": total.params, "params_nonzero": total.nonzero,
-        "units_live": total.live_units, "flops_dense": total.dense_flops, "flops_effective": total.effective_flops,
-        "layer_sparsity": per_layer,
-    }
 
 
 def evaluate_point(model: nn.Module, mask: Mask, method: str, test_data: Any, *,
@@ -131,11 +103,12 @@ def evaluate_point(model: nn.Module, mask: Mask, method: str, test_data: Any, *,
 
 
 def measure(model: nn.Module, method: str, input_shape: Optional[Sequence[int]] = None,
-            example_inputs: Any = None) -> tuple[dict[str, Any], float]:
-    """The file size and latency ratios of a pruned model (:func:`~prunekit.bench.measure_point`),
-    and the seconds measuring took (kept apart from a point's prune + evaluate time)."""
+            example_inputs: Any = None, structure: Optional[ModelStructure] = None) -> tuple[dict[str, Any], float]:
+    """The file size and latency ratios of a pruned model (:func:`~prunekit.bench.measure_point`; compacted
+    with ``structure`` if given), and the seconds measuring took (kept apart from a point's prune + evaluate time)."""
     started = time.perf_counter()
     device = next(model.parameters()).device
-    measured = measure_point(model.cpu(), None, method, input_shape=input_shape, example_inputs=example_inputs)
+    measured = measure_point(model.cpu(), None, method, input_shape=input_shape, example_inputs=example_inputs,
+                             structure=structure)
     model.to(device)
     return {k: measured[k] for k in MEASURED}, time.perf_counter() - started

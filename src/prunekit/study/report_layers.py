@@ -1,5 +1,6 @@
 """The report's per-layer view: how much of each layer every point pruned (for schedules and criteria
-that allocate unevenly: global scope, LAMP, per-layer plans, latency targets).
+that allocate unevenly: global scope, LAMP, per-layer plans, latency targets), and the files of a
+sensitivity run (:func:`write_sensitivity`).
 
 Example:
     >>> points = [{"schedule": "oneshot", "method": "weight", "scope": "global", "sparsity_target": 90.0,
@@ -12,7 +13,15 @@ Example:
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
 from typing import Any
+
+from ..plan import Sensitivity
+from ..storage import atomic_write_text
+from .plot import plot_accuracy
 
 UNEVEN_POINTS = 1.0
 """A point is shown when its layers' sparsities differ by more than this many percentage points."""
@@ -54,3 +63,22 @@ def _uneven(point: dict[str, Any]) -> bool:
 
 def _cell(value: Any) -> str:
     return "" if value is None else f"{value:.1f}"
+
+
+def write_sensitivity(curves: Sensitivity, folder: str | Path) -> list[Path]:
+    """``sensitivity.json``, ``sensitivity.csv`` and ``sensitivity.png`` (one curve per layer, dense dashed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "sensitivity.json", json.dumps(curves.to_dict(), indent=2))
+    buffer = io.StringIO()
+    columns = list(curves.rows[0]) if curves.rows else ["layer", "sparsity", "accuracy"]
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(curves.rows)
+    atomic_write_text(folder / "sensitivity.csv", buffer.getvalue())
+    points = [{"layer": r["layer"], "sparsity_target": r["sparsity"], "test_accuracy": r["accuracy"]}
+              for r in curves.rows]
+    plot_accuracy(points, folder / "sensitivity.png", baseline_accuracy=curves.dense_accuracy, line_key="layer",
+                  x_label=f"sparsity of one layer ({'weights' if curves.method == 'weight' else 'units'} %)",
+                  title="Validation accuracy with one layer pruned", y_range=None)
+    return [folder / "sensitivity.json", folder / "sensitivity.csv", folder / "sensitivity.png"]

@@ -11,7 +11,7 @@ skips exactly the points it would compute identically. Chains checkpoint every l
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +23,7 @@ from ..prune.unit_criteria import needs_data
 from ..schedules import ChainStore, Job, PruneSpec, Recovery, checkpoint_rewind, plan_levels, run_schedule
 from ..schedules.base import RewindSource
 from ..storage import fingerprint
+from ..structure import ModelStructure, model_structure
 from ..training import Distiller
 from .points import evaluate_point, example_batch, measure, tracing_batch
 from .results import ResultStore, point_key
@@ -39,21 +40,13 @@ class SeriesContext:
     test_data: tuple[Tensor, Tensor]
     store: ResultStore
     out: Path
-    scope: dict[str, str]  # method -> scope
+    specs: dict[str, PruneSpec]  # method -> what its series prune with (a series' @criterion replaces the default)
     recipe: Recovery
     input_shape: tuple[int, ...] | None
+    structure: ModelStructure  # built once: traced (on first unit pruning) unless the model is an nn.Sequential
     example_inputs: Any = None  # one test batch, for models whose inputs are not one tensor
-    unit_tracing_inputs: Any = None  # the batch unit pruning traces the model on (None: an nn.Sequential)
     rewind: RewindSource = None
     distiller: Distiller | None = None
-    layers: tuple[str, ...] | None = None
-    include_output: bool = False
-    calibration_batches: int = 32  # what a data-driven criterion or reconstruction reads per pruning step
-    reconstruct: bool = False
-    pattern: str | None = None  # an N:M pattern instead of free sparsities
-    plan: tuple[tuple[str, float], ...] | None = None  # a per-layer plan, scaled to every level
-    plan_sparsity: float | None = None  # what the plan reaches over the pruned layers
-    include_inexact: bool = False  # unit pruning also removes groups a normalisation mixes
     progress: bool = True
     on_point: Callable[[dict[str, Any]], None] | None = None
     measure: bool = True  # add file size and latency ratios to every point
@@ -62,15 +55,12 @@ class SeriesContext:
 
 
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
-                 scopes: dict[str, str], layers=None, include_output: bool = False, progress: bool = True,
-                 on_point=None, measure: bool = True, calibration_batches: int = 32,
-                 reconstruct: bool = False, seed: int | None = None, pattern: str | None = None,
-                 plan: tuple[tuple[str, float], ...] | None = None,
-                 plan_sparsity: float | None = None, include_inexact: bool = False) -> SeriesContext:
+                 specs: dict[str, PruneSpec], progress: bool = True, on_point=None, measure: bool = True,
+                 seed: int | None = None) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
-    reads_data = reconstruct or any(needs_data(series_criterion(name)) for name in schedules)
+    reads_data = any(s.reconstruct for s in specs.values()) or any(needs_data(series_criterion(n)) for n in schedules)
     trains = reads_data or any(schedule.trains for schedule, _, _ in resolved)
     train_data = data.split("train") if trains else (torch.empty(0), torch.empty(0))
     distill = next((r.distill for s, r, _ in resolved if s.trains and r.distill is not None), None)
@@ -83,33 +73,32 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
     return SeriesContext(
         model=baseline.model, baseline_state={k: v.clone() for k, v in baseline.model.state_dict().items()},
         baseline_id=baseline_id, train_data=train_data, test_data=data.split("test"),
-        store=ResultStore(out, baseline_id, seed), out=out, scope=scopes, recipe=recovery,
+        store=ResultStore(out, baseline_id, seed), out=out, specs=dict(specs), recipe=recovery,
         input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
-        unit_tracing_inputs=tracing_batch(baseline.model, "unit", data), layers=layers,
-        include_output=include_output, progress=progress, on_point=on_point, measure=measure,
-        calibration_batches=calibration_batches, reconstruct=reconstruct, seed=seed, pattern=pattern, plan=plan,
-        plan_sparsity=plan_sparsity, include_inexact=include_inexact,
+        structure=model_structure(baseline.model, tracing_batch(baseline.model, "unit", data)),
+        progress=progress, on_point=on_point, measure=measure, seed=seed,
     )
 
 
 def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) -> str:
     """The fingerprint every point of the series carries as ``config_id``."""
     sched, recipe, _ = resolve_series(name, ctx.recipe)
+    spec = ctx.specs[method]
     key: dict[str, Any] = {"baseline": ctx.baseline_id, "schedule": sched.name, "method": method,
-                           "scope": ctx.scope[method], "layers": ctx.layers, "recipe": sched.config(recipe)}
+                           "scope": spec.scope, "layers": spec.layers, "recipe": sched.config(recipe)}
     if series_criterion(name):
         key["criterion"] = series_criterion(name)
-    if ctx.include_output:
+    if spec.include_output:
         key["include_output"] = True
-    if ctx.reconstruct:
+    if spec.reconstruct:
         key["reconstruct"] = True
-    if ctx.reconstruct or needs_data(series_criterion(name)):
-        key["calibration_batches"] = ctx.calibration_batches
-    if ctx.pattern is not None:
-        key["pattern"] = ctx.pattern
-    if ctx.plan is not None:
-        key["ratios"], key["plan_sparsity"] = ctx.plan, ctx.plan_sparsity
-    if ctx.include_inexact and removes_units(method):
+    if spec.reconstruct or needs_data(series_criterion(name)):
+        key["calibration_batches"] = spec.calibration_batches
+    if spec.pattern is not None:
+        key["pattern"] = spec.pattern
+    if spec.plan is not None:
+        key["ratios"], key["plan_sparsity"] = spec.plan, spec.plan_sparsity
+    if spec.include_inexact:
         key["include_inexact"] = True
     if sched.chained:
         key["plan"] = plan_levels(targets, recipe.round_fraction)
@@ -121,7 +110,7 @@ def pending(ctx: SeriesContext, name: str, method: str, targets: list[float]) ->
     label, config_id = resolve_series(name, ctx.recipe)[2], series_id(ctx, name, method, targets)
     out = []
     for k in targets:
-        point = ctx.store.get(point_key(label, method, ctx.scope[method], k, ctx.seed))
+        point = ctx.store.get(point_key(label, method, ctx.specs[method].scope, k, ctx.seed))
         if point is None or point.get("config_id") != config_id:
             out.append(k)
     return out
@@ -129,7 +118,7 @@ def pending(ctx: SeriesContext, name: str, method: str, targets: list[float]) ->
 
 def chain_folder(ctx: SeriesContext, label: str, method: str) -> Path:
     """Where a chained series checkpoints its levels."""
-    name = f"{label}-{method}-{ctx.scope[method]}"
+    name = f"{label}-{method}-{ctx.specs[method].scope}"
     return ctx.out / "chains" / (name if ctx.seed is None else f"{name}-seed{ctx.seed}")
 
 
@@ -143,13 +132,11 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
     config_id = series_id(ctx, name, method, targets)
     ctx.model.load_state_dict(ctx.baseline_state)
     distiller = ctx.distiller if recipe.distill is not None else None
-    spec = PruneSpec(method, ctx.scope[method], ctx.layers, ctx.include_output, series_criterion(name),
-                     ctx.calibration_batches, plan=ctx.plan, plan_sparsity=ctx.plan_sparsity, pattern=ctx.pattern,
-                     reconstruct=ctx.reconstruct, include_inexact=ctx.include_inexact and removes_units(method))
-    job = Job(ctx.model, ctx.train_data, spec, recipe,
-              rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
-              example_inputs=ctx.unit_tracing_inputs if removes_units(method) else None,
-              seed=0 if ctx.seed is None else ctx.seed)
+    spec = ctx.specs[method]
+    if series_criterion(name):
+        spec = replace(spec, criterion=series_criterion(name))
+    job = Job(ctx.model, ctx.train_data, spec, recipe, rewind=ctx.rewind, distiller=distiller, progress=ctx.progress,
+              structure=ctx.structure, seed=0 if ctx.seed is None else ctx.seed)
     chain_dir = chain_folder(ctx, label, method)
     reached = ChainStore(chain_dir, config_id).reached()
     if reached is not None and reached > min(todo):  # a lost point lies behind the checkpoint
@@ -159,22 +146,28 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
     stored, started = 0, time.perf_counter()
     for level in levels:
         if level.recorded and level.sparsity in todo:
-            point = {"schedule": label, "method": method, "scope": ctx.scope[method],
+            point = {"schedule": label, "method": method, "scope": spec.scope,
                      "sparsity_target": level.sparsity,
                      **evaluate_point(ctx.model, level.mask, method, ctx.test_data, input_shape=ctx.input_shape,
                                       example_inputs=ctx.example_inputs),
                      "train_epochs": level.train_epochs, "train_seconds": level.train_seconds,
                      "seconds": time.perf_counter() - started, "round": level.index, "config_id": config_id}
             if ctx.measure:
-                traced = ctx.unit_tracing_inputs if removes_units(method) else None  # so compaction removes groups
-                measured, seconds = measure(ctx.model, method, ctx.input_shape,
-                                            ctx.example_inputs if ctx.example_inputs is not None else traced)
+                measured, seconds = measure(ctx.model, method, ctx.input_shape, *_measuring(ctx, method))
                 point.update(measured)
                 ctx.measure_seconds += seconds
             _store(ctx, point)
             stored += 1
         started = time.perf_counter()
     return stored
+
+
+def _measuring(ctx: SeriesContext, method: str) -> tuple[Any, ModelStructure | None]:
+    """The inputs a point is measured on and the structure it is compacted with: the context's trace
+    where the measurement compacts a traced model (a unit series, or inputs that are not one tensor)."""
+    traced = ctx.structure.example_inputs if removes_units(method) else None  # so compaction removes groups
+    inputs = ctx.example_inputs if ctx.example_inputs is not None else traced
+    return inputs, ctx.structure if inputs is not None and ctx.structure.traced else None
 
 
 def _store(ctx: SeriesContext, point: dict[str, Any]) -> None:

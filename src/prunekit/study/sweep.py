@@ -39,14 +39,13 @@ from ..checkpoint import WEIGHTS_FILE, Checkpoint, read_config
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 from ..storage import check_output, claim_output, file_digest, mark_output
+from ..plan import plan_reach, solver_structure, sparsity_for_reduction
 from ..training import resolve_device
 from .config import REFERENCE_SPARSITIES, SweepConfig, sweep_config_dict  # noqa: F401  (re-exported)
 from .executors import Executor
-from .flop_targets import sparsity_for_reduction
 from .jobs import (BaselineJob, JobResult, SweepJob, build_context, load_baseline, plan_jobs, run_in_context, run_job,
                    series_of, train_baseline)
 from .points import time_dense_pass, tracing_batch
-from .prune_run import plan_sparsity
 from .results import OTHER_SETTINGS, keep_apart, point_order, write_tables
 from .series import series_id
 
@@ -160,8 +159,8 @@ def run_sweep(
             config = replace(config, sparsities=resolve_flop_targets(config, first.model, data))
         if config.plan is not None and config.plan_sparsity is None:
             method = config.methods[0]
-            reach = plan_sparsity(first.model, method, dict(config.plan), config.layers,
-                                  tracing_batch(first.model, method, data), first.mask, spec=config.prune_spec(method))
+            structure = solver_structure(first.model, tracing_batch(first.model, method, data))
+            reach = plan_reach(first.model, config.prune_spec(method), dict(config.plan), structure, first.mask)
             config = replace(config, plan_sparsity=reach)
         contexts = {seed: build_context(config.for_seed(seed), ckpt, bid, data, out, seed=seed,
                                         progress=progress and executor.in_process, measure=measure, device=here)
@@ -224,7 +223,7 @@ def _run_jobs(executor: Executor, jobs: list[SweepJob], total: int, contexts: di
 
 def _config_ids(contexts: dict, config: SweepConfig) -> dict[tuple, str]:
     """``(schedule, method, scope, seed) -> config_id`` of every series the sweep runs (see :mod:`.series`)."""
-    return {(label, method, ctx.scope[method], seed): series_id(ctx, name, method, list(config.sparsities))
+    return {(label, method, ctx.specs[method].scope, seed): series_id(ctx, name, method, list(config.sparsities))
             for seed, ctx in contexts.items() for name, label, method in series_of(ctx, config)}
 
 
@@ -242,11 +241,11 @@ def _all_points(contexts: dict) -> list[dict[str, Any]]:
 
 
 def resolve_flop_targets(config: SweepConfig, model, data: Dataset) -> tuple[float, ...]:
-    """The sparsity of each of ``config.flop_reductions`` for its one method (see :mod:`.flop_targets`)."""
+    """The sparsity of each of ``config.flop_reductions`` for its one method (see :mod:`prunekit.plan.flops`)."""
     method = config.methods[0]
     example = tracing_batch(model, method, data)
     shape = getattr(data, "input_shape", None)
     model = copy.deepcopy(model).cpu()
-    return tuple(sparsity_for_reduction(model, method, r, scope=config.scope_for(method), layers=config.layers,
-                                        input_shape=shape if example is None else None, example_inputs=example)
+    return tuple(sparsity_for_reduction(model, config.prune_spec(method), r, example_inputs=example,
+                                        input_shape=shape if example is None else None)
                  for r in config.flop_reductions)
