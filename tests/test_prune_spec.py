@@ -156,6 +156,28 @@ def test_a_registered_method_and_criterion_work_from_the_api_and_the_cli(third_p
         assert out.is_dir()
 
 
+def test_a_registered_schedule_that_trains_gets_its_recipe_from_recovery(baseline, mnist_dir, tmp_path):
+    from prunekit.schedules import SCHEDULES, Recovery, register_schedule
+    from prunekit.schedules.kinds import PruneThenTrain
+    from prunekit.study import prune_checkpoint
+    from prunekit.training import TrainConfig
+
+    register_schedule(PruneThenTrain("warm_restart", "a third-party schedule: prune once, then train"))
+    try:
+        recovery = Recovery(others=(("warm_restart", TrainConfig(epochs=0.03, batch_size=128)),))
+        result = prune_checkpoint(baseline, PruneSpec("weight"), 50.0, out=tmp_path / "a", schedule="warm_restart",
+                                  recovery=recovery, data_dir=str(mnist_dir), progress=False)
+        assert result.metrics["train_epochs"] == pytest.approx(0.03)
+        assert Recovery().train_config("warm_restart") == Recovery().finetune  # not listed: finetune's recipe
+        assert main(["prune", "--checkpoint", str(baseline), "--schedule", "warm_restart", "--sparsity", "50",
+                     "--finetune-epochs", "0.02", "--quiet", "--data-dir", str(mnist_dir),
+                     "--out", str(tmp_path / "b")]) == 0
+    finally:
+        SCHEDULES.unregister("warm_restart")
+    with pytest.raises(ConfigError, match="pairs"):
+        Recovery(others=(("x", 3),))
+
+
 def test_the_commands_options_are_the_specs_fields(baseline, mnist_dir, tmp_path, capsys):
     """prune, sensitivity and bench latency generate their pruning options from PruneSpec: a field of the spec
     (include_inexact, calibration_batches...) is an option, and the spec's rules answer for all of them."""

@@ -39,6 +39,10 @@ def _lottery() -> TrainConfig:
     return TrainConfig(epochs=3.0, lr=0.1, lr_schedule="onecycle")
 
 
+BUILT_IN = ("finetune", "iterative", "gradual", "lottery")
+"""The schedules that train whose recipes are fields of :class:`Recovery`."""
+
+
 @dataclass(frozen=True)
 class Recovery:
     """How pruned models recover accuracy.
@@ -57,6 +61,8 @@ class Recovery:
         rewind_epoch: ``lottery`` rewinds surviving weights to their values after this many
             epochs of the baseline's training (0: the initial values).
         distill: if given, every recovery trains against the dense model's soft targets.
+        others: the recipes of registered schedules that train, beyond the four above, as
+            ``((schedule name, TrainConfig), ...)``; such a schedule not listed recovers with ``finetune``'s.
     """
 
     finetune: TrainConfig = field(default_factory=_finetune)
@@ -69,8 +75,15 @@ class Recovery:
     gradual_prunings: int = 20
     rewind_epoch: float = 0.0
     distill: DistillConfig | None = None
+    others: tuple[tuple[str, TrainConfig], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.others, dict):
+            object.__setattr__(self, "others", tuple(self.others.items()))
+        for entry in self.others:
+            if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+                    and isinstance(entry[1], TrainConfig)):
+                raise ConfigError(f"Recovery(others=...) holds (schedule name, TrainConfig) pairs, got {entry!r}")
         if not 0.0 < self.round_fraction < 1.0:
             raise ConfigError(f"round_fraction must be in (0, 1), got {self.round_fraction!r}")
         if not 0.0 <= self.gradual_start < self.gradual_end <= 1.0:
@@ -82,10 +95,18 @@ class Recovery:
             raise ConfigError(f"rewind_epoch must be >= 0, got {self.rewind_epoch!r}")
 
     def train_config(self, schedule: str) -> TrainConfig:
-        """The :class:`~prunekit.train.TrainConfig` a schedule recovers with."""
-        if schedule not in ("finetune", "iterative", "gradual", "lottery"):
+        """The :class:`~prunekit.train.TrainConfig` a schedule that trains recovers with: its own field,
+        its entry in :attr:`others`, else (a registered schedule of its own) ``finetune``'s.
+
+        Example:
+            >>> Recovery(others=(("mine", TrainConfig(epochs=0.5)),)).train_config("mine").epochs
+            0.5
+        """
+        if schedule == "oneshot":
             raise ConfigError(f"schedule {schedule!r} does not train")
-        return getattr(self, schedule)
+        if schedule in BUILT_IN:
+            return getattr(self, schedule)
+        return dict(self.others).get(schedule, self.finetune)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -97,10 +118,13 @@ class Recovery:
             >>> Recovery().with_seed(2).lottery.seed
             2
         """
-        return replace(self, **{name: replace(getattr(self, name), seed=seed)
-                                for name in ("finetune", "iterative", "gradual", "lottery")})
+        return self._with_each(seed=seed)
 
     def with_precision(self, precision: str) -> "Recovery":
         """This recipe with every schedule's training in ``precision``."""
-        return replace(self, **{name: replace(getattr(self, name), precision=precision)
-                                for name in ("finetune", "iterative", "gradual", "lottery")})
+        return self._with_each(precision=precision)
+
+    def _with_each(self, **changes: Any) -> "Recovery":
+        """This recipe with ``changes`` made to every schedule's training config, :attr:`others` included."""
+        return replace(self, **{name: replace(getattr(self, name), **changes) for name in BUILT_IN},
+                       others=tuple((name, replace(config, **changes)) for name, config in self.others))

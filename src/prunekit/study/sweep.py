@@ -155,13 +155,7 @@ def run_sweep(
         if here is not None:
             first.model.to(resolve_device(here))
         dense_seconds = time_dense_pass(first.model, data.split("test"))
-        if config.flop_reductions:
-            config = replace(config, sparsities=resolve_flop_targets(config, first.model, data))
-        if config.plan is not None and config.plan_sparsity is None:
-            method = config.methods[0]
-            structure = solver_structure(first.model, tracing_batch(first.model, method, data))
-            reach = plan_reach(first.model, config.prune_spec(method), dict(config.plan), structure, first.mask)
-            config = replace(config, plan_sparsity=reach)
+        config = resolve_targets(config, first, data)
         contexts = {seed: build_context(config.for_seed(seed), ckpt, bid, data, out, seed=seed,
                                         progress=progress and executor.in_process, measure=measure, device=here)
                     for seed, (ckpt, bid, _) in baselines.items()}
@@ -238,6 +232,19 @@ def _run_here(contexts: dict, on_point: Callable, job: SweepJob) -> JobResult:
 
 def _all_points(contexts: dict) -> list[dict[str, Any]]:
     return sorted((p for ctx in contexts.values() for p in ctx.store.all()), key=point_order)
+
+
+def resolve_targets(config: SweepConfig, first: Checkpoint, data: Dataset) -> SweepConfig:
+    """``config`` with its targets solved on the (first) baseline: FLOP reductions as sparsities
+    (:mod:`prunekit.plan.flops`), a per-layer plan with the sparsity it reaches (:mod:`prunekit.plan.reach`)."""
+    if config.flop_reductions:
+        config = replace(config, sparsities=resolve_flop_targets(config, first.model, data))
+    if config.plan is not None and config.plan_sparsity is None:
+        method = config.methods[0]
+        structure = solver_structure(first.model, tracing_batch(first.model, method, data))
+        reach = plan_reach(first.model, config.prune_spec(method), dict(config.plan), structure, first.mask)
+        config = replace(config, plan_sparsity=reach)
+    return config
 
 
 def resolve_flop_targets(config: SweepConfig, model, data: Dataset) -> tuple[float, ...]:
