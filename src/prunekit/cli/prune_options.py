@@ -59,3 +59,17 @@ def prune_spec_from_args(args: argparse.Namespace, **fields: Any) -> PruneSpec:
     if given.get("method") is None:
         given.pop("method", None)
     return dataclass_from_args(PruneSpec, args, skip=HAND_WRITTEN, **given, **fields)
+
+
+def other_spec_fields(args: argparse.Namespace, held: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """``((field, value), ...)`` of the generated :class:`PruneSpec` options a command does not hold in a
+    field of its own (``held``) and whose value is not the default: a sweep passes them on to every spec."""
+    defaults = PruneSpec()
+    return tuple((name, getattr(args, name)) for name in _generated()
+                 if name not in held and hasattr(args, name) and getattr(args, name) != getattr(defaults, name))
+
+
+def _generated() -> list[str]:
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(PruneSpec) if f.name not in HAND_WRITTEN]

@@ -14,7 +14,7 @@ from ..study.report_schedules import training_spent
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
                      float_list, name_list, non_negative_float, positive_float, positive_int, seed_list, train_config)
 from .prune import read_ratios
-from .prune_options import add_prune_options
+from .prune_options import add_prune_options, other_spec_fields
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
 
@@ -75,6 +75,10 @@ def register(commands) -> None:
     add_data_options(parser, default=None)
 
 
+SWEEP_HELD = ("include_output", "calibration_batches", "reconstruct", "include_inexact")
+"""PruneSpec fields a :class:`~prunekit.study.SweepConfig` holds by name; the others go in ``spec_options``."""
+
+
 def run_sweep_cmd(args: argparse.Namespace) -> int:
     config = SweepConfig(
         model=args.model, model_args=dict(args.model_arg), dataset=args.dataset, methods=args.methods,
@@ -83,6 +87,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
         reconstruct=args.reconstruct, seeds=args.seeds, pattern=args.pattern, include_inexact=args.include_inexact,
         plan=tuple(read_ratios(args.ratios).items()) if args.ratios else None,
+        spec_options=other_spec_fields(args, SWEEP_HELD),
     )
     executor = make_executor(args.executor, ray_address=args.ray_address, workers=args.workers,
                              cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,

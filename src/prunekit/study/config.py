@@ -61,6 +61,8 @@ class SweepConfig:
         plan_sparsity: the sparsity the plan reaches over the pruned layers (found on the baseline by
             :func:`~.sweep.run_sweep` when not given).
         include_inexact: unit pruning of traced models: also prune groups mixed by a normalisation.
+        spec_options: any other :class:`~prunekit.prune.PruneSpec` fields, ``((field, value), ...)``, given to
+            every method's spec as they are (a new spec field reaches sweeps without a field here).
     """
 
     model: str | None = None
@@ -82,8 +84,11 @@ class SweepConfig:
     plan: tuple[tuple[str, float], ...] | None = None
     plan_sparsity: float | None = None
     include_inexact: bool = False
+    spec_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.spec_options, dict):
+            object.__setattr__(self, "spec_options", tuple(self.spec_options.items()))
         if not self.schedules:
             raise ConfigError("a sweep needs at least one schedule")
         for name in self.schedules:
@@ -142,7 +147,8 @@ class SweepConfig:
         return PruneSpec(method, self.scope_for(method), self.layers, self.include_output, None,
                          self.calibration_batches, plan=plan, plan_sparsity=self.plan_sparsity if plan else None,
                          pattern=self.pattern, reconstruct=self.reconstruct,
-                         include_inexact=self.include_inexact and METHODS.get(method).removes_units)
+                         include_inexact=self.include_inexact and METHODS.get(method).removes_units,
+                         **dict(self.spec_options))
 
     def scope_for(self, method: str) -> str:
         """The scope ``method`` is pruned with.

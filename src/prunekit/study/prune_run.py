@@ -127,10 +127,8 @@ def _metrics(ckpt, level, rounds, test_data, spec: PruneSpec, target: Target, la
 
 def pruning_record(spec: PruneSpec, sparsity: float, plan: dict[str, float] | None) -> dict:
     """What ``config.json`` records of the pruning request (``pruning``)."""
-    return {"method": spec.method, "sparsity": sparsity, "ratios": plan, "pattern": spec.pattern,
-            "reconstruct": spec.reconstruct, "scope": spec.scope, "layers": list(spec.layers) if spec.layers else None,
-            "criterion": spec.criterion, "include_output": spec.include_output,
-            "include_inexact": spec.include_inexact, "calibration_batches": spec.calibration_batches}
+    fields = {k: v for k, v in asdict(spec).items() if k not in ("plan", "plan_sparsity")}
+    return {**fields, "layers": list(spec.layers) if spec.layers else None, "sparsity": sparsity, "ratios": plan}
 
 
 def save_pruned(out: Path, ckpt, mask, metrics: dict, record: dict) -> Path:

@@ -11,7 +11,7 @@ skips exactly the points it would compute identically. Chains checkpoint every l
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -100,9 +100,22 @@ def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) 
         key["ratios"], key["plan_sparsity"] = spec.plan, spec.plan_sparsity
     if spec.include_inexact:
         key["include_inexact"] = True
+    key.update(other_fields(spec))
     if sched.chained:
         key["plan"] = plan_levels(targets, recipe.round_fraction)
     return fingerprint(key)
+
+
+KEYED = ("method", "scope", "layers", "criterion", "include_output", "reconstruct", "calibration_batches", "pattern",
+         "plan", "plan_sparsity", "include_inexact")
+"""PruneSpec fields :func:`series_id` keys by their own rules (kept so older sweeps' points are found again)."""
+
+
+def other_fields(spec: PruneSpec) -> dict[str, Any]:
+    """The other fields of ``spec`` that are not their defaults: a new field changes a series' id only
+    where it is used."""
+    return {f.name: getattr(spec, f.name) for f in fields(PruneSpec)
+            if f.name not in KEYED and getattr(spec, f.name) != f.default}
 
 
 def pending(ctx: SeriesContext, name: str, method: str, targets: list[float]) -> list[float]:
