@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import glob
 from typing import Any, Callable, Mapping, Optional
 
 import torch
@@ -32,7 +33,8 @@ from prunekit.prune.methods import METHODS, weight_masks
 from prunekit.prune.nm import layers_fitting, parse_pattern
 from prunekit.prune.posttrain import PostTrainingCriterion, posttrain_masks, reconstruct_masked
 from prunekit.prune.spec import PruneSpec, Target
-from prunekit.prune.structured import group_unit_masks
+from prunekit.prune.select import sparsity_of
+from prunekit.prune.structured import group_unit_masks, prunable_groups
 from prunekit.prune.layers import select_layers
 from prunekit.prune.unit_criteria import CriterionRun, UnitCriterion
 from prunekit.structure import ModelStructure, model_structure
@@ -84,6 +86,8 @@ class Pruner:
         """
         spec, model = self.spec, self.model
         sparsity = spec.check_target(target)
+        if spec.round_to > 1 and sparsity != 0:
+            sparsity = self._rounded(sparsity)
         fn = spec.resolved_criterion()
         if isinstance(fn, UnitCriterion):
             fn = CriterionRun(fn, calibration, spec.calibration_batches, self.loss_fn, sparsity)
@@ -114,6 +118,23 @@ class Pruner:
             reconstruct_masked(model, targets, result, calibration, spec.calibration_batches)
         result.apply_(model)
         return result
+
+
+    def _rounded(self, sparsity: float | dict[str, float]) -> dict[str, float]:
+        """The per-layer plan in which every pruned layer (or traced group) keeps a multiple of
+        ``spec.round_to`` units, rounded up from what ``sparsity`` would keep."""
+        spec = self.spec
+        if self.traced:
+            units = [(g.name, g.size) for g in prunable_groups(self.structure.graph, spec.layers, spec.include_inexact)]
+        else:
+            units = [(name, m.weight.shape[0]) for name, m in
+                     select_layers(self.model, spec.method, spec.layers, include_output=spec.include_output)]
+        plan = {}
+        for name, n in units:
+            kept = n - round(sparsity_of(sparsity, name) / 100 * n)
+            kept = min(n, -(-kept // spec.round_to) * spec.round_to)
+            plan[glob.escape(name)] = 100.0 * (n - kept) / n
+        return plan
 
 
 def _refuse_torch_pruned(model: nn.Module) -> None:
