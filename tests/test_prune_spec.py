@@ -264,3 +264,47 @@ def test_a_plans_reach_counts_the_layers_the_spec_prunes():
     model = mlp()  # 16-32-32-4: layer "4" is the output layer
     reach = plan_sparsity(model, "weight", {"0": 50.0, "4": 90.0}, None, None, spec=PruneSpec(include_output=True))
     assert reach == pytest.approx(100 * (256 + 115) / (512 + 1024 + 128), abs=0.01)  # "2" is kept whole
+
+
+def test_an_installed_plugin_adds_a_method_to_the_command_line(baseline, mnist_dir, tmp_path, monkeypatch):
+    """A package with a ``prunekit.plugins`` entry point (here a dist-info folder on sys.path) registers its
+    method when the command line starts; prunekit is not edited and nothing is imported by hand."""
+    import importlib
+
+    import prunekit.plugins as plugins
+
+    site = tmp_path / "site"
+    (site / "halves_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "halves_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: halves-plugin\nVersion: 0.1\n")
+    (site / "halves_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[prunekit.plugins]\nhalves = halves_plugin:register\nbroken = no_such_module_here\n")
+    (site / "halves_plugin.py").write_text(
+        "from prunekit.prune import METHODS, PruningMethod\n"
+        "import tests_first_half\n"
+        "def register():\n"
+        "    METHODS.register('plugin_half', PruningMethod('plugin_half', 'magnitude', tests_first_half.first_half),\n"
+        "                     description='the first half of every layer rows (a plug-in)')\n")
+    (site / "tests_first_half.py").write_text(
+        "import torch\n"
+        "def first_half(model, targets, sparsity, scope, criterion, previous):\n"
+        "    keep = {}\n"
+        "    for layer, module in targets:\n"
+        "        k = torch.ones_like(module.weight, dtype=torch.bool)\n"
+        "        k[: module.weight.shape[0] // 2] = False\n"
+        "        keep[f'{layer}.weight'] = k\n"
+        "    return keep\n")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    monkeypatch.setattr(plugins, "_loaded", {})
+    try:
+        with pytest.warns(UserWarning, match="plug-in 'broken'"):
+            code = main(["prune", "--checkpoint", str(baseline), "--method", "plugin_half", "--sparsity", "50",
+                         "--quiet", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "out")])
+        assert code == 0
+        from prunekit.checkpoint import load_checkpoint
+
+        mask = load_checkpoint(tmp_path / "out").mask
+        assert not mask["fc1.weight"][:150].any() and mask["fc1.weight"][150:].all()
+    finally:
+        if "plugin_half" in METHODS.names():
+            METHODS.unregister("plugin_half")

@@ -11,6 +11,7 @@ import traceback
 
 from .._version import __version__
 from ..errors import PrunekitError
+from ..plugins import load_plugins
 from . import bench, compact, export, info, listing, prune, sensitivity, sweep, train
 
 COMMAND_MODULES = (train, prune, info, sweep, sensitivity, compact, export, bench, listing)
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``prunekit`` console command; returns the exit status."""
+    load_plugins()  # installed plug-ins' methods, criteria... are choices of the options built next
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

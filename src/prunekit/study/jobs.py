@@ -43,6 +43,7 @@ from ..checkpoint import WEIGHTS_FILE, Checkpoint, load_checkpoint
 from ..data import load_dataset
 from ..errors import JobError
 from ..references import is_reference
+from ..plugins import load_plugins
 from ..storage import fingerprint
 from ..training import resolve_device
 from .baseline import train_model
@@ -162,8 +163,10 @@ def run_in_context(ctx: SeriesContext, job: SweepJob,
 def run_job(job: SweepJob) -> JobResult:
     """Run one job from its paths: the entry point of worker processes and Ray tasks.
 
-    A worker keeps the datasets and contexts it built for the next jobs of the same sweep.
+    A worker keeps the datasets and contexts it built for the next jobs of the same sweep, and loads the
+    installed plug-ins (:mod:`prunekit.plugins`) as the command line did.
     """
+    load_plugins()
     if job.threads:
         torch.set_num_threads(job.threads)
     return run_in_context(_worker_context(job), job)
