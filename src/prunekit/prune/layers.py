@@ -74,8 +74,8 @@ def select_layers(
 
     Raises:
         ConfigError: if the model has nothing to prune, a pattern matches no prunable layer, a
-            pattern names only the output layer without ``include_output``, or unit pruning is
-            asked to remove the output layer's units.
+            pattern names only the output layer without ``include_output`` (``PruneSpec`` refuses
+            ``include_output`` for a method that removes units).
 
     Example:
         >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
@@ -87,9 +87,6 @@ def select_layers(
     candidates = prunable_layers(model)
     if not candidates:
         raise ConfigError(f"{type(model).__name__} has no nn.Linear or nn.Conv2d layer: nothing to prune")
-    if include_output and method == "unit":
-        raise ConfigError("unit pruning never removes the output layer's units (they are the model's outputs); "
-                          "include_output applies to weight pruning only")
     names = [n for n, _ in candidates]
     output = classifier_name(model)
     chosen = names if layers is None else _match(names, layers)
@@ -100,8 +97,8 @@ def select_layers(
                               f"by default; pass include_output=True (--include-output) to prune its weights")
     if not chosen:
         raise ConfigError(f"nothing to prune with method={method!r}: the only prunable layer is the output layer "
-                          f"{output!r}" + (", whose units are never removed" if method == "unit" else
-                                           "; pass include_output=True (--include-output) to prune it"))
+                          f"{output!r}; its weights are pruned with include_output=True (--include-output), "
+                          f"its units are never removed")
     return [(n, m) for n, m in candidates if n in chosen]
 
 

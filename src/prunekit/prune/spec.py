@@ -121,6 +121,9 @@ class PruneSpec:
         if self.round_to > 1 and (not pruning.removes_units or self.scope != "layer"):
             raise ConfigError("round_to rounds the units each layer keeps: use a method that removes units "
                               "(method='unit') with scope='layer'")
+        if self.include_output and pruning.removes_units:
+            raise ConfigError("unit pruning never removes the output layer's units (they are the model's outputs); "
+                              "include_output applies to weight pruning only")
         if self.include_inexact and not pruning.removes_units:
             raise ConfigError("include_inexact adds groups of units a normalisation mixes: use method='unit'")
 
