@@ -29,7 +29,7 @@ from .errors import ConfigError
 
 def is_reference(text: Any) -> bool:
     """Whether ``text`` names user code (``something:function``) rather than a registered name."""
-    return isinstance(text, str) and ":" in text and not text.startswith(("http:", "https:", "file:"))
+    return isinstance(text, str) and ":" in text and not text.startswith(("http:", "https:", "file:", "hf:", "text:"))
 
 
 def load_callable(reference: str) -> Callable[..., Any]:

@@ -8,11 +8,13 @@ from ..errors import ConfigError
 from ..prune import sparsity_report
 from ..prune.select import check_layer_sparsities
 from ..storage.jsonio import read_json
+from ..hf import is_hf_reference
 from ..study import prune_checkpoint
 from ..study.prune_request import request_from_keywords
 from ..training import PRECISIONS
-from .common import (add_bn_batches_option, add_command, add_device_option, add_user_model_option, positive_float,
+from .common import (add_bn_batches_option, add_command, add_device_option, positive_float,
                      positive_int)
+from .lm import add_lm_options, run_prune_lm
 from .prune_options import add_prune_options, prune_spec_from_args
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
 
@@ -25,10 +27,12 @@ def register(commands) -> None:
         "sparsity report. The output layer is left whole unless --include-output.\n\nExamples:\n"
         "  prunekit prune --checkpoint runs/mlp --method weight --sparsity 90 --out runs/mlp-w90\n"
         "  prunekit prune --checkpoint runs/mlp --method unit --sparsity 90 --schedule lottery --out runs/mlp-u90\n"
-        "  prunekit prune --checkpoint runs/mlp --sparsity 99 --schedule iterative --distill --out runs/mlp-w99",
+        "  prunekit prune --checkpoint runs/mlp --sparsity 99 --schedule iterative --distill --out runs/mlp-w99\n"
+        "  prunekit prune --model hf:runs/smollm2 --sparsity 50 --criterion wanda --dataset text:pydoc "
+        "--out runs/smollm2-w50",
         run=run_prune,
     )
-    parser.add_argument("--checkpoint", required=True, help="checkpoint folder to prune")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint folder to prune (or --model hf:DIR)")
     parser.add_argument("--sparsity", type=float, default=None,
                         help="percent of the pruned layers' weights (or units) to prune, in [0, 100), e.g. 92.5")
     parser.add_argument("--ratios", default=None, metavar="FILE",
@@ -51,7 +55,12 @@ def register(commands) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
     parser.add_argument("--dataset", default=None,
                         help="the dataset (default: the checkpoint's; a user FILE.py:FUNCTION must be given again)")
-    add_user_model_option(parser)
+    parser.add_argument("--model", default=None, metavar="hf:DIR | FILE.py:FUNCTION",
+                        help="hf:DIR or hf:FILE.gguf: prune a pretrained Hugging Face language model (the folder is "
+                        "the checkpoint; the output is a Hugging Face folder stock transformers loads; --dataset "
+                        "text:...); or, for a checkpoint of your own model, the same FILE.py:FUNCTION it was built "
+                        "with (a checkpoint never imports code by itself)")
+    add_lm_options(parser)
     add_device_option(parser)
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="autocast precision of every recovery recipe (default: each recipe's, fp32)")
@@ -69,6 +78,10 @@ def run_prune(args: argparse.Namespace) -> int:
         "sparsity": args.sparsity, "ratios": ratios, "target_latency": args.target_latency,
         "latency_batch": args.latency_batch, "latency_align": args.align_channels,
         "latency_bn_batches": args.bn_batches})
+    if is_hf_reference(args.model):
+        return run_prune_lm(args, spec, target)
+    if not args.checkpoint:
+        raise ConfigError("give the checkpoint to prune (--checkpoint DIR), or a Hugging Face model (--model hf:DIR)")
     result = prune_checkpoint(args.checkpoint, spec, target, out=args.out, schedule=args.schedule,
                               recovery=recovery, data_dir=args.data_dir, dataset=args.dataset,
                               model_source=args.model, device=args.device, progress=not args.quiet)

@@ -43,13 +43,30 @@ def export(model: nn.Module, example_inputs: Any) -> torch.export.ExportedProgra
     model.eval()
     noise = io.StringIO()
     try:
-        with torch.no_grad(), contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
+        with torch.no_grad(), contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise), \
+                _without_cache(model):
             return torch.export.export(model, args, kwargs, strict=False)
     except Exception as exc:  # torch raises many types; the message explains
         raise TraceError(_explain(model, exc)) from None
     finally:
         for module, mode in modes.items():
             module.training = mode
+
+
+@contextlib.contextmanager
+def _without_cache(model: nn.Module):
+    """A model whose config asks for a key/value cache (a Hugging Face language model as it comes,
+    ``use_cache=True``) returns a cache object the exporter cannot hold: trace it without one. The
+    cache holds activations, not parameters, so the coupled groups are the same."""
+    config = getattr(model, "config", None)
+    cached = getattr(config, "use_cache", None)
+    if cached:
+        config.use_cache = False
+    try:
+        yield
+    finally:
+        if cached:
+            config.use_cache = cached
 
 
 def _explain(model: nn.Module, exc: Exception) -> str:

@@ -1,0 +1,39 @@
+"""Options and the run of commands on pretrained language models (``--model hf:DIR``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.text import DEFAULT
+from ..errors import ConfigError
+from ..hf import DTYPES, prune_pretrained
+from .common import positive_int
+
+
+def add_lm_options(parser: argparse.ArgumentParser) -> None:
+    """``--dtype``, ``--seqlen`` and ``--held-out-tokens`` (for ``--model hf:DIR`` and ``--dataset text:...``)."""
+    group = parser.add_argument_group("language models (--model hf:DIR or hf:FILE.gguf, --dataset text:...)")
+    group.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="the weights' dtype once loaded")
+    group.add_argument("--seqlen", type=positive_int, default=512,
+                       help="tokens per perplexity window and per calibration sequence")
+    group.add_argument("--held-out-tokens", type=positive_int, default=16384,
+                       help="the text's first N tokens are held out for perplexity; calibration comes after them")
+
+
+def run_prune_lm(args: argparse.Namespace, spec, target) -> int:
+    """``prunekit prune --model hf:DIR``: one-shot post-training pruning into a Hugging Face folder."""
+    if args.checkpoint:
+        raise ConfigError("give --checkpoint or --model hf:DIR, not both: a Hugging Face folder is the checkpoint")
+    if args.schedule != "oneshot":
+        raise ConfigError(f"a Hugging Face model is pruned in one shot (post-training); --schedule {args.schedule} "
+                          f"(training) is not supported for it yet")
+    if args.target_latency is not None:
+        raise ConfigError("--target-latency is not supported for Hugging Face models yet; give --sparsity, "
+                          "--ratios or --pattern")
+    dataset = args.dataset or DEFAULT
+    result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
+                              seqlen=args.seqlen, held_out=args.held_out_tokens, progress=not args.quiet)
+    print(f"{args.model}: {spec.method} pruning ({spec.criterion or 'magnitude'}) to {result.sparsity:.2f}% of the "
+          f"pruned layers in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
+          f"{args.seqlen}) {result.perplexity_dense:.3f} dense -> {result.perplexity:.3f} -> {result.path}")
+    return 0

@@ -1,0 +1,16 @@
+"""Pretrained Hugging Face language models in and out.
+
+* :func:`load` -- ``hf:DIR`` (a ``save_pretrained`` folder) or ``hf:FILE.gguf``, offline, no remote code;
+* :func:`save_pretrained` -- a pruned model as a folder stock ``transformers`` loads;
+* :func:`perplexity` -- held-out perplexity in non-overlapping windows (the SparseGPT/Wanda protocol);
+* :func:`prune_pretrained` -- load, calibrate on ``text:`` data, prune, measure, save;
+* :mod:`.tiny` -- tiny random models of real architectures for tests and examples.
+"""
+
+from .load import DTYPES, Pretrained, is_hf_reference, load
+from .perplexity import perplexity
+from .prune import PrunedLM, held_out_perplexity, prune_pretrained
+from .save import MASKS_FILE, RECORD_FILE, save_pretrained
+
+__all__ = ["DTYPES", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "held_out_perplexity", "is_hf_reference",
+           "load", "perplexity", "prune_pretrained", "save_pretrained"]

@@ -1,0 +1,135 @@
+"""Pretrained Hugging Face models in: ``hf:DIR`` (a ``save_pretrained`` folder) or ``hf:FILE.gguf``.
+
+Loading is offline (``local_files_only``, ``HF_HUB_OFFLINE``) and never runs code from the folder: a config
+that asks for remote code (``auto_map``) is refused, and ``trust_remote_code`` is always off. The tokenizer
+is loaded from the same folder and travels with the model; :attr:`Pretrained.digest` hashes the folder's
+config and weights so a result records exactly what it was computed from.
+
+Example:
+    >>> is_hf_reference("hf:runs/smollm2"), is_hf_reference("lenet300")
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, ConfigError
+
+PREFIX = "hf:"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
+
+
+def is_hf_reference(text: Any) -> bool:
+    """Whether ``text`` names a Hugging Face folder or GGUF file (``hf:PATH``)."""
+    return isinstance(text, str) and text.startswith(PREFIX)
+
+
+@dataclass
+class Pretrained:
+    """A loaded model, its tokenizer and where they came from.
+
+    Attributes:
+        model: the ``PreTrainedModel`` (eval mode).
+        tokenizer: its tokenizer.
+        source: the folder or GGUF file.
+        digest: sha256 (first 16 hex digits) of the config and weight files.
+        dtype: ``fp32``, ``bf16`` or ``fp16``.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    source: Path
+    digest: str
+    dtype: str = "fp32"
+
+
+def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
+    """Load ``hf:DIR`` / ``hf:FILE.gguf`` (the prefix is optional) with its tokenizer, offline.
+
+    Raises:
+        ConfigError: for a path that is not a model folder or GGUF file, a config asking for remote code,
+            a missing tokenizer, an unknown dtype, or a file transformers cannot read (naming it).
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    path = Path(str(reference).removeprefix(PREFIX)).expanduser()
+    os.environ["HF_HUB_OFFLINE"] = "1"  # nothing from a hub, ever
+    transformers = _transformers()
+    if path.is_file() and path.suffix == ".gguf":
+        folder, options = path.parent, {"gguf_file": path.name}
+        files = [path]
+    elif path.is_dir():
+        folder, options = path, {}
+        files = [path / "config.json"] + sorted(f for p in WEIGHT_PATTERNS for f in path.glob(p))
+        _check_folder(path)
+    else:
+        raise ConfigError(f"{path} is neither a Hugging Face model folder (config.json + weights, as "
+                          f"save_pretrained writes) nor a .gguf file")
+    common = dict(local_files_only=True, trust_remote_code=False, **options)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **common)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{path}: no tokenizer transformers can load there ({_first(exc)}); the folder must "
+                          f"hold the tokenizer files save_pretrained writes (tokenizer.json, tokenizer_config.json)")
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype], **common)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"{path}: transformers cannot load this model ({type(exc).__name__}: {_first(exc)})")
+    return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype)
+
+
+def folder_digest(files: list[Path]) -> str:
+    """sha256 over the names and bytes of ``files`` (first 16 hex digits)."""
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        try:
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
+    return digest.hexdigest()[:16]
+
+
+def _check_folder(path: Path) -> None:
+    config = path / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"{path} has no config.json: it is not a Hugging Face model folder (save_pretrained "
+                          f"writes config.json, the weights and the tokenizer)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{config} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config} holds {type(data).__name__}, not a model config object")
+    if data.get("auto_map") or data.get("trust_remote_code"):
+        raise ConfigError(f"{config} asks for code shipped with the model (auto_map: remote code); prunekit never "
+                          f"runs code from a model folder. Use an architecture transformers has built in")
+    if not any(path.glob(p) for p in WEIGHT_PATTERNS):
+        raise ConfigError(f"{path} holds no weights (*.safetensors): save the model with save_pretrained")
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ConfigError("Hugging Face models need transformers: pip install 'prunekit[lm]'") from None
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # prunekit's own bars say what runs
+    return transformers
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,98 @@
+"""Prune a pretrained Hugging Face model in one shot, with the field's protocol: calibration sequences and
+held-out perplexity from one text, never overlapping; the result is a Hugging Face folder.
+
+Example (a tiny random Llama, built and saved here):
+    >>> import tempfile
+    >>> from prunekit.hf.tiny import tiny_folder
+    >>> folder = tiny_folder(tempfile.mkdtemp(), "llama")
+    >>> from prunekit.prune import PruneSpec
+    >>> result = prune_pretrained("hf:" + folder, PruneSpec("weight", criterion="wanda", calibration_batches=4),
+    ...                           50.0, out=folder + "-w50", seqlen=64, held_out=1024, progress=False)
+    >>> round(result.sparsity, 1), result.perplexity > 1
+    (50.0, True)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+from ..data.text import DEFAULT, token_splits
+from ..errors import ConfigError
+from ..prune import Mask, Pruner, PruneSpec
+from ..storage import check_output
+
+from .load import load
+from .perplexity import perplexity
+from .save import save_pretrained
+
+
+@dataclass
+class PrunedLM:
+    """What :func:`prune_pretrained` measured and wrote."""
+
+    path: Path
+    mask: Mask
+    sparsity: float
+    perplexity_dense: float
+    perplexity: float
+    prune_seconds: float
+
+
+def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mapping[str, float], None] = None, *,
+                     out: str | os.PathLike, dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512,
+                     held_out: int = 16384, progress: bool = True) -> PrunedLM:
+    """Load ``reference`` (``hf:DIR`` or ``hf:FILE.gguf``), prune it as ``spec`` says to ``target`` (or the
+    spec's N:M pattern) and write it as a Hugging Face folder ``out`` with its perplexity before and after.
+
+    Calibration: ``spec.calibration_batches`` sequences of ``seqlen`` tokens from ``dataset`` after its
+    first ``held_out`` tokens, which are the held-out text perplexity is measured on (windows of ``seqlen``).
+
+    Raises:
+        ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
+    """
+    if (target is None) == (spec.pattern is None):
+        raise ConfigError("give exactly one of a sparsity, per-layer ratios or an N:M pattern")
+    spec.check_target(target)
+    if spec.criterion is not None and not isinstance(spec.criterion, str):
+        raise ConfigError("the folder records its request in prunekit.json: give the criterion by its registered name")
+    out = check_output(out, inputs=[reference.removeprefix("hf:")])
+    pretrained = load(reference, dtype)
+    splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
+    model = pretrained.model
+    dense = perplexity(model, splits.held_out, seqlen, progress)
+    calibration = splits.calibration(spec.calibration_batches, seqlen) if spec.needs_data or spec.reconstruct else None
+    example = {"input_ids": splits.rest[:seqlen].unsqueeze(0)} if spec.removes_units else None
+    started = time.perf_counter()
+    mask = Pruner(model, spec, example).prune(target, calibration=calibration)
+    seconds = time.perf_counter() - started
+    pruned = perplexity(model, splits.held_out, seqlen, progress)
+    sparsity = mask.sparsity()
+    record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
+                          "calibration": [spec.calibration_batches, seqlen] if calibration else None},
+              "metrics": {"sparsity_actual": sparsity, "perplexity_dense": dense, "perplexity": pruned,
+                          "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
+                          "prune_seconds": seconds}}
+    path = save_pretrained(pretrained, out, mask, record)
+    return PrunedLM(path, mask, sparsity, dense, pruned, seconds)
+
+
+def _spec_record(spec: PruneSpec) -> dict[str, Any]:
+    fields = asdict(spec)
+    fields["layers"] = list(spec.layers) if spec.layers else None
+    return fields
+
+
+def held_out_perplexity(reference: str, *, dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512,
+                        held_out: int = 16384, mask: Optional[Mapping[str, Any]] = None,
+                        progress: bool = True) -> tuple[float, int]:
+    """``(perplexity, tokens)`` of the model ``reference`` names on the held-out part of ``dataset``, the same
+    tokens :func:`prune_pretrained` measures (``mask``: applied first)."""
+    pretrained = load(reference, dtype)
+    if mask is not None:
+        Mask(dict(mask)).apply_(pretrained.model)
+    splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
+    return perplexity(pretrained.model, splits.held_out, seqlen, progress), len(splits.held_out)
