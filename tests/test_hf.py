@@ -140,3 +140,24 @@ def test_bad_models_and_texts_get_clear_errors(tmp_path, capsys):
     assert main(["prune", "--model", f"hf:{tmp_path / 'remote'}", "--sparsity", "50",
                  "--out", str(tmp_path / "o")]) == 2
     assert "remote code" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("criterion", ["wanda", "sparsegpt"])
+def test_block_by_block_calibration_gives_the_masks_of_the_whole_model_path(tmp_path, monkeypatch, criterion):
+    import prunekit.prune.calibration as calibration
+    from prunekit.prune import prune_model
+
+    folder = tiny_folder(str(tmp_path), "llama")
+    pretrained = load("hf:" + folder)
+    splits = token_splits("text:pydoc", pretrained.tokenizer, held_out=256, window=64)
+    batches = splits.calibration(4, 64)
+    stages = []
+    real = calibration.block_stages
+    monkeypatch.setattr(calibration, "block_stages", lambda *a: stages.append(real(*a)) or stages[-1])
+    blockwise = prune_model(load("hf:" + folder).model, "weight", 50.0, criterion=criterion, calibration=batches,
+                            calibration_batches=4)
+    monkeypatch.setattr(calibration, "block_stages", lambda *a: None)  # the whole-model path
+    whole = prune_model(load("hf:" + folder).model, "weight", 50.0, criterion=criterion, calibration=batches,
+                        calibration_batches=4)
+    assert stages and all(s is not None for s in stages) and set(blockwise) == set(whole) and len(whole) == 14  # 7 Linear layers in each of 2 blocks
+    assert all(torch.equal(blockwise[k], whole[k]) for k in whole)

@@ -6,7 +6,7 @@ import argparse
 
 from ..data.text import DEFAULT
 from ..errors import ConfigError
-from ..hf import DTYPES, prune_pretrained
+from ..hf import DTYPES, prune_pretrained  # noqa: F401  (DTYPES: the --dtype choices)
 from .common import positive_int
 
 

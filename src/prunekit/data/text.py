@@ -106,9 +106,9 @@ class TokenSplits:
     rest: torch.Tensor
     source: str
 
-    def calibration(self, sequences: int, length: int) -> list[dict[str, torch.Tensor]]:
-        """``sequences`` batches ``{"input_ids": [1, length]}``: consecutive windows of the tokens after the
-        held-out stream.
+    def calibration(self, sequences: int, length: int, per_batch: int = 1) -> list[dict[str, torch.Tensor]]:
+        """``sequences`` consecutive windows of ``length`` tokens after the held-out stream, as batches
+        ``{"input_ids": [per_batch, length]}`` (the last one may hold fewer).
 
         Raises:
             ConfigError: if the text is too short for that many.
@@ -117,7 +117,8 @@ class TokenSplits:
             raise ConfigError(f"{self.source}: {sequences} calibration sequences of {length} tokens need "
                               f"{sequences * length:,} tokens after the held-out part; the text has "
                               f"{len(self.rest):,}. Use fewer or shorter sequences, or a longer text")
-        return [{"input_ids": self.rest[i * length:(i + 1) * length].unsqueeze(0)} for i in range(sequences)]
+        windows = self.rest[:sequences * length].reshape(sequences, length)
+        return [{"input_ids": chunk} for chunk in windows.split(per_batch)]
 
 
 def token_splits(reference: str, tokenizer: Any, held_out: int = 16384, window: int = 512) -> TokenSplits:

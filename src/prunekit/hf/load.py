@@ -85,7 +85,21 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype], **common)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise ConfigError(f"{path}: transformers cannot load this model ({type(exc).__name__}: {_first(exc)})")
+    if options:
+        _dequantized(model)
     return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype)
+
+
+def _dequantized(model: nn.Module) -> None:
+    """A GGUF model is dequantised as transformers reads it (its weights are plain float tensors) but keeps
+    a marker of its quantizer, which refuses ``save_pretrained``: drop the marker, so the model is what its
+    tensors are and saves as a plain folder."""
+    model.hf_quantizer = None
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    for attribute in ("is_quantized", "quantization_method"):
+        if attribute in vars(model):
+            delattr(model, attribute)
 
 
 def folder_digest(files: list[Path]) -> str:

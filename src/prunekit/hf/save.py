@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional
 import safetensors.torch
 import torch
 
+from ..errors import ConfigError
 from ..prune.mask import as_mask
 from ..storage import atomic_folder, atomic_write_text
 
@@ -40,7 +41,10 @@ def save_pretrained(pretrained: Pretrained, out: str | os.PathLike, mask: Option
         as_mask(mask).apply_(model)
     out = Path(out)
     with atomic_folder(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise ConfigError(f"transformers cannot save {type(model).__name__} as a folder: {exc}") from None
         pretrained.tokenizer.save_pretrained(tmp)
         if mask is not None:
             safetensors.torch.save_file({k: v.contiguous() for k, v in as_mask(mask).items()}, str(tmp / MASKS_FILE))

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable
 
 import torch
@@ -38,6 +39,8 @@ from tqdm.auto import tqdm
 
 from ..batches import Batch, as_source
 from ..errors import ConfigError
+from ..structure.trace import without_kv_cache
+from .blockwise import block_stages
 
 
 class _StopForward(Exception):
@@ -94,6 +97,11 @@ def layer_steps(model: nn.Module, layers: dict[str, nn.Module], batches: list[Ba
     Raises:
         ConfigError: if a layer is called more than once per forward (shared weights).
     """
+    return steps_of(layers, _model_runs(model, batches[:1])[0])
+
+
+def steps_of(layers: dict[str, nn.Module], run: Callable[[], Any]) -> list[list[tuple[str, nn.Module]]]:
+    """The steps of :func:`layer_steps`, from one call ``run()`` of the forward pass that calls ``layers``."""
     order: list[tuple[str, nn.Module, Tensor]] = []  # holding the inputs keeps them (and their ids) alive
     calls: dict[str, int] = {}
 
@@ -106,7 +114,7 @@ def layer_steps(model: nn.Module, layers: dict[str, nn.Module], batches: list[Ba
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in layers.items()]
     try:
-        _forward(model, batches[0])
+        run()
     finally:
         for h in handles:
             h.remove()
@@ -129,6 +137,11 @@ def feed_step(model: nn.Module, step: list[tuple[str, nn.Module]], batches: list
               add: Callable[[str, Tensor], None]) -> None:
     """Run ``batches`` through ``model`` (eval mode, no gradients) and call ``add(name, rows)`` with each
     step layer's :func:`input_rows`, stopping each forward once the step's layers have their input."""
+    feed(step, _model_runs(model, batches), add)
+
+
+def feed(step: list[tuple[str, nn.Module]], runs: list[Callable[[], Any]], add: Callable[[str, Tensor], None]) -> None:
+    """:func:`feed_step` over calls ``run()`` of a forward pass (the model's, or one block's)."""
     seen: set[str] = set()
 
     def hook(name):
@@ -141,10 +154,10 @@ def feed_step(model: nn.Module, step: list[tuple[str, nn.Module]], batches: list
 
     handles = [m.register_forward_pre_hook(hook(n)) for n, m in step]
     try:
-        for batch in batches:
+        for run in runs:
             seen.clear()
             try:
-                _forward(model, batch)
+                run()
             except _StopForward:
                 pass
     finally:
@@ -154,40 +167,64 @@ def feed_step(model: nn.Module, step: list[tuple[str, nn.Module]], batches: list
 
 def layer_by_layer(model: nn.Module, layers: dict[str, nn.Module], data: list[Batch], statistics: Iterable[str],
                    visit: Callable[[str, nn.Module, dict[str, Tensor]], None], desc: str = "calibration",
-                   progress: bool = True) -> None:
+                   progress: bool = True, sequential: bool = True) -> None:
     """Call ``visit(name, module, stats)`` for every layer, in call order, after running ``data`` through the
-    model as changed by the visits before (:func:`layer_steps`). ``stats`` holds the requested statistics of
-    the layer's inputs, in float64 ``[groups, ...]``: ``"squares"`` (the sum of each feature's squares,
-    ``[g, features]``) and ``"hessian"`` (``X^T X``, ``[g, features, features]``).
+    model as changed by the visits before: block by block for a stack of repeated blocks
+    (:mod:`.blockwise`), else through the whole model per step (:func:`layer_steps`). ``stats`` holds the
+    requested statistics of the layer's inputs, in float64 ``[groups, ...]``: ``"squares"`` (the sum of each
+    feature's squares, ``[g, features]``) and ``"hessian"`` (``X^T X``, ``[g, features, features]``).
+    ``sequential=False``: every layer of a block (of the model, without a stack of blocks) gets its
+    statistics from one pass before any of them is visited, as the Wanda and SparseGPT reference code does.
 
     Raises:
         ConfigError: if a layer is never called on the data.
     """
     statistics = tuple(statistics)
-    steps = layer_steps(model, layers, data)
-    reached = {name for step in steps for name, _ in step}
-    missed = [name for name in layers if name not in reached]
-    if missed:
-        raise ConfigError(f"layers {', '.join(missed)} are never called on the calibration data; exclude them "
-                          f"with layers=")
+    was_training = model.training
+    model.eval()
     bar = tqdm(total=len(layers), desc=desc, unit="layer", leave=False, disable=None if progress else True)
     try:
-        for step in steps:
-            stats: dict[str, dict[str, Tensor]] = {name: {} for name, _ in step}
-
-            def add(name: str, rows: Tensor) -> None:
-                rows = rows.float()
-                for kind in statistics:
-                    value = (rows.pow(2).sum(dim=1) if kind == "squares" else rows.transpose(1, 2) @ rows).double()
-                    held = stats[name]
-                    held[kind] = held[kind] + value if kind in held else value
-
-            feed_step(model, step, data, add)
-            for name, module in step:
-                visit(name, module, stats.pop(name))
-                bar.update(1)
+        with without_kv_cache(model):
+            stages = block_stages(model, layers, data, _forward)
+            if stages is None:
+                stages = iter([(layers, _model_runs(model, data), None)])
+            reached: set[str] = set()
+            for stage_layers, runs, advance in stages:
+                steps = steps_of(stage_layers, runs[0]) if stage_layers else []
+                reached |= {name for step in steps for name, _ in step}
+                missed = [name for name in stage_layers if name not in reached]
+                if missed:
+                    raise ConfigError(f"layers {', '.join(missed)} are never called on the calibration data; "
+                                      f"exclude them with layers=")
+                if steps and not sequential:  # the stage's layers all from one pass, before any is visited
+                    steps = [[layer for step in steps for layer in step]]
+                for step in steps:
+                    _calibrate_step(step, runs, statistics, visit, bar)
+                if advance is not None:
+                    advance()
     finally:
         bar.close()
+        model.train(was_training)
+
+
+def _calibrate_step(step, runs, statistics, visit, bar) -> None:
+    stats: dict[str, dict[str, Tensor]] = {name: {} for name, _ in step}
+
+    def add(name: str, rows: Tensor) -> None:
+        rows = rows.float()
+        for kind in statistics:
+            value = (rows.pow(2).sum(dim=1) if kind == "squares" else rows.transpose(1, 2) @ rows).double()
+            held = stats[name]
+            held[kind] = held[kind] + value if kind in held else value
+
+    feed(step, runs, add)
+    for name, module in step:
+        visit(name, module, stats.pop(name))
+        bar.update(1)
+
+
+def _model_runs(model: nn.Module, batches: list[Batch]) -> list[Callable[[], None]]:
+    return [functools.partial(_forward, model, batch) for batch in batches]
 
 
 def _forward(model: nn.Module, batch: Batch) -> None:

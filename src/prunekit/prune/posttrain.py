@@ -46,6 +46,8 @@ class PostTrainingCriterion:
         block_size: sparsegpt: columns per lazy-update block.
         batch_size: samples per calibration batch when the data are in-memory tensors.
         progress: show a progress bar over the layers.
+        sequential: each layer's calibration inputs come from the layers before it as already pruned
+            (True), or all the layers of a block from one pass before any of them is pruned (False).
     """
 
     kind: str
@@ -53,6 +55,7 @@ class PostTrainingCriterion:
     block_size: int = 128
     batch_size: int = 128
     progress: bool = True
+    sequential: bool = True
     needs_data = True
 
     def __post_init__(self):
@@ -125,7 +128,8 @@ def _layer_pass(model, targets, sparsity, pattern, calibration, batches, choose,
         masks[f"{name}.weight"] = keep
 
     desc = "reconstruct" if prune_all else settings.kind + (" + reconstruct" if reconstruct else "")
-    layer_by_layer(model, to_prune, data, kinds, visit, desc=desc, progress=settings.progress)
+    layer_by_layer(model, to_prune, data, kinds, visit, desc=desc, progress=settings.progress,
+                   sequential=settings.sequential)
     return masks
 
 

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import glob
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Optional
 
 import torch
@@ -31,7 +32,7 @@ from prunekit.errors import ConfigError
 from prunekit.prune.mask import Mask, as_mask
 from prunekit.prune.methods import METHODS, weight_masks
 from prunekit.prune.nm import layers_fitting, parse_pattern
-from prunekit.prune.posttrain import PostTrainingCriterion, posttrain_masks, reconstruct_masked
+from prunekit.prune.posttrain import SPARSEGPT, PostTrainingCriterion, posttrain_masks, reconstruct_masked
 from prunekit.prune.spec import PruneSpec, Target
 from prunekit.prune.select import sparsity_of
 from prunekit.prune.structured import group_unit_masks, prunable_groups
@@ -89,6 +90,8 @@ class Pruner:
         if spec.round_to > 1 and sparsity != 0:
             sparsity = self._rounded(sparsity)
         fn = spec.resolved_criterion()
+        if isinstance(fn, PostTrainingCriterion) and not spec.sequential:
+            fn = replace(fn, sequential=False)
         if isinstance(fn, UnitCriterion):
             fn = CriterionRun(fn, calibration, spec.calibration_batches, self.loss_fn, sparsity)
         previous = as_mask(mask)
@@ -115,7 +118,8 @@ class Pruner:
                 new = METHODS.get(spec.method).build(model, targets, sparsity, spec.scope, fn, previous or {})
         result = Mask(new) & previous if previous is not None else Mask(new)
         if reconstruct:
-            reconstruct_masked(model, targets, result, calibration, spec.calibration_batches)
+            reconstruct_masked(model, targets, result, calibration, spec.calibration_batches,
+                               replace(SPARSEGPT, sequential=spec.sequential))
         result.apply_(model)
         return result
 

@@ -57,6 +57,10 @@ class PruneSpec:
         round_to: unit pruning, layer scope: every pruned layer (or traced group) keeps a multiple of this
             many units, rounded up from its target (a layer of at most that many units stays whole);
             vector units and GPU kernels run fastest on channel counts such as 8 or 16; 1: no rounding.
+        sequential: post-training criteria and ``reconstruct``: each layer is calibrated on inputs from the
+            layers before it as already pruned, one step at a time (True); or every layer of a block
+            (a transformer's decoder layer; the model, without repeated blocks) from one pass before any of
+            them is pruned (False: the Wanda and SparseGPT reference default, about half the passes).
 
     Raises:
         ConfigError: for an unknown name, or fields that do not go together (the message says which).
@@ -74,6 +78,7 @@ class PruneSpec:
     reconstruct: bool = False
     include_inexact: bool = False
     round_to: int = 1
+    sequential: bool = True
 
     def __post_init__(self) -> None:
         pruning = METHODS.get(self.method)
@@ -112,6 +117,9 @@ class PruneSpec:
                                   f"does not remove units), not {self.method!r}")
             if self.scope != "layer":
                 raise ConfigError(f"{what} prunes each layer on its own: use scope='layer'")
+        if not self.sequential and not (self.reconstruct or isinstance(self.resolved_criterion(), PostTrainingCriterion)):
+            raise ConfigError("sequential=False changes how calibration data reach the layers: use it with a "
+                              "post-training criterion (wanda, sparsegpt) or reconstruct=True")
         if self.reconstruct and pruning.removes_units:
             raise ConfigError("reconstruct=True re-solves the weights a weight mask keeps: use method='weight'")
         if self.criterion == "unit_l2" and not pruning.removes_units:

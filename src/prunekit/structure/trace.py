@@ -44,7 +44,7 @@ def export(model: nn.Module, example_inputs: Any) -> torch.export.ExportedProgra
     noise = io.StringIO()
     try:
         with torch.no_grad(), contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise), \
-                _without_cache(model):
+                without_kv_cache(model):
             return torch.export.export(model, args, kwargs, strict=False)
     except Exception as exc:  # torch raises many types; the message explains
         raise TraceError(_explain(model, exc)) from None
@@ -54,7 +54,7 @@ def export(model: nn.Module, example_inputs: Any) -> torch.export.ExportedProgra
 
 
 @contextlib.contextmanager
-def _without_cache(model: nn.Module):
+def without_kv_cache(model: nn.Module):
     """A model whose config asks for a key/value cache (a Hugging Face language model as it comes,
     ``use_cache=True``) returns a cache object the exporter cannot hold: trace it without one. The
     cache holds activations, not parameters, so the coupled groups are the same."""
