@@ -28,6 +28,7 @@ import torch
 
 from prunekit.data.text import token_splits
 from prunekit.hf import load, perplexity, save_pretrained
+from prunekit.plan import owl_plan
 from prunekit.prune import Pruner, PruneSpec
 
 
@@ -53,6 +54,8 @@ def main() -> None:
     parser.add_argument("--per-batch", type=int, default=8, help="calibration sequences per forward pass")
     parser.add_argument("--one-pass", action="store_true", help="calibrate every layer of a decoder block from "
                         "one pass (PruneSpec(sequential=False), the reference code's default)")
+    parser.add_argument("--owl", action="store_true", help="also prune each free sparsity to its OWL plan "
+                        "(prunekit.plan.owl_plan) with every criterion")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -80,6 +83,16 @@ def main() -> None:
             value = perplexity(model, splits.held_out, args.seqlen)
             label = f"{pattern} ({mask.sparsity():.1f}%)" if pattern else f"{mask.sparsity():.1f}%"
             print(f"| {criterion} | {label} | {value:.2f} | {value / dense:.2f} | {seconds:.1f} |", flush=True)
+            if args.owl and not pattern:
+                model = copy.deepcopy(pretrained.model)
+                started = time.perf_counter()
+                plan = owl_plan(model, float(shape), calibration, batches=len(calibration))
+                mask = Pruner(model, spec).prune(plan, calibration=calibration)
+                seconds = time.perf_counter() - started
+                value = perplexity(model, splits.held_out, args.seqlen)
+                print(f"| {criterion} + OWL | {mask.sparsity():.1f}% ({min(plan.values()):.1f}-"
+                      f"{max(plan.values()):.1f}% a block) | {value:.2f} | {value / dense:.2f} | {seconds:.1f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -161,3 +161,24 @@ def test_block_by_block_calibration_gives_the_masks_of_the_whole_model_path(tmp_
                         calibration_batches=4)
     assert stages and all(s is not None for s in stages) and set(blockwise) == set(whole) and len(whole) == 14  # 7 Linear layers in each of 2 blocks
     assert all(torch.equal(blockwise[k], whole[k]) for k in whole)
+
+
+def test_an_owl_plan_keeps_the_average_and_prunes_outlier_blocks_less(tmp_path):
+    from prunekit.plan import owl_plan
+
+    folder = tiny_folder(str(tmp_path), "llama")
+    model = load("hf:" + folder).model
+    with torch.no_grad():
+        for layer in ("q_proj", "k_proj", "v_proj", "o_proj"):  # a few large weights in block 1: outliers
+            getattr(model.model.layers[1].self_attn, layer).weight.view(-1)[::37] *= 20
+    splits = token_splits("text:pydoc", load("hf:" + folder).tokenizer, held_out=256, window=64)
+    plan = owl_plan(model, 60.0, splits.calibration(4, 64), batches=4)
+    assert set(plan) == {"model.layers.0.*", "model.layers.1.*"}
+    assert plan["model.layers.1.*"] < plan["model.layers.0.*"] and sum(plan.values()) / 2 == pytest.approx(60.0)
+    assert max(plan.values()) - min(plan.values()) == pytest.approx(16.0)  # spread over 2 x 8 points
+    result = prune_pretrained("hf:" + folder, PruneSpec("weight", criterion="wanda", calibration_batches=4), 60.0,
+                              out=tmp_path / "owl", owl=True, **SMALL)
+    record = json.loads((result.path / "prunekit.json").read_text())["pruning"]
+    assert len(record["owl_plan"]) == 2 and result.sparsity == pytest.approx(60.0, abs=0.5)
+    with pytest.raises(ConfigError, match="OWL"):
+        prune_pretrained("hf:" + folder, PruneSpec("unit"), 50.0, out=tmp_path / "no", owl=True, **SMALL)

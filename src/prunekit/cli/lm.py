@@ -18,6 +18,9 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
                        help="tokens per perplexity window and per calibration sequence")
     group.add_argument("--held-out-tokens", type=positive_int, default=16384,
                        help="the text's first N tokens are held out for perplexity; calibration comes after them")
+    group.add_argument("--owl", action="store_true",
+                       help="prune: turn --sparsity into OWL per-block sparsities (blocks whose weights carry more "
+                       "activation outliers are pruned less; the average is kept), measured on the calibration text")
 
 
 def run_prune_lm(args: argparse.Namespace, spec, target) -> int:
@@ -32,7 +35,8 @@ def run_prune_lm(args: argparse.Namespace, spec, target) -> int:
                           "--ratios or --pattern")
     dataset = args.dataset or DEFAULT
     result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
-                              seqlen=args.seqlen, held_out=args.held_out_tokens, progress=not args.quiet)
+                              seqlen=args.seqlen, held_out=args.held_out_tokens, owl=args.owl,
+                              progress=not args.quiet)
     print(f"{args.model}: {spec.method} pruning ({spec.criterion or 'magnitude'}) to {result.sparsity:.2f}% of the "
           f"pruned layers in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
           f"{args.seqlen}) {result.perplexity_dense:.3f} dense -> {result.perplexity:.3f} -> {result.path}")

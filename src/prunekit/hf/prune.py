@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional, Union
 
 from ..data.text import DEFAULT, token_splits
 from ..errors import ConfigError
+from ..plan import owl_plan
 from ..prune import Mask, Pruner, PruneSpec
 from ..storage import check_output
 
@@ -44,12 +45,14 @@ class PrunedLM:
 
 def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mapping[str, float], None] = None, *,
                      out: str | os.PathLike, dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512,
-                     held_out: int = 16384, progress: bool = True) -> PrunedLM:
+                     held_out: int = 16384, owl: bool = False, progress: bool = True) -> PrunedLM:
     """Load ``reference`` (``hf:DIR`` or ``hf:FILE.gguf``), prune it as ``spec`` says to ``target`` (or the
     spec's N:M pattern) and write it as a Hugging Face folder ``out`` with its perplexity before and after.
 
     Calibration: ``spec.calibration_batches`` sequences of ``seqlen`` tokens from ``dataset`` after its
     first ``held_out`` tokens, which are the held-out text perplexity is measured on (windows of ``seqlen``).
+    ``owl``: the sparsity becomes an OWL plan (:func:`~prunekit.plan.owl_plan`) measured on that calibration
+    data: blocks whose weights carry more activation outliers are pruned less, the average kept.
 
     Raises:
         ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
@@ -57,6 +60,9 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     if (target is None) == (spec.pattern is None):
         raise ConfigError("give exactly one of a sparsity, per-layer ratios or an N:M pattern")
     spec.check_target(target)
+    if owl and (spec.removes_units or spec.pattern is not None or isinstance(target, Mapping)):
+        raise ConfigError("OWL turns one sparsity into per-block sparsities of weight pruning: give --sparsity "
+                          "with a weight method, not a pattern, a plan or unit pruning")
     if spec.criterion is not None and not isinstance(spec.criterion, str):
         raise ConfigError("the folder records its request in prunekit.json: give the criterion by its registered name")
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
@@ -64,15 +70,19 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     model = pretrained.model
     dense = perplexity(model, splits.held_out, seqlen, progress)
-    calibration = splits.calibration(spec.calibration_batches, seqlen) if spec.needs_data or spec.reconstruct else None
+    reads = spec.needs_data or spec.reconstruct or owl
+    calibration = splits.calibration(spec.calibration_batches, seqlen) if reads else None
+    plan = owl_plan(model, target, calibration, batches=len(calibration), layers=spec.layers,
+                    progress=progress) if owl else None
     example = {"input_ids": splits.rest[:seqlen].unsqueeze(0)} if spec.removes_units else None
     started = time.perf_counter()
-    mask = Pruner(model, spec, example).prune(target, calibration=calibration)
+    mask = Pruner(model, spec, example).prune(plan if owl else target, calibration=calibration)
     seconds = time.perf_counter() - started
     pruned = perplexity(model, splits.held_out, seqlen, progress)
     sparsity = mask.sparsity()
     record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
-                          "calibration": [spec.calibration_batches, seqlen] if calibration else None},
+                          "calibration": [spec.calibration_batches, seqlen] if calibration else None,
+                          "owl_plan": plan},
               "metrics": {"sparsity_actual": sparsity, "perplexity_dense": dense, "perplexity": pruned,
                           "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
                           "prune_seconds": seconds}}
