@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
+from ..storage import file_digest
 
 PREFIX = "hf:"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -103,16 +104,10 @@ def _dequantized(model: nn.Module) -> None:
 
 
 def folder_digest(files: list[Path]) -> str:
-    """sha256 over the names and bytes of ``files`` (first 16 hex digits)."""
+    """sha256 over the names and the sha256 of ``files`` (first 16 hex digits)."""
     digest = hashlib.sha256()
     for file in files:
-        digest.update(file.name.encode())
-        try:
-            with open(file, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-        except OSError as exc:
-            raise CheckpointError(f"cannot read {file}: {exc.strerror or exc}") from None
+        digest.update(f"{file.name}:{file_digest(file, 64)}\n".encode())
     return digest.hexdigest()[:16]
 
 
