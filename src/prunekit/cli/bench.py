@@ -11,8 +11,8 @@ import torch
 
 from ..bench import benchmark_latency, benchmark_training, format_latency
 from ..bench.semi_structured import semi_structured_note
-from ..checkpoint import load_checkpoint
 from ..errors import ConfigError
+from ..hf import example_tokens, load_model_or_checkpoint
 from ..models import get_model
 from ..prune import Pruner, removes_units, sparsity_report
 from ..batches import make_inputs, resize_batch
@@ -86,7 +86,10 @@ def register_latency(sub) -> None:
         "--sparsity 50 --trace",
         run=run_bench_latency,
     )
-    parser.add_argument("--checkpoint", help="checkpoint folder (regular or compact)")
+    parser.add_argument("--checkpoint", help="checkpoint folder (regular or compact), or a Hugging Face model "
+                        "(hf:DIR, hf:FILE.gguf: timed on --seqlen random tokens per sample)")
+    parser.add_argument("--seqlen", type=positive_int, default=128,
+                        help="with a Hugging Face model: tokens per sample")
     parser.add_argument("--model", help="registered model name or FILE.py:FUNCTION: random weights (seed 0), or the "
                         "builder of --checkpoint's model")
     parser.add_argument("--example-inputs", default=None, metavar="FILE.py:FUNCTION",
@@ -116,11 +119,13 @@ def _model_and_mask(args: argparse.Namespace):
     if not args.checkpoint and not args.model:
         raise ConfigError("give --checkpoint or --model")
     if args.checkpoint:
-        ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
+        ckpt = load_model_or_checkpoint(args.checkpoint, model_source=args.model)
         model, mask, shape_ = ckpt.model, ckpt.mask, args.input_shape or ckpt.input_shape
+        tokens = example_tokens(ckpt, args.seqlen)
     else:
         model, mask, shape_ = get_model(args.model, seed=0, **dict(args.model_arg)), None, args.input_shape
-    example = call(args.example_inputs, "example inputs") if args.example_inputs else None
+        tokens = None
+    example = call(args.example_inputs, "example inputs") if args.example_inputs else tokens
     if shape_ is None and example is None:
         if args.checkpoint:
             raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape or --example-inputs")

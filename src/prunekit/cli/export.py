@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..checkpoint import WEIGHTS_FILE, load_checkpoint
+from ..checkpoint import WEIGHTS_FILE
 from ..deploy import EXPORTERS, ExportOptions
 from ..errors import ConfigError
+from ..hf import LMCheckpoint, example_tokens, load_model_or_checkpoint
 from ..storage import check_output
 from ..references import call
 from .common import add_command, add_user_model_option, shape
@@ -18,10 +19,13 @@ def register(commands) -> None:
         commands, "export", help="write a compressed file: " + ", ".join(EXPORTERS.names()),
         description="Write a pruned checkpoint as a compressed file and print its size against the dense fp32 "
         f"safetensors file.\n{formats}\n\nExample:\n"
-        "  prunekit export --checkpoint runs/mlp-w95 --format sparse --fp16 --out mlp-w95.safetensors",
+        "  prunekit export --checkpoint runs/mlp-w95 --format sparse --fp16 --out mlp-w95.safetensors\n"
+        "  prunekit export --checkpoint hf:runs/smollm2-w50 --format sparse --out smollm2-w50.safetensors\n"
+        "  prunekit export --checkpoint hf:model.gguf --format hf --out runs/model",
         run=run_exporter,
     )
-    export.add_argument("--checkpoint", required=True, help="checkpoint folder (regular or compact)")
+    export.add_argument("--checkpoint", required=True, help="checkpoint folder (regular or compact), or a Hugging "
+                        "Face model: hf:DIR (a pruned one too) or hf:FILE.gguf")
     export.add_argument("--format", required=True, choices=EXPORTERS.names(), help="what to write")
     export.add_argument("--out", required=True, help="file (sparse, onnx) or folder (compact) to write")
     export.add_argument("--fp16", action="store_true", help="sparse only: store values as fp16 (lossy)")
@@ -46,18 +50,32 @@ def run_exporter(args: argparse.Namespace) -> int:
     if args.format != "sparse" and (args.fp16 or args.compact):
         raise ConfigError("--fp16 and --compact apply to --format sparse only")
     out = check_output(args.out, kind=exporter.output, inputs=[args.checkpoint])
-    ckpt = load_checkpoint(args.checkpoint, model_source=args.model)
+    ckpt = load_model_or_checkpoint(args.checkpoint, model_source=args.model)
+    language_model = isinstance(ckpt, LMCheckpoint)
+    if language_model and not exporter.language_models:
+        raise ConfigError(f"--format {args.format} is not available for Hugging Face language models yet; use "
+                          f"{' or '.join(n for n in EXPORTERS.names() if EXPORTERS.get(n).language_models)}")
     input_shape = args.input_shape or ckpt.input_shape
-    example = call(args.example_inputs, "example inputs") if args.example_inputs else None
+    example = call(args.example_inputs, "example inputs") if args.example_inputs else example_tokens(ckpt)
     if input_shape is None and example is None:
         raise ConfigError(f"{args.checkpoint} does not record its input shape; pass --input-shape, e.g. 1,28,28, "
                           f"or --example-inputs FILE.py:FUNCTION")
     options = ExportOptions(tuple(input_shape) if input_shape else None, fp16=args.fp16, compact=args.compact,
-                            metrics=ckpt.metrics, source=ckpt.config.get("model", {}), example_inputs=example)
+                            metrics=ckpt.metrics, source=ckpt.config.get("model", {}), example_inputs=example,
+                            mask=ckpt.mask, pruning=ckpt.config.get("pruning"))
     for line in exporter.run(ckpt.model, out, options):
         print(line)
-    dense = (ckpt.path / WEIGHTS_FILE).stat().st_size
+    dense = _dense_bytes(ckpt)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) if out.is_dir() else out.stat().st_size
     print(f"{args.format}: {size:,} bytes; dense fp32 {WEIGHTS_FILE} {dense:,} bytes: {dense / size:.2f}x smaller "
           f"-> {out}")
     return 0
+
+
+def _dense_bytes(ckpt) -> int:
+    """The size of the dense fp32 weights: the checkpoint's weights file, or for a Hugging Face model the
+    bytes of its parameters (tied ones once) in fp32, as safetensors stores them."""
+    if not isinstance(ckpt, LMCheckpoint):
+        return (ckpt.path / WEIGHTS_FILE).stat().st_size
+    unique = {id(p): p for p in ckpt.model.parameters()}
+    return sum(p.numel() * 4 for p in unique.values())

@@ -4,10 +4,11 @@
 * ``compact``: a compact checkpoint folder (dead units removed): an ``nn.Sequential`` as a JSON
   architecture of standard layers, any other (traced) model as its source (registry name or user
   code, which loading needs named again) plus the compaction plans replayed on it;
-* ``onnx``: the compact model as ONNX, checked against onnxruntime (:mod:`.onnx`).
+* ``onnx``: the compact model as ONNX, checked against onnxruntime (:mod:`.onnx`);
+* ``hf`` (registered by :mod:`prunekit.hf`): a Hugging Face folder stock transformers loads.
 
 Example:
-    >>> EXPORTERS.names()
+    >>> EXPORTERS.names()[:3]  # prunekit.hf adds "hf"
     ['sparse', 'compact', 'onnx']
     >>> EXPORTERS.get("onnx").output
     'file'
@@ -42,6 +43,8 @@ class ExportOptions:
     metrics: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     example_inputs: Any = None
+    mask: Any = None
+    pruning: dict[str, Any] | None = None
 
     def batch(self, size: int = 2) -> Any:
         """Example inputs of ``size`` samples (the given ones, resized, or random ones of ``input_shape``)."""
@@ -52,11 +55,13 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class Exporter:
-    """An export format: ``run(model, out, options) -> lines to print``; ``output`` is ``file`` or ``folder``."""
+    """An export format: ``run(model, out, options) -> lines to print``; ``output`` is ``file`` or ``folder``;
+    ``language_models``: whether it writes Hugging Face language models (``hf:DIR``) too."""
 
     name: str
     output: str
     run: Callable[[nn.Module, Path, ExportOptions], list[str]]
+    language_models: bool = False
 
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
@@ -149,7 +154,7 @@ def _onnx(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
             f"{info.max_abs_diff:.2e}", *_not_compacted(result)]
 
 
-EXPORTERS.register("sparse", Exporter("sparse", "file", _sparse),
+EXPORTERS.register("sparse", Exporter("sparse", "file", _sparse, language_models=True),
                    description="one safetensors file, each tensor as CSR, CSR with 8-bit relative indices, "
                                "bitmask + values or dense, whichever is smallest")
 EXPORTERS.register("compact", Exporter("compact", "folder", _compact),

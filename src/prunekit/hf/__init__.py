@@ -4,13 +4,17 @@
 * :func:`save_pretrained` -- a pruned model as a folder stock ``transformers`` loads;
 * :func:`perplexity` -- held-out perplexity in non-overlapping windows (the SparseGPT/Wanda protocol);
 * :func:`prune_pretrained` -- load, calibrate on ``text:`` data, prune, measure, save;
+* :func:`load_model_or_checkpoint` -- ``hf:DIR`` wherever a command reads a checkpoint (``export --format hf``);
 * :mod:`.tiny` -- tiny random models of real architectures for tests and examples.
 """
 
-from .load import DTYPES, Pretrained, is_hf_reference, load
+from . import export  # noqa: F401  (registers the "hf" export format)
+from .checkpoint import LMCheckpoint, example_tokens, is_hf_folder, load_model_or_checkpoint
+from .load import DTYPES, Pretrained, is_hf_reference, load, load_tokenizer
 from .perplexity import perplexity
 from .prune import PrunedLM, held_out_perplexity, prune_pretrained
 from .save import MASKS_FILE, RECORD_FILE, save_pretrained
 
-__all__ = ["DTYPES", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "held_out_perplexity", "is_hf_reference",
-           "load", "perplexity", "prune_pretrained", "save_pretrained"]
+__all__ = ["DTYPES", "LMCheckpoint", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
+           "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
+           "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained"]

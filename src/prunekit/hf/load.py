@@ -77,11 +77,7 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
         raise ConfigError(f"{path} is neither a Hugging Face model folder (config.json + weights, as "
                           f"save_pretrained writes) nor a .gguf file")
     common = dict(local_files_only=True, trust_remote_code=False, **options)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **common)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"{path}: no tokenizer transformers can load there ({_first(exc)}); the folder must "
-                          f"hold the tokenizer files save_pretrained writes (tokenizer.json, tokenizer_config.json)")
+    tokenizer = _tokenizer(transformers, path, folder, common)
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype], **common)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -89,6 +85,25 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
     if options:
         _dequantized(model)
     return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype)
+
+
+def load_tokenizer(reference: str | os.PathLike) -> Any:
+    """The tokenizer of ``hf:DIR`` / ``hf:FILE.gguf`` alone (offline, no remote code)."""
+    path = Path(str(reference).removeprefix(PREFIX)).expanduser()
+    transformers = _transformers()
+    if path.is_file() and path.suffix == ".gguf":
+        return _tokenizer(transformers, path, path.parent, dict(local_files_only=True, trust_remote_code=False,
+                                                                 gguf_file=path.name))
+    _check_folder(path)
+    return _tokenizer(transformers, path, path, dict(local_files_only=True, trust_remote_code=False))
+
+
+def _tokenizer(transformers, path: Path, folder: Path, options: dict[str, Any]) -> Any:
+    try:
+        return transformers.AutoTokenizer.from_pretrained(folder, **options)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{path}: no tokenizer transformers can load there ({_first(exc)}); the folder must "
+                          f"hold the tokenizer files save_pretrained writes (tokenizer.json, tokenizer_config.json)")
 
 
 def _dequantized(model: nn.Module) -> None:

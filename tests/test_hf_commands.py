@@ -1,0 +1,136 @@
+"""A Hugging Face folder on the checkpoint commands (info, export, bench latency) and zero-shot eval tasks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prunekit.cli import main
+from prunekit.deploy.sparse_file import load_sparse
+from prunekit.errors import ConfigError
+from prunekit.hf import load, load_model_or_checkpoint
+
+pytest.importorskip("transformers")
+
+SMALL = ["--seqlen", "64", "--held-out-tokens", "1024", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    """A tiny Llama folder and the folder `prunekit prune` writes from it (wanda, 50%)."""
+    from prunekit.hf.tiny import tiny_folder
+
+    root = tmp_path_factory.mktemp("lm")
+    folder = tiny_folder(str(root), "llama")
+    out = root / "w50"
+    assert main(["prune", "--model", f"hf:{folder}", "--sparsity", "50", "--criterion", "wanda",
+                 "--calibration-batches", "2", "--out", str(out), *SMALL]) == 0
+    return folder, out
+
+
+def test_info_reads_a_pruned_folder_with_or_without_the_prefix(pruned, capsys):
+    folder, out = pruned
+    for reference in (f"hf:{out}", str(out)):
+        assert main(["info", reference]) == 0
+        text = capsys.readouterr().out
+        assert "criterion=wanda" in text and "sparsity=50" in text and "perplexity=" in text
+        assert f"pruned from {folder}" in text and load(f"hf:{folder}").digest in text
+    assert main(["info", f"hf:{folder}"]) == 0  # the dense folder: no pruning line, 0% sparse
+    assert "pruning:" not in capsys.readouterr().out
+
+
+def test_export_sparse_and_hf_round_trip_the_masked_model(pruned, tmp_path, capsys):
+    folder, out = pruned
+    ckpt = load_model_or_checkpoint(f"hf:{out}")
+    assert ckpt.mask is not None and ckpt.mask.sparsity() == pytest.approx(50.0, abs=0.5)
+    assert main(["export", "--checkpoint", f"hf:{out}", "--format", "sparse", "--out", str(tmp_path / "w.st")]) == 0
+    assert "smaller" in capsys.readouterr().out
+    state = load_sparse(tmp_path / "w.st")
+    weights = dict(ckpt.model.named_parameters())
+    assert all(torch.equal(state[name], weights[name]) for name in ckpt.mask)
+    assert main(["export", "--checkpoint", str(out), "--format", "hf", "--out", str(tmp_path / "again")]) == 0
+    from transformers import AutoModelForCausalLM
+
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "again", local_files_only=True).eval()
+    ids = torch.randint(0, 300, (1, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(again(input_ids=ids).logits, ckpt.model(input_ids=ids).logits, atol=1e-5)
+    record = json.loads((tmp_path / "again" / "prunekit.json").read_text())
+    assert record["source"] == str(folder) and record["pruning"]["criterion"] == "wanda"
+
+
+def test_export_refuses_formats_it_cannot_write_for_a_language_model(pruned, tmp_path, capsys):
+    _, out = pruned
+    assert main(["export", "--checkpoint", f"hf:{out}", "--format", "compact", "--out", str(tmp_path / "c")]) == 2
+    assert "not available for Hugging Face language models" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_bench_latency_times_a_folder_on_random_tokens(pruned, capsys):
+    _, out = pruned
+    assert main(["bench", "latency", "--checkpoint", f"hf:{out}", "--seqlen", "16", "--batch-sizes", "1",
+                 "--repeats", "2"]) == 0
+    assert "ms" in capsys.readouterr().out
+
+
+ROWS = [{"q": f"{a} plus {b} is", "choices": [str(a + b), str(a + b + 1), str(a * b + 7)], "a": i % 3}
+        for i, (a, b) in enumerate([(1, 2), (3, 4), (2, 2), (5, 1), (0, 3), (4, 4)])]
+
+
+def _task(folder, name="sums", extra=""):
+    folder.mkdir(exist_ok=True)
+    rows = folder / f"{name}.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {rows}\ntest_split: test\n"
+        "output_type: multiple_choice\ndoc_to_text: '{{q}}'\ndoc_to_choice: '{{choices}}'\ndoc_to_target: '{{a}}'\n"
+        f"metric_list:\n  - metric: acc\n{extra}")
+    return folder
+
+
+def _direct_accuracy(pretrained) -> float:
+    """The harness's rule written out: the choice whose tokens (after the context's, delimiter ' ') are likeliest."""
+    tok, model, right = pretrained.tokenizer, pretrained.model, 0
+    for row in ROWS:
+        context = tok(row["q"], add_special_tokens=False)["input_ids"]
+        scores = []
+        for choice in row["choices"]:
+            whole = tok(row["q"] + " " + choice, add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([whole])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=ids[:, :-1]).logits[0].double(), -1)
+            targets = ids[0, len(context):]
+            scores.append(float(logp[len(context) - 1:].gather(1, targets[:, None]).sum()))
+        right += max(range(len(scores)), key=scores.__getitem__) == row["a"]
+    return right / len(ROWS)
+
+
+def test_eval_scores_a_local_task_as_a_direct_loglikelihood_computation(pruned, tmp_path, monkeypatch):
+    pytest.importorskip("lm_eval")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    _, out = pruned
+    tasks = _task(tmp_path / "tasks")
+    assert main(["eval", "--model", f"hf:{out}", "--tasks", "sums", "--task-dir", str(tasks), "--no-perplexity",
+                 "--json", str(tmp_path / "r.json"), "--quiet"]) == 0
+    scores = json.loads((tmp_path / "r.json").read_text())["zero_shot"]["sums"]
+    assert scores["acc"] == pytest.approx(_direct_accuracy(load(f"hf:{out}")))
+
+
+def test_eval_refuses_unknown_tasks_and_task_files_that_name_code(pruned, tmp_path, capsys):
+    pytest.importorskip("lm_eval")
+    _, out = pruned
+    tasks = _task(tmp_path / "tasks")
+    assert main(["eval", "--model", f"hf:{out}", "--tasks", "nosuchtask", "--task-dir", str(tasks)]) == 2
+    assert "unknown lm-eval task 'nosuchtask'" in capsys.readouterr().err
+    code = _task(tmp_path / "code", "coded", "process_docs: !function utils.process\n")
+    assert main(["eval", "--model", f"hf:{out}", "--tasks", "coded", "--task-dir", str(code)]) == 2
+    err = capsys.readouterr().err
+    assert "coded.yaml" in err and "never runs code" in err
+    assert main(["eval", "--model", f"hf:{out}", "--no-perplexity"]) == 2
+    assert "give --tasks" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not a folder"):
+        from prunekit.hf.zero_shot import check_task_dir
+
+        check_task_dir(tmp_path / "missing")
