@@ -366,7 +366,7 @@ def test_user_code_calling_sys_exit_does_not_end_a_command_as_a_success(tmp_path
 def test_sys_exit_while_a_command_runs_is_an_error(monkeypatch, capsys):
     import prunekit.cli.info as info
 
-    monkeypatch.setattr(info, "load_checkpoint", lambda *a, **k: sys.exit(0))
+    monkeypatch.setattr(info, "load_model_or_checkpoint", lambda *a, **k: sys.exit(0))
     assert main(["info", "anything"]) == 2
     assert "ended by sys.exit(0)" in capsys.readouterr().err
 

@@ -107,8 +107,9 @@ def _harness():
         import lm_eval
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
-    except ImportError:
-        raise ConfigError("zero-shot tasks need the lm-evaluation-harness: pip install 'prunekit[eval]'") from None
+    except ImportError as exc:
+        raise ConfigError(f"zero-shot tasks need the lm-evaluation-harness and what its Hugging Face wrapper "
+                          f"imports ({exc}): pip install 'prunekit[eval]'") from None
     for name in ("lm-eval", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return lm_eval, HFLM, TaskManager
