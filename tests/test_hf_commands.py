@@ -90,6 +90,13 @@ def _task(folder, name="sums", extra=""):
     return folder
 
 
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory):
+    """One task folder for the module: lm-eval indexes a folder's tasks once."""
+    pytest.importorskip("lm_eval")
+    return _task(tmp_path_factory.mktemp("tasks"))
+
+
 def _direct_accuracy(pretrained) -> float:
     """The harness's rule written out: the choice whose tokens (after the context's, delimiter ' ') are likeliest."""
     tok, model, right = pretrained.tokenizer, pretrained.model, 0
@@ -107,21 +114,17 @@ def _direct_accuracy(pretrained) -> float:
     return right / len(ROWS)
 
 
-def test_eval_scores_a_local_task_as_a_direct_loglikelihood_computation(pruned, tmp_path, monkeypatch):
-    pytest.importorskip("lm_eval")
+def test_eval_scores_a_local_task_as_a_direct_loglikelihood_computation(pruned, tasks, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     _, out = pruned
-    tasks = _task(tmp_path / "tasks")
     assert main(["eval", "--model", f"hf:{out}", "--tasks", "sums", "--task-dir", str(tasks), "--no-perplexity",
                  "--json", str(tmp_path / "r.json"), "--quiet"]) == 0
     scores = json.loads((tmp_path / "r.json").read_text())["zero_shot"]["sums"]
     assert scores["acc"] == pytest.approx(_direct_accuracy(load(f"hf:{out}")))
 
 
-def test_eval_refuses_unknown_tasks_and_task_files_that_name_code(pruned, tmp_path, capsys):
-    pytest.importorskip("lm_eval")
+def test_eval_refuses_unknown_tasks_and_task_files_that_name_code(pruned, tasks, tmp_path, capsys):
     _, out = pruned
-    tasks = _task(tmp_path / "tasks")
     assert main(["eval", "--model", f"hf:{out}", "--tasks", "nosuchtask", "--task-dir", str(tasks)]) == 2
     assert "unknown lm-eval task 'nosuchtask'" in capsys.readouterr().err
     code = _task(tmp_path / "code", "coded", "process_docs: !function utils.process\n")

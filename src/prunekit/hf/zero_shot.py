@@ -68,7 +68,10 @@ def check_tasks(tasks: Sequence[str], task_dir: Optional[str | os.PathLike] = No
     """lm-eval's task manager once every name of ``tasks`` is known to it (built in or in ``task_dir``)."""
     if task_dir is not None:
         check_task_dir(task_dir)
-    manager = _manager(str(Path(task_dir).resolve()) if task_dir else None)
+    folder = str(Path(task_dir).resolve()) if task_dir else None
+    manager = _manager(folder, False) if folder else None  # the folder's own tasks: no index of the built-ins
+    if manager is None or any(t not in manager.all_tasks for t in tasks):
+        manager = _manager(folder, True)
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
         where = f" or in the task files of {task_dir}" if task_dir else " (give --task-dir for local task files)"
@@ -77,8 +80,8 @@ def check_tasks(tasks: Sequence[str], task_dir: Optional[str | os.PathLike] = No
 
 
 @functools.lru_cache(maxsize=4)
-def _manager(task_dir: Optional[str]) -> Any:
-    return _harness()[2](include_path=task_dir)
+def _manager(task_dir: Optional[str], built_in: bool) -> Any:
+    return _harness()[2](include_path=task_dir, include_defaults=built_in)
 
 
 def check_task_dir(task_dir: str | os.PathLike) -> None:
