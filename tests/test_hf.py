@@ -102,9 +102,23 @@ def test_the_command_line_prunes_and_evaluates_a_folder(tmp_path, capsys):
     assert json.loads((tmp_path / "ppl.json").read_text())["perplexity"] == pytest.approx(recorded, rel=1e-6)
     assert main(["eval", "--model", f"hf:{folder}", "--mask", str(out / "masks.safetensors"), *small]) == 0
     assert f"perplexity {recorded:.3f}" in capsys.readouterr().out
-    assert main(["prune", "--model", f"hf:{folder}", "--sparsity", "50", "--schedule", "finetune",
-                 "--out", str(tmp_path / "x"), *small]) == 2
-    assert "one shot" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    tuned = tmp_path / "w50-ft"  # the same pruning, then fine-tuned on the text after the held-out part
+    assert main(["prune", "--model", f"hf:{folder}", "--sparsity", "50", "--criterion", "wanda",
+                 "--calibration-batches", "2", "--schedule", "finetune", "--finetune-epochs", "0.2",
+                 "--out", str(tuned), *small]) == 0
+    assert "finetune on" in capsys.readouterr().out
+    record = json.loads((tuned / "prunekit.json").read_text())
+    assert record["metrics"]["perplexity"] < recorded and record["metrics"]["train_tokens"] > 0
+    assert record["pruning"]["recovery"]["finetune"]["optimizer"] == "adam"  # the LM recipe's
+    again = load(f"hf:{tuned}").model
+    masks = safetensors.torch.load_file(str(tuned / "masks.safetensors"))
+    assert all(not again.get_parameter(n)[~m].any() for n, m in masks.items())  # the mask held while training
+    for option, message in ((["--schedule", "lottery"], "no initialisation"),
+                            (["--schedule", "finetune", "--distill"], "distillation is not available"),
+                            (["--schedule", "finetune", "--owl"], "OWL and per-layer plans")):
+        assert main(["prune", "--model", f"hf:{folder}", "--sparsity", "50", *option,
+                     "--out", str(tmp_path / "x"), *small]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_bad_models_and_texts_get_clear_errors(tmp_path, capsys):

@@ -137,3 +137,20 @@ def test_eval_refuses_unknown_tasks_and_task_files_that_name_code(pruned, tasks,
         from prunekit.hf.zero_shot import check_task_dir
 
         check_task_dir(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("schedule", ["iterative", "gradual"])
+def test_chained_and_gradual_schedules_reach_the_target_with_the_mask_held(pruned, tmp_path, schedule):
+    from prunekit.hf import prune_pretrained
+    from prunekit.prune import PruneSpec
+    from prunekit.schedules import Recovery
+    from prunekit.training import TrainConfig
+
+    folder, _ = pruned
+    short = TrainConfig(epochs=0.05)
+    result = prune_pretrained(f"hf:{folder}", PruneSpec("weight"), 70.0, out=tmp_path / schedule, seqlen=64,
+                              held_out=1024, schedule=schedule, progress=False,
+                              recovery=Recovery(iterative=short, gradual=short, gradual_prunings=3))
+    assert result.sparsity == pytest.approx(70.0, abs=0.5) and result.train_tokens > 0
+    model = load(f"hf:{result.path}").model
+    assert all(not model.get_parameter(n)[~m].any() for n, m in result.mask.items())

@@ -52,3 +52,24 @@ def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
         return F.cross_entropy(logits, batch.labels, label_smoothing=label_smoothing)
 
     return loss
+
+
+def causal_lm_loss() -> LossFn:
+    """Next-token cross-entropy of a causal language model: the logits at position ``t`` predict the label at
+    ``t + 1`` (the labels are the input ids; a label of -100 is ignored, as in transformers).
+
+    Example:
+        >>> import torch
+        >>> ids = torch.tensor([[1, 2, 3]])
+        >>> logits = torch.nn.functional.one_hot(torch.tensor([[2, 3, 0]]), 4).float() * 50
+        >>> round(causal_lm_loss()(logits, Batch((ids,), labels=ids)).item(), 6)  # each next token predicted
+        0.0
+    """
+
+    def loss(outputs: Any, batch: Batch) -> Tensor:
+        if batch.labels is None:
+            raise ConfigError("a causal language model trains on batches whose labels are its input ids")
+        logits = logits_of(outputs)
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(), ignore_index=-100)
+
+    return loss

@@ -23,21 +23,25 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
                        "activation outliers are pruned less; the average is kept), measured on the calibration text")
 
 
-def run_prune_lm(args: argparse.Namespace, spec, target) -> int:
-    """``prunekit prune --model hf:DIR``: one-shot post-training pruning into a Hugging Face folder."""
+def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
+    """``prunekit prune --model hf:DIR``: post-training pruning (one-shot, or with a schedule that fine-tunes on
+    the text) into a Hugging Face folder."""
     if args.checkpoint:
         raise ConfigError("give --checkpoint or --model hf:DIR, not both: a Hugging Face folder is the checkpoint")
-    if args.schedule != "oneshot":
-        raise ConfigError(f"a Hugging Face model is pruned in one shot (post-training); --schedule {args.schedule} "
-                          f"(training) is not supported for it yet")
     if args.target_latency is not None:
         raise ConfigError("--target-latency is not supported for Hugging Face models yet; give --sparsity, "
                           "--ratios or --pattern")
     dataset = args.dataset or DEFAULT
     result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, owl=args.owl,
-                              progress=not args.quiet)
+                              schedule=args.schedule, recovery=recovery, progress=not args.quiet)
     print(f"{args.model}: {spec.method} pruning ({spec.criterion or 'magnitude'}) to {result.sparsity:.2f}% of the "
-          f"pruned layers in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
+          f"pruned layers{_trained(args.schedule, result)} in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
           f"{args.seqlen}) {result.perplexity_dense:.3f} dense -> {result.perplexity:.3f} -> {result.path}")
     return 0
+
+
+def _trained(schedule: str, result) -> str:
+    if schedule == "oneshot":
+        return ""
+    return f", {schedule} on {result.train_tokens:,} tokens"

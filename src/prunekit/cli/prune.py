@@ -79,7 +79,7 @@ def run_prune(args: argparse.Namespace) -> int:
         "latency_batch": args.latency_batch, "latency_align": args.align_channels,
         "latency_bn_batches": args.bn_batches})
     if is_hf_reference(args.model):
-        return run_prune_lm(args, spec, target)
+        return run_prune_lm(args, spec, target, recovery)
     if not args.checkpoint:
         raise ConfigError("give the checkpoint to prune (--checkpoint DIR), or a Hugging Face model (--model hf:DIR)")
     result = prune_checkpoint(args.checkpoint, spec, target, out=args.out, schedule=args.schedule,

@@ -24,10 +24,12 @@ from ..data.text import DEFAULT, token_splits
 from ..errors import ConfigError
 from ..plan import owl_plan
 from ..prune import Mask, Pruner, PruneSpec
+from ..schedules import Recovery
 from ..storage import check_output
 
 from .load import load
 from .perplexity import perplexity
+from .recover import check_schedule, lm_recovery, prune_with_recovery, training_windows
 from .save import save_pretrained
 
 
@@ -41,11 +43,13 @@ class PrunedLM:
     perplexity_dense: float
     perplexity: float
     prune_seconds: float
+    train_tokens: int = 0
 
 
 def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mapping[str, float], None] = None, *,
                      out: str | os.PathLike, dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512,
-                     held_out: int = 16384, owl: bool = False, progress: bool = True) -> PrunedLM:
+                     held_out: int = 16384, owl: bool = False, schedule: str = "oneshot",
+                     recovery: Optional[Recovery] = None, progress: bool = True) -> PrunedLM:
     """Load ``reference`` (``hf:DIR`` or ``hf:FILE.gguf``), prune it as ``spec`` says to ``target`` (or the
     spec's N:M pattern) and write it as a Hugging Face folder ``out`` with its perplexity before and after.
 
@@ -53,6 +57,9 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     first ``held_out`` tokens, which are the held-out text perplexity is measured on (windows of ``seqlen``).
     ``owl``: the sparsity becomes an OWL plan (:func:`~prunekit.plan.owl_plan`) measured on that calibration
     data: blocks whose weights carry more activation outliers are pruned less, the average kept.
+    ``schedule``: ``oneshot``, or a schedule that trains (``finetune``, ``iterative``, ``gradual``) on the
+    text's windows after the held-out part, with ``recovery``'s recipe (its unchanged settings taken from
+    :data:`~.recover.LM_RECIPE`); see :func:`~.recover.prune_with_recovery`.
 
     Raises:
         ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
@@ -65,6 +72,13 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
                           "with a weight method, not a pattern, a plan or unit pruning")
     if spec.criterion is not None and not isinstance(spec.criterion, str):
         raise ConfigError("the folder records its request in prunekit.json: give the criterion by its registered name")
+    trains = schedule != "oneshot"
+    if trains and (owl or isinstance(target, Mapping)):
+        raise ConfigError(f"--schedule {schedule} takes one sparsity (or an N:M pattern); OWL and per-layer plans "
+                          f"are for one-shot pruning")
+    recipe = lm_recovery(recovery) if trains else None
+    if trains:
+        check_schedule(schedule, recipe)
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
@@ -75,19 +89,25 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     plan = owl_plan(model, target, calibration, batches=len(calibration), layers=spec.layers,
                     progress=progress) if owl else None
     example = {"input_ids": splits.rest[:seqlen].unsqueeze(0)} if spec.removes_units else None
-    started = time.perf_counter()
-    mask = Pruner(model, spec, example).prune(plan if owl else target, calibration=calibration)
+    started, cost = time.perf_counter(), {}
+    if trains:
+        mask, cost = prune_with_recovery(model, spec, spec.check_target(target), schedule, recipe,
+                                         training_windows(splits.rest, seqlen), calibration,
+                                         example_inputs=example, progress=progress)
+    else:
+        mask = Pruner(model, spec, example).prune(plan if owl else target, calibration=calibration)
     seconds = time.perf_counter() - started
     pruned = perplexity(model, splits.held_out, seqlen, progress)
     sparsity = mask.sparsity()
     record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
                           "calibration": [spec.calibration_batches, seqlen] if calibration else None,
-                          "owl_plan": plan},
+                          "owl_plan": plan, "schedule": schedule,
+                          "recovery": recipe.to_dict() if recipe else None},
               "metrics": {"sparsity_actual": sparsity, "perplexity_dense": dense, "perplexity": pruned,
                           "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
-                          "prune_seconds": seconds}}
+                          "prune_seconds": seconds, **cost}}
     path = save_pretrained(pretrained, out, mask, record)
-    return PrunedLM(path, mask, sparsity, dense, pruned, seconds)
+    return PrunedLM(path, mask, sparsity, dense, pruned, seconds, cost.get("train_tokens", 0))
 
 
 def _spec_record(spec: PruneSpec) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..training.distill import Distiller
 from ..errors import ConfigError
 from ..prune import Mask, Pruner
 from ..structure import ModelStructure
+from ..losses import LossFn
 from ..training import Callback, TrainConfig, train
 from .recipe import PruneSpec, Recovery
 
@@ -47,6 +48,10 @@ class Job:
             that draw from it (``random``) give the same masks wherever and in whatever order levels run.
         structure: instead of ``example_inputs``, the model's :func:`~prunekit.structure.model_structure`
             (its trace, if any, is reused by every level and by the gradual schedule's pruner).
+        calibration: the data criteria that need data read (``wanda``, ``taylor``...), if not
+            ``train_data`` (a language model's calibration sequences, say).
+        loss_fn: the training loss, if not the default (``train``'s; a language model's
+            :func:`~prunekit.losses.causal_lm_loss`, say).
     """
 
     model: nn.Module
@@ -61,6 +66,8 @@ class Job:
     example_inputs: Any = None
     seed: int = 0
     structure: ModelStructure | None = None
+    calibration: Any = None
+    loss_fn: LossFn | None = None
     _pruner: Pruner | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -73,8 +80,14 @@ class Job:
 
     def prune(self, sparsity: float, mask: Mask | None = None) -> Mask:
         """Prune :attr:`model` in place to ``sparsity`` percent in total (shrinking ``mask``); a spec's
-        plan is scaled to that level, and a criterion that needs data reads :attr:`train_data`."""
-        return self.pruner.prune(sparsity, mask=mask, calibration=self.train_data if self.spec.needs_data else None)
+        plan is scaled to that level, and a criterion that needs data reads :attr:`calibration_data`."""
+        calibration = self.calibration_data if self.spec.needs_data else None
+        return self.pruner.prune(sparsity, mask=mask, calibration=calibration)
+
+    @property
+    def calibration_data(self) -> Any:
+        """What criteria that need data read: :attr:`calibration`, else :attr:`train_data`."""
+        return self.calibration if self.calibration is not None else self.train_data
 
     def rewind_state(self) -> StateDict:
         """The weights ``lottery`` rewinds to (computed once)."""
@@ -124,7 +137,7 @@ def recover(job: Job, mask: Mask | None, config: TrainConfig, seed_offset: int, 
     """
     config = replace(config, seed=config.seed + seed_offset)
     callbacks = (*callbacks, *job.callbacks)
-    loss_fn = None
+    loss_fn = job.loss_fn
     if job.distiller is not None:
         callbacks = (job.distiller, *callbacks)
         loss_fn = job.distiller.loss_fn

@@ -98,7 +98,7 @@ class Gradual(Schedule):
         r = job.recipe
         pruner = GradualPruner(job.spec, sparsity, n=r.gradual_prunings, start_fraction=r.gradual_start,
                                end_fraction=r.gradual_end, mask=mask, example_inputs=job.example_inputs,
-                               calibration=job.train_data, structure=job.structure)
+                               calibration=job.calibration_data, structure=job.structure)
         try:
             epochs = recover(job, None, r.gradual, seed_offset, callbacks=(pruner,), desc=f"gradual {sparsity:g}%")
         finally:
