@@ -66,6 +66,11 @@ def test_export_refuses_formats_it_cannot_write_for_a_language_model(pruned, tmp
     assert main(["export", "--checkpoint", f"hf:{out}", "--format", "compact", "--out", str(tmp_path / "c")]) == 2
     assert "not available for Hugging Face language models" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+    assert main(["compact", "--checkpoint", f"hf:{out}", "--out", str(tmp_path / "c")]) == 2
+    assert "compact output is not available" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    for command in (["sweep", "--model", f"hf:{out}"], ["sensitivity", "--checkpoint", str(out)]):
+        assert main([*command, "--out", str(tmp_path / "c")]) == 2
+        assert "does not take Hugging Face language models yet" in capsys.readouterr().err
 
 
 def test_bench_latency_times_a_folder_on_random_tokens(pruned, capsys):
@@ -154,3 +159,19 @@ def test_chained_and_gradual_schedules_reach_the_target_with_the_mask_held(prune
     assert result.sparsity == pytest.approx(70.0, abs=0.5) and result.train_tokens > 0
     model = load(f"hf:{result.path}").model
     assert all(not model.get_parameter(n)[~m].any() for n, m in result.mask.items())
+
+
+def test_train_fine_tunes_a_folder_on_a_text_into_a_folder(pruned, tmp_path, capsys):
+    folder, _ = pruned
+    out = tmp_path / "tuned"
+    assert main(["train", "--model", f"hf:{folder}", "--epochs", "0.2", "--out", str(out), *SMALL]) == 0
+    assert "fine-tuned on" in capsys.readouterr().out
+    record = json.loads((out / "prunekit.json").read_text())
+    assert record["metrics"]["perplexity"] < record["metrics"]["perplexity_before"]
+    assert record["training"]["lr"] == 5e-5 and record["training"]["epochs"] == 0.2  # LM recipe, epochs given
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+    assert main(["train", "--model", f"hf:{folder}", "--dataset", "digits", "--out", str(tmp_path / "x"),
+                 *SMALL]) == 2
+    assert "reads text" in capsys.readouterr().err and not (tmp_path / "x").exists()

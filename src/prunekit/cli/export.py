@@ -53,8 +53,9 @@ def run_exporter(args: argparse.Namespace) -> int:
     ckpt = load_model_or_checkpoint(args.checkpoint, model_source=args.model)
     language_model = isinstance(ckpt, LMCheckpoint)
     if language_model and not exporter.language_models:
-        raise ConfigError(f"--format {args.format} is not available for Hugging Face language models yet; use "
-                          f"{' or '.join(n for n in EXPORTERS.names() if EXPORTERS.get(n).language_models)}")
+        usable = " or ".join(n for n in EXPORTERS.names() if EXPORTERS.get(n).language_models)
+        raise ConfigError(f"{args.format} output is not available for Hugging Face language models yet; use "
+                          f"prunekit export --format {usable}")
     input_shape = args.input_shape or ckpt.input_shape
     example = call(args.example_inputs, "example inputs") if args.example_inputs else example_tokens(ckpt)
     if input_shape is None and example is None:

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.text import DEFAULT
+from ..data.text import DEFAULT, is_text_reference
 from ..errors import ConfigError
-from ..hf import DTYPES, prune_pretrained  # noqa: F401  (DTYPES: the --dtype choices)
+from ..hf import DTYPES, is_hf_folder, is_hf_reference, prune_pretrained, train_pretrained  # noqa: F401  (DTYPES: the --dtype choices)
 from .common import positive_int
 
 
-def add_lm_options(parser: argparse.ArgumentParser) -> None:
-    """``--dtype``, ``--seqlen`` and ``--held-out-tokens`` (for ``--model hf:DIR`` and ``--dataset text:...``)."""
+def add_lm_options(parser: argparse.ArgumentParser, *, owl: bool = False) -> None:
+    """``--dtype``, ``--seqlen`` and ``--held-out-tokens`` (for ``--model hf:DIR`` and ``--dataset text:...``);
+    ``--owl`` too with ``owl``."""
     group = parser.add_argument_group("language models (--model hf:DIR or hf:FILE.gguf, --dataset text:...)")
     group.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="the weights' dtype once loaded")
     group.add_argument("--seqlen", type=positive_int, default=512,
                        help="tokens per perplexity window and per calibration sequence")
     group.add_argument("--held-out-tokens", type=positive_int, default=16384,
                        help="the text's first N tokens are held out for perplexity; calibration comes after them")
-    group.add_argument("--owl", action="store_true",
-                       help="prune: turn --sparsity into OWL per-block sparsities (blocks whose weights carry more "
-                       "activation outliers are pruned less; the average is kept), measured on the calibration text")
+    if owl:
+        group.add_argument("--owl", action="store_true",
+                           help="turn --sparsity into OWL per-block sparsities (blocks whose weights carry more "
+                           "activation outliers are pruned less; the average is kept), measured on the calibration "
+                           "text")
 
 
 def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
@@ -31,7 +34,7 @@ def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
     if args.target_latency is not None:
         raise ConfigError("--target-latency is not supported for Hugging Face models yet; give --sparsity, "
                           "--ratios or --pattern")
-    dataset = args.dataset or DEFAULT
+    dataset = text_dataset(args.dataset)
     result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, owl=args.owl,
                               schedule=args.schedule, recovery=recovery, progress=not args.quiet)
@@ -45,3 +48,41 @@ def _trained(schedule: str, result) -> str:
     if schedule == "oneshot":
         return ""
     return f", {schedule} on {result.train_tokens:,} tokens"
+
+
+def text_dataset(dataset: str | None, default: str | None = None) -> str:
+    """The ``text:`` dataset a language-model command reads: ``dataset``, or ``text:pydoc`` when it was left at
+    the command's (image) default.
+
+    Raises:
+        ConfigError: for a dataset that is not text.
+    """
+    if dataset is None or dataset == default:
+        return DEFAULT
+    if not is_text_reference(dataset):
+        raise ConfigError(f"a Hugging Face model reads text: give --dataset text:FILE.txt, text:FILE.jsonl:FIELD, "
+                          f"text:DIR or text:pydoc, not {dataset!r}")
+    return dataset
+
+
+def run_train_lm(args: argparse.Namespace, config, default_dataset: str | None) -> int:
+    """``prunekit train --model hf:DIR``: fine-tune a pretrained language model on a text."""
+    dataset = text_dataset(args.dataset, default_dataset)
+    result = train_pretrained(args.model, config, out=args.out, dataset=dataset, dtype=args.dtype,
+                              seqlen=args.seqlen, held_out=args.held_out_tokens, device=args.device,
+                              progress=not args.quiet)
+    print(f"{args.model}: fine-tuned on {result.train_tokens:,} tokens of {dataset} in {result.train_seconds:.1f} s; "
+          f"held-out perplexity (windows of {args.seqlen}) {result.perplexity_before:.3f} -> "
+          f"{result.perplexity:.3f} -> {result.path}")
+    return 0
+
+
+def refuse_language_model(reference: str | None, command: str, instead: str) -> None:
+    """A clear error for a command that does not take Hugging Face models yet (not one about image data).
+
+    Raises:
+        ConfigError: if ``reference`` is ``hf:...`` or a Hugging Face folder.
+    """
+    if reference and (is_hf_reference(reference) or is_hf_folder(reference)):
+        raise ConfigError(f"prunekit {command} does not take Hugging Face language models yet ({reference}); "
+                          f"{instead}")

@@ -60,7 +60,7 @@ def register(commands) -> None:
                         "the checkpoint; the output is a Hugging Face folder stock transformers loads; --dataset "
                         "text:...); or, for a checkpoint of your own model, the same FILE.py:FUNCTION it was built "
                         "with (a checkpoint never imports code by itself)")
-    add_lm_options(parser)
+    add_lm_options(parser, owl=True)
     add_device_option(parser)
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="autocast precision of every recovery recipe (default: each recipe's, fp32)")

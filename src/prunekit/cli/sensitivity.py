@@ -12,6 +12,7 @@ from ..study.points import tracing_batch
 from ..plan import GRID, TARGET_KINDS, allocate, layer_sensitivity, training_tail
 from ..study.report_layers import write_sensitivity
 from .common import add_bn_batches_option, add_command, add_user_model_option, float_list, percentage, positive_int
+from .lm import refuse_language_model
 from .prune_options import add_prune_options, prune_spec_from_args
 
 
@@ -55,6 +56,8 @@ SENSITIVITY_OUTPUTS = ("sensitivity.json", "sensitivity.csv", "sensitivity.png",
 
 
 def run_sensitivity(args: argparse.Namespace) -> int:
+    refuse_language_model(args.checkpoint, "sensitivity", "prune it with --owl for per-block sparsities "
+                          "measured on the calibration text, or give per-layer --ratios to prunekit prune")
     spec = prune_spec_from_args(args)
     out = check_output(args.out, inputs=[args.checkpoint], allow_other_files=True)
     claim_output(out, "sensitivity", SENSITIVITY_OUTPUTS, earlier="sensitivity.json")  # folders from before marks

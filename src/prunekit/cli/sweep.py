@@ -11,6 +11,7 @@ from ..prune import METHODS
 from ..study import (EXECUTORS, REFERENCE_SPARSITIES, SweepConfig, make_executor, run_sweep, sweep_config_dict,
                      write_report)
 from ..study.report_schedules import training_spent
+from .lm import refuse_language_model
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
                      float_list, name_list, non_negative_float, positive_float, positive_int, seed_list, train_config)
 from .prune import read_ratios
@@ -80,6 +81,9 @@ SWEEP_HELD = ("include_output", "calibration_batches", "reconstruct", "include_i
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
+    for reference in (args.model, args.checkpoint):
+        refuse_language_model(reference, "sweep", "run `prunekit prune --model hf:DIR` per sparsity (each "
+                              "records its perplexity), or scripts/bench_lm.py for a table of criteria and shapes")
     config = SweepConfig(
         model=args.model, model_args=dict(args.model_arg), dataset=args.dataset, methods=args.methods,
         sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,

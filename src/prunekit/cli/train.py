@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import argparse
 
+from ..hf import is_hf_reference
 from ..study import train_model
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
                      train_config)
+from .lm import add_lm_options, run_train_lm
+
+DEFAULT_DATASET = "mnist"
 
 
 def register(commands) -> None:
     parser = add_command(
         commands, "train", help="train a model and save a checkpoint",
         description="Train a registered model on a dataset and write OUT/model.safetensors, OUT/config.json and "
-        "OUT/metrics.json.\n\nExample:\n  prunekit train --model mlp --epochs 5 --out runs/mlp",
+        "OUT/metrics.json; or fine-tune a pretrained language model (--model hf:DIR) on a text into a Hugging Face "
+        "folder.\n\nExamples:\n  prunekit train --model mlp --epochs 5 --out runs/mlp\n"
+        "  prunekit train --model hf:runs/smollm2 --dataset text:notes.txt --epochs 0.5 --out runs/smollm2-notes",
         run=run_train,
     )
     add_model_options(parser)
     parser.add_argument("--out", required=True, help="checkpoint folder to write (checked before training)")
     add_train_options(parser)
     add_device_option(parser)
-    add_data_options(parser)
+    add_data_options(parser, default=DEFAULT_DATASET)
+    add_lm_options(parser)
 
 
 def run_train(args: argparse.Namespace) -> int:
     config = train_config(args)
+    if is_hf_reference(args.model):
+        return run_train_lm(args, config, DEFAULT_DATASET)
     result = train_model(
         args.model, model_args=dict(args.model_arg) or None, dataset=args.dataset, data_dir=args.data_dir,
         config=config, out=args.out, progress=not args.quiet, device=args.device,

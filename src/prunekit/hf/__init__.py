@@ -3,7 +3,9 @@
 * :func:`load` -- ``hf:DIR`` (a ``save_pretrained`` folder) or ``hf:FILE.gguf``, offline, no remote code;
 * :func:`save_pretrained` -- a pruned model as a folder stock ``transformers`` loads;
 * :func:`perplexity` -- held-out perplexity in non-overlapping windows (the SparseGPT/Wanda protocol);
-* :func:`prune_pretrained` -- load, calibrate on ``text:`` data, prune, measure, save;
+* :func:`prune_pretrained` -- load, calibrate on ``text:`` data, prune (one-shot or with a schedule that
+  fine-tunes on the text), measure, save;
+* :func:`train_pretrained` -- fine-tune on a text (next-token loss), measure, save;
 * :func:`load_model_or_checkpoint` -- ``hf:DIR`` wherever a command reads a checkpoint (``export --format hf``);
 * :mod:`.tiny` -- tiny random models of real architectures for tests and examples.
 """
@@ -14,7 +16,8 @@ from .load import DTYPES, Pretrained, is_hf_reference, load, load_tokenizer
 from .perplexity import perplexity
 from .prune import PrunedLM, held_out_perplexity, prune_pretrained
 from .save import MASKS_FILE, RECORD_FILE, save_pretrained
+from .train import TrainedLM, train_pretrained
 
 __all__ = ["DTYPES", "LMCheckpoint", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
            "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
-           "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained"]
+           "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "TrainedLM", "train_pretrained"]

@@ -35,16 +35,23 @@ four sequences a step, AdamW at 5e-5 with a short warm-up, then cosine decay."""
 CLASSIFIER = Recovery()
 
 
+def lm_config(config: TrainConfig, default: TrainConfig = TrainConfig()) -> TrainConfig:
+    """``config`` with every setting it leaves at ``default`` (the classifier recipe) taken from
+    :data:`LM_RECIPE`, so ``--epochs 0.25`` changes the epochs and keeps the language-model learning rate.
+
+    Example:
+        >>> lm_config(TrainConfig(epochs=0.25)).epochs, lm_config(TrainConfig(epochs=0.25)).lr
+        (0.25, 5e-05)
+    """
+    return replace(config, **{f.name: getattr(LM_RECIPE, f.name) for f in fields(TrainConfig)
+                              if getattr(config, f.name) == getattr(default, f.name)})
+
+
 def lm_recovery(recovery: Optional[Recovery]) -> Recovery:
-    """``recovery`` with every training setting it leaves at the classifier default taken from
-    :data:`LM_RECIPE` (so ``--finetune-epochs 0.25`` changes the epochs and keeps the LM learning rate)."""
+    """``recovery`` with each schedule's recipe through :func:`lm_config` (against the classifier defaults)."""
     recovery = recovery or CLASSIFIER
-    changed = {}
-    for name in BUILT_IN:
-        mine, default = getattr(recovery, name), getattr(CLASSIFIER, name)
-        changed[name] = replace(mine, **{f.name: getattr(LM_RECIPE, f.name) for f in fields(TrainConfig)
-                                         if getattr(mine, f.name) == getattr(default, f.name)})
-    return replace(recovery, **changed)
+    return replace(recovery, **{name: lm_config(getattr(recovery, name), getattr(CLASSIFIER, name))
+                                for name in BUILT_IN})
 
 
 def check_schedule(schedule: str, recovery: Recovery) -> None:

@@ -1,0 +1,81 @@
+"""Fine-tune a pretrained Hugging Face language model on a text (``prunekit train --model hf:DIR``): the
+next-token loss on the windows after the held-out part, perplexity before and after on the held-out part,
+the result written as a Hugging Face folder.
+
+Example (a tiny random Llama, built and saved here):
+    >>> import tempfile
+    >>> from prunekit.hf.tiny import tiny_folder
+    >>> folder = tiny_folder(tempfile.mkdtemp(), "llama")
+    >>> result = train_pretrained("hf:" + folder, TrainConfig(epochs=0.2), out=folder + "-ft", seqlen=64,
+    ...                           held_out=1024, progress=False)
+    >>> result.perplexity < result.perplexity_before
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..data.text import DEFAULT, token_splits
+from ..losses import causal_lm_loss
+from ..storage import check_output
+from ..training import TrainConfig, train
+
+from .load import load
+from .perplexity import perplexity
+from .recover import lm_config, training_windows
+from .save import save_pretrained
+
+
+@dataclass
+class TrainedLM:
+    """What :func:`train_pretrained` measured and wrote."""
+
+    path: Path
+    perplexity_before: float
+    perplexity: float
+    train_tokens: int
+    train_seconds: float
+
+
+def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, out: str | os.PathLike,
+                     dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512, held_out: int = 16384,
+                     device: Any = None, progress: bool = True) -> TrainedLM:
+    """Fine-tune the model ``reference`` names (``hf:DIR``, ``hf:FILE.gguf``) on ``dataset`` and write it
+    as the Hugging Face folder ``out``.
+
+    ``config``: the recipe; settings left at :class:`~prunekit.training.TrainConfig`'s (classifier)
+    defaults take :data:`~.recover.LM_RECIPE`'s. Training reads the windows of ``seqlen`` tokens after the
+    first ``held_out`` tokens; perplexity is measured on those first tokens, before and after.
+
+    Raises:
+        ConfigError: a model or text that cannot be read, a text too short, an output that exists.
+    """
+    config = lm_config(config or TrainConfig())
+    out = check_output(out, inputs=[reference.removeprefix("hf:")])
+    pretrained = load(reference, dtype)
+    model = pretrained.model
+    splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
+    windows = training_windows(splits.rest, seqlen)
+    before = perplexity(model, splits.held_out, seqlen, progress)
+    use_cache, model.config.use_cache = getattr(model.config, "use_cache", None), False
+    started = time.perf_counter()
+    try:
+        train(model, (windows, windows), config, loss_fn=causal_lm_loss(), device=device, progress=progress,
+              desc="fine-tune")
+    finally:
+        model.config.use_cache = use_cache
+    seconds = time.perf_counter() - started
+    model.eval()
+    after = perplexity(model, splits.held_out, seqlen, progress)
+    tokens = int(round(config.epochs * windows.numel()))
+    record = {"training": {**config.to_dict(), "dataset": dataset, "seqlen": seqlen},
+              "metrics": {"perplexity_before": before, "perplexity": after, "perplexity_window": seqlen,
+                          "held_out_tokens": len(splits.held_out), "train_tokens": tokens,
+                          "train_seconds": seconds}}
+    path = save_pretrained(pretrained, out, None, record)
+    return TrainedLM(path, before, after, tokens, seconds)
