@@ -68,7 +68,7 @@ def test_export_refuses_formats_it_cannot_write_for_a_language_model(pruned, tmp
     assert not (tmp_path / "c").exists()
     assert main(["compact", "--checkpoint", f"hf:{out}", "--out", str(tmp_path / "c")]) == 2
     assert "compact output is not available" in capsys.readouterr().err and not (tmp_path / "c").exists()
-    for command in (["sweep", "--model", f"hf:{out}"], ["sensitivity", "--checkpoint", str(out)]):
+    for command in (["sweep", "--checkpoint", str(out)], ["sensitivity", "--checkpoint", str(out)]):
         assert main([*command, "--out", str(tmp_path / "c")]) == 2
         assert "does not take Hugging Face language models yet" in capsys.readouterr().err
 
@@ -175,3 +175,53 @@ def test_train_fine_tunes_a_folder_on_a_text_into_a_folder(pruned, tmp_path, cap
     assert main(["train", "--model", f"hf:{folder}", "--dataset", "digits", "--out", str(tmp_path / "x"),
                  *SMALL]) == 2
     assert "reads text" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_sweep_measures_every_series_and_level_and_resumes(pruned, tmp_path, capsys):
+    folder, _ = pruned
+    out = tmp_path / "sweep"
+    command = ["sweep", "--model", f"hf:{folder}", "--schedules", "oneshot@magnitude,oneshot@wanda", "--owl",
+               "--sparsities", "30,60", "--pattern", "2:4", "--calibration-batches", "2", "--out", str(out), *SMALL]
+    assert main(command) == 0
+    assert "10 points pruned" in capsys.readouterr().out  # 2 series x 3 levels + their OWL series x 2 sparsities
+    results = json.loads((out / "results.json").read_text())
+    points = {(p["series"], p["level"]): p for p in results["points"]}
+    assert set(points) == {(s, lv) for s in ("oneshot@magnitude", "oneshot@wanda") for lv in ("30%", "60%", "2:4")} | \
+        {(s + "+owl", lv) for s in ("oneshot@magnitude", "oneshot@wanda") for lv in ("30%", "60%")}
+    for (series, level), p in points.items():
+        assert p["sparsity_actual"] == pytest.approx(30.0 if level == "30%" else 60.0 if level == "60%" else 50.0, abs=1)
+        assert p["perplexity_ratio"] == pytest.approx(p["perplexity"] / results["dense_perplexity"])
+    dense = load(f"hf:{folder}")
+    from prunekit.data.text import token_splits
+    from prunekit.hf import perplexity
+
+    splits = token_splits("text:pydoc", dense.tokenizer, 1024, 64)
+    assert results["dense_perplexity"] == pytest.approx(perplexity(dense.model, splits.held_out, 64), rel=1e-6)
+    assert points[("oneshot@magnitude", "60%")]["perplexity"] > points[("oneshot@magnitude", "30%")]["perplexity"]
+    assert (out / "perplexity_vs_sparsity.png").stat().st_size > 10_000
+    assert "| oneshot@wanda | 2:4 |" in (out / "REPORT.md").read_text()
+    csv_rows = (out / "results.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("series,level,criterion") and len(csv_rows) == 11
+    assert main(command) == 0  # a rerun keeps every point
+    assert "0 points pruned" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["points"] == results["points"]
+    assert main([*command[:-len(SMALL)], "--seqlen", "32", "--held-out-tokens", "1024", "--quiet"]) == 2
+    assert "another model, text or window" in capsys.readouterr().err
+
+
+def test_sweep_of_a_language_model_refuses_what_it_cannot_do_before_loading(pruned, tmp_path, capsys):
+    folder, _ = pruned
+    base = ["sweep", "--model", f"hf:{folder}", "--out", str(tmp_path / "s"), *SMALL]
+    for extra, message in ((["--methods", "weight,unit"], "one method"),
+                           (["--schedules", "lottery@wanda"], "lottery"),
+                           (["--schedules", "oneshot@nonsense"], "nonsense"),
+                           (["--dataset", "digits"], "reads text")):
+        assert main([*base, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "REPORT.md").write_text("my notes")
+    assert main([*base[:3], "--out", str(tmp_path / "mine"), *SMALL]) == 2
+    assert "REPORT.md" in capsys.readouterr().err and (tmp_path / "mine" / "REPORT.md").read_text() == "my notes"
+    assert main(["sweep", "--model", "mlp", "--owl", "--out", str(tmp_path / "m")]) == 2
+    assert "--owl is for language models" in capsys.readouterr().err

@@ -7,7 +7,10 @@ import argparse
 from ..data.text import DEFAULT, is_text_reference
 from ..errors import ConfigError
 from ..hf import DTYPES, is_hf_folder, is_hf_reference, prune_pretrained, train_pretrained  # noqa: F401  (DTYPES: the --dtype choices)
+from ..hf import LMSeries, sweep_pretrained
 from .common import positive_int
+from .prune_options import prune_spec_from_args
+from .recovery import recovery_from_args
 
 
 def add_lm_options(parser: argparse.ArgumentParser, *, owl: bool = False) -> None:
@@ -75,6 +78,47 @@ def run_train_lm(args: argparse.Namespace, config, default_dataset: str | None) 
           f"held-out perplexity (windows of {args.seqlen}) {result.perplexity_before:.3f} -> "
           f"{result.perplexity:.3f} -> {result.path}")
     return 0
+
+
+LM_SPARSITIES = (25.0, 50.0, 60.0, 70.0)
+"""The levels of ``prunekit sweep --model hf:DIR`` unless ``--sparsities`` says otherwise."""
+LM_SERIES = ("oneshot@magnitude", "oneshot@wanda")
+"""Its series unless ``--schedules`` says otherwise."""
+
+
+def run_sweep_lm(args: argparse.Namespace) -> int:
+    """``prunekit sweep --model hf:DIR``: series (schedule@criterion, OWL) x levels (sparsities, an N:M
+    pattern), each point's held-out perplexity; see :func:`~prunekit.hf.sweep.sweep_pretrained`."""
+    if args.checkpoint:
+        raise ConfigError("give --checkpoint or --model hf:DIR, not both: a Hugging Face folder is the checkpoint")
+    methods = args.methods or ("weight",)
+    if len(methods) != 1:
+        raise ConfigError(f"a language-model sweep prunes with one method; got --methods {','.join(methods)}")
+    names = LM_SERIES if args.schedules == ("oneshot",) else args.schedules
+    series = []
+    for name in names:
+        schedule, _, criterion = name.partition("@")
+        spec = prune_spec_from_args(args, method=methods[0], criterion=criterion or None, pattern=None)
+        series.append(LMSeries(spec, schedule))
+        if args.owl and schedule == "oneshot":
+            series.append(LMSeries(spec, schedule, owl=True))
+    levels = list(args.sparsities or (() if args.pattern else LM_SPARSITIES)) + ([args.pattern] if args.pattern else [])
+    dataset = text_dataset(args.dataset)
+    result = sweep_pretrained(args.model, series, levels, out=args.out, dataset=dataset, dtype=args.dtype,
+                              seqlen=args.seqlen, held_out=args.held_out_tokens, recovery=recovery_from_args(args),
+                              progress=not args.quiet)
+    print(f"{args.model}: dense held-out perplexity {result.dense_perplexity:.3f} ({dataset}, windows of "
+          f"{args.seqlen}); {result.points_run} points pruned in {result.seconds:.1f} s, "
+          f"{len(result.points) - result.points_run} kept from before")
+    for p in result.points:
+        print(f"  {p['series']:<24} {p['level']:>6}: perplexity {_figure(p['perplexity'])} "
+              f"({_figure(p['perplexity_ratio'], '.2f')}x dense)")
+    print(f"results: {result.out / 'results.csv'}, report: {result.out / 'REPORT.md'}")
+    return 0
+
+
+def _figure(value, spec: str = ".3f") -> str:
+    return "inf" if value is None else format(value, spec)
 
 
 def refuse_language_model(reference: str | None, command: str, instead: str) -> None:

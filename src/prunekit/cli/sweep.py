@@ -7,11 +7,13 @@ import statistics
 
 import torch
 
+from ..errors import ConfigError
 from ..prune import METHODS
 from ..study import (EXECUTORS, REFERENCE_SPARSITIES, SweepConfig, make_executor, run_sweep, sweep_config_dict,
                      write_report)
 from ..study.report_schedules import training_spent
-from .lm import refuse_language_model
+from ..hf import is_hf_reference
+from .lm import LM_SPARSITIES, add_lm_options, refuse_language_model, run_sweep_lm
 from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
                      float_list, name_list, non_negative_float, positive_float, positive_int, seed_list, train_config)
 from .prune import read_ratios
@@ -32,6 +34,13 @@ def register(commands) -> None:
         "With several schedules, OUT/accuracy_vs_sparsity_<method>.png draws one line per schedule, and "
         "results record the epochs and seconds of training spent per point (cumulative for chained "
         "schedules, which checkpoint every level under OUT/chains/ and resume after an interruption).\n\n"
+        "A pretrained language model (--model hf:DIR or hf:FILE.gguf) is pruned from a fresh copy per point and "
+        "measured by its held-out perplexity on the text (--dataset text:..., default text:pydoc); series are "
+        "--schedules with @CRITERION (default oneshot@magnitude,oneshot@wanda), --pattern N:M adds an N:M level, "
+        "--owl adds an OWL series per one-shot series; OUT/results.json, results.csv, "
+        "perplexity_vs_sparsity.png, REPORT.md:\n"
+        "  prunekit sweep --model hf:runs/smollm2 --schedules oneshot@wanda,oneshot@sparsegpt "
+        "--sparsities 50,60,70 --pattern 2:4 --out runs/smollm2-sweep\n\n"
         "Replicates and parallel runs:\n"
         "  prunekit sweep --seeds 0,1,2 --out runs/seeds            # a baseline per seed; mean, std and n\n"
         "  prunekit sweep --executor processes --workers 2 --out runs/par\n"
@@ -41,10 +50,12 @@ def register(commands) -> None:
         run=run_sweep_cmd,
     )
     add_model_options(parser, default=None)
-    parser.add_argument("--methods", type=name_list, default=tuple(METHODS.names()),
-                        help="comma-separated pruning methods: " + ", ".join(METHODS.names()))
-    parser.add_argument("--sparsities", type=float_list, default=REFERENCE_SPARSITIES,
-                        help="comma-separated percentages in [0, 100)")
+    parser.add_argument("--methods", type=name_list, default=None,
+                        help="comma-separated pruning methods: " + ", ".join(METHODS.names())
+                        + " (default: all; weight for a language model)")
+    parser.add_argument("--sparsities", type=float_list, default=None,
+                        help="comma-separated percentages in [0, 100) (default: the reference study's 13; "
+                        + ", ".join(f"{k:g}" for k in LM_SPARSITIES) + " for a language model)")
     parser.add_argument("--flop-reductions", type=float_list, default=(),
                         help="comma-separated MAC reduction factors (e.g. 1.5,2,3) to use as the levels instead "
                         "of --sparsities: each one's sparsity is found on the baseline (one method only)")
@@ -74,6 +85,7 @@ def register(commands) -> None:
     add_recovery_options(parser)
     add_device_option(parser)
     add_data_options(parser, default=None)
+    add_lm_options(parser, owl=True)
 
 
 SWEEP_HELD = ("include_output", "calibration_batches", "reconstruct", "include_inexact")
@@ -81,12 +93,14 @@ SWEEP_HELD = ("include_output", "calibration_batches", "reconstruct", "include_i
 
 
 def run_sweep_cmd(args: argparse.Namespace) -> int:
-    for reference in (args.model, args.checkpoint):
-        refuse_language_model(reference, "sweep", "run `prunekit prune --model hf:DIR` per sparsity (each "
-                              "records its perplexity), or scripts/bench_lm.py for a table of criteria and shapes")
+    if is_hf_reference(args.model):
+        return run_sweep_lm(args)
+    refuse_language_model(args.checkpoint, "sweep --checkpoint", "give it as --model hf:DIR")
+    if args.owl:
+        raise ConfigError("--owl is for language models (--model hf:DIR); OWL plans are measured on their text")
     config = SweepConfig(
-        model=args.model, model_args=dict(args.model_arg), dataset=args.dataset, methods=args.methods,
-        sparsities=args.sparsities, scope=args.scope, train=train_config(args), schedules=args.schedules,
+        model=args.model, model_args=dict(args.model_arg), dataset=args.dataset,
+        methods=args.methods or tuple(METHODS.names()), sparsities=args.sparsities or REFERENCE_SPARSITIES, scope=args.scope, train=train_config(args), schedules=args.schedules,
         recovery=recovery_from_args(args), layers=args.layers, include_output=args.include_output,
         flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
         reconstruct=args.reconstruct, seeds=args.seeds, pattern=args.pattern, include_inexact=args.include_inexact,

@@ -6,6 +6,8 @@
 * :func:`prune_pretrained` -- load, calibrate on ``text:`` data, prune (one-shot or with a schedule that
   fine-tunes on the text), measure, save;
 * :func:`train_pretrained` -- fine-tune on a text (next-token loss), measure, save;
+* :func:`sweep_pretrained` -- every series (schedule@criterion, OWL) at every sparsity or N:M level, a table
+  and plot of held-out perplexity, resumable;
 * :func:`load_model_or_checkpoint` -- ``hf:DIR`` wherever a command reads a checkpoint (``export --format hf``);
 * :mod:`.tiny` -- tiny random models of real architectures for tests and examples.
 """
@@ -16,8 +18,9 @@ from .load import DTYPES, Pretrained, is_hf_reference, load, load_tokenizer
 from .perplexity import perplexity
 from .prune import PrunedLM, held_out_perplexity, prune_pretrained
 from .save import MASKS_FILE, RECORD_FILE, save_pretrained
+from .sweep import LMSeries, LMSweep, sweep_pretrained
 from .train import TrainedLM, train_pretrained
 
-__all__ = ["DTYPES", "LMCheckpoint", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
+__all__ = ["DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
            "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
-           "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "TrainedLM", "train_pretrained"]
+           "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "sweep_pretrained", "TrainedLM", "train_pretrained"]

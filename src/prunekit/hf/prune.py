@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from ..data.text import DEFAULT, token_splits
+from ..data.text import DEFAULT, TokenSplits, token_splits
 from ..errors import ConfigError
 from ..plan import owl_plan
 from ..prune import Mask, Pruner, PruneSpec
@@ -64,6 +64,35 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     Raises:
         ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
     """
+    recipe = check_request(spec, target, owl=owl, schedule=schedule, recovery=recovery)
+    out = check_output(out, inputs=[reference.removeprefix("hf:")])
+    pretrained = load(reference, dtype)
+    splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
+    model = pretrained.model
+    dense = perplexity(model, splits.held_out, seqlen, progress)
+    point = prune_loaded(model, splits, spec, target, seqlen=seqlen, owl=owl, schedule=schedule, recipe=recipe,
+                         progress=progress)
+    pruned = perplexity(model, splits.held_out, seqlen, progress)
+    sparsity = point.mask.sparsity()
+    record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
+                          "calibration": [spec.calibration_batches, seqlen] if point.calibrated else None,
+                          "owl_plan": point.plan, "schedule": schedule,
+                          "recovery": recipe.to_dict() if recipe else None},
+              "metrics": {"sparsity_actual": sparsity, "perplexity_dense": dense, "perplexity": pruned,
+                          "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
+                          "prune_seconds": point.seconds, **point.cost}}
+    path = save_pretrained(pretrained, out, point.mask, record)
+    return PrunedLM(path, point.mask, sparsity, dense, pruned, point.seconds, point.cost.get("train_tokens", 0))
+
+
+def check_request(spec: PruneSpec, target: Union[float, Mapping[str, float], None], *, owl: bool = False,
+                  schedule: str = "oneshot", recovery: Optional[Recovery] = None) -> Optional[Recovery]:
+    """Refuse, before anything is loaded, a request :func:`prune_pretrained` cannot do; return the recovery
+    recipe of a schedule that trains (through :func:`~.recover.lm_recovery`), else ``None``.
+
+    Raises:
+        ConfigError: naming what is wrong with the request.
+    """
     if (target is None) == (spec.pattern is None):
         raise ConfigError("give exactly one of a sparsity, per-layer ratios or an N:M pattern")
     spec.check_target(target)
@@ -79,35 +108,41 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     recipe = lm_recovery(recovery) if trains else None
     if trains:
         check_schedule(schedule, recipe)
-    out = check_output(out, inputs=[reference.removeprefix("hf:")])
-    pretrained = load(reference, dtype)
-    splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
-    model = pretrained.model
-    dense = perplexity(model, splits.held_out, seqlen, progress)
+    return recipe
+
+
+@dataclass
+class PrunedPoint:
+    """One pruning of a loaded model: its mask, the OWL plan it used (or ``None``), the seconds it took
+    (calibration and training included), what training cost (``train_tokens``...) and whether it read
+    calibration data."""
+
+    mask: Mask
+    plan: Optional[dict[str, float]]
+    seconds: float
+    cost: dict[str, Any]
+    calibrated: bool
+
+
+def prune_loaded(model: Any, splits: TokenSplits, spec: PruneSpec, target: Union[float, Mapping[str, float], None],
+                 *, seqlen: int, owl: bool = False, schedule: str = "oneshot", recipe: Optional[Recovery] = None,
+                 progress: bool = True) -> PrunedPoint:
+    """Prune the loaded language model ``model`` in place as :func:`prune_pretrained` does (checked request,
+    ``recipe`` already through :func:`~.recover.lm_recovery` for a schedule that trains): calibration from
+    ``splits`` after its held-out part."""
     reads = spec.needs_data or spec.reconstruct or owl
     calibration = splits.calibration(spec.calibration_batches, seqlen) if reads else None
     plan = owl_plan(model, target, calibration, batches=len(calibration), layers=spec.layers,
                     progress=progress) if owl else None
     example = {"input_ids": splits.rest[:seqlen].unsqueeze(0)} if spec.removes_units else None
     started, cost = time.perf_counter(), {}
-    if trains:
+    if schedule != "oneshot":
         mask, cost = prune_with_recovery(model, spec, spec.check_target(target), schedule, recipe,
                                          training_windows(splits.rest, seqlen), calibration,
                                          example_inputs=example, progress=progress)
     else:
         mask = Pruner(model, spec, example).prune(plan if owl else target, calibration=calibration)
-    seconds = time.perf_counter() - started
-    pruned = perplexity(model, splits.held_out, seqlen, progress)
-    sparsity = mask.sparsity()
-    record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
-                          "calibration": [spec.calibration_batches, seqlen] if calibration else None,
-                          "owl_plan": plan, "schedule": schedule,
-                          "recovery": recipe.to_dict() if recipe else None},
-              "metrics": {"sparsity_actual": sparsity, "perplexity_dense": dense, "perplexity": pruned,
-                          "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
-                          "prune_seconds": seconds, **cost}}
-    path = save_pretrained(pretrained, out, mask, record)
-    return PrunedLM(path, mask, sparsity, dense, pruned, seconds, cost.get("train_tokens", 0))
+    return PrunedPoint(mask, plan, time.perf_counter() - started, cost, calibration is not None)
 
 
 def _spec_record(spec: PruneSpec) -> dict[str, Any]:
