@@ -68,9 +68,8 @@ def test_export_refuses_formats_it_cannot_write_for_a_language_model(pruned, tmp
     assert not (tmp_path / "c").exists()
     assert main(["compact", "--checkpoint", f"hf:{out}", "--out", str(tmp_path / "c")]) == 2
     assert "compact output is not available" in capsys.readouterr().err and not (tmp_path / "c").exists()
-    for command in (["sweep", "--checkpoint", str(out)], ["sensitivity", "--checkpoint", str(out)]):
-        assert main([*command, "--out", str(tmp_path / "c")]) == 2
-        assert "does not take Hugging Face language models yet" in capsys.readouterr().err
+    assert main(["sweep", "--checkpoint", str(out), "--out", str(tmp_path / "c")]) == 2
+    assert "give it as --model hf:DIR" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_bench_latency_times_a_folder_on_random_tokens(pruned, capsys):
@@ -225,3 +224,33 @@ def test_sweep_of_a_language_model_refuses_what_it_cannot_do_before_loading(prun
     assert "REPORT.md" in capsys.readouterr().err and (tmp_path / "mine" / "REPORT.md").read_text() == "my notes"
     assert main(["sweep", "--model", "mlp", "--owl", "--out", str(tmp_path / "m")]) == 2
     assert "--owl is for language models" in capsys.readouterr().err
+
+
+def test_sensitivity_prunes_each_block_alone_and_allocates_a_plan_prune_takes(pruned, tmp_path, capsys):
+    folder, _ = pruned
+    out = tmp_path / "sens"
+    assert main(["sensitivity", "--model", f"hf:{folder}", "--sparsities", "50,90", "--target", "60",
+                 "--out", str(out), *SMALL]) == 0
+    curves = json.loads((out / "sensitivity.json").read_text())
+    assert curves["metric"] == "perplexity" and len(curves["rows"]) == 4
+    from prunekit.data.text import token_splits
+    from prunekit.hf import perplexity
+    from prunekit.prune import Pruner, PruneSpec
+
+    for row in curves["rows"]:  # each point: that block alone pruned, the others dense (restored after each)
+        model = load(f"hf:{folder}")
+        Pruner(model.model, PruneSpec("weight")).prune({row["layer"]: row["sparsity"]})
+        splits = token_splits("text:pydoc", model.tokenizer, 1024, 64)
+        assert row["perplexity"] == pytest.approx(perplexity(model.model, splits.held_out, 64), rel=1e-6)
+    plan = json.loads((out / "ratios.json").read_text())
+    assert sorted(plan) == ["model.layers.0.*", "model.layers.1.*"] and sum(plan.values()) / 2 >= 60
+    assert (out / "sensitivity.png").stat().st_size > 10_000 and "model.layers.1.*" in capsys.readouterr().out
+    assert main(["prune", "--model", f"hf:{folder}", "--ratios", str(out / "ratios.json"), "--out",
+                 str(tmp_path / "planned"), *SMALL]) == 0
+    record = json.loads((tmp_path / "planned" / "prunekit.json").read_text())
+    assert record["metrics"]["sparsity_actual"] == pytest.approx(sum(plan.values()) / 2, abs=0.5)
+    for extra, message in ((["--method", "unit"], "weight method"),
+                           (["--budget", "macs", "--target", "50"], "parameter budget")):
+        assert main(["sensitivity", "--model", f"hf:{folder}", *extra, "--out", str(tmp_path / "no"), *SMALL]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from ..data.text import DEFAULT, is_text_reference
 from ..errors import ConfigError
@@ -98,7 +99,13 @@ def run_sweep_lm(args: argparse.Namespace) -> int:
     series = []
     for name in names:
         schedule, _, criterion = name.partition("@")
-        spec = prune_spec_from_args(args, method=methods[0], criterion=criterion or None, pattern=None)
+        spec = prune_spec_from_args(args, method=methods[0], criterion=criterion or None, pattern=None,
+                                    sequential=True)  # --no-sequential: only for the series that calibrate
+        if not args.sequential:
+            try:
+                spec = replace(spec, sequential=False)
+            except ConfigError:
+                pass  # a criterion that does not calibrate block by block (magnitude, taylor...)
         series.append(LMSeries(spec, schedule))
         if args.owl and schedule == "oneshot":
             series.append(LMSeries(spec, schedule, owl=True))

@@ -8,6 +8,8 @@
 * :func:`train_pretrained` -- fine-tune on a text (next-token loss), measure, save;
 * :func:`sweep_pretrained` -- every series (schedule@criterion, OWL) at every sparsity or N:M level, a table
   and plot of held-out perplexity, resumable;
+* :func:`block_sensitivity` -- each decoder block pruned alone over a grid: curves for
+  :func:`~prunekit.plan.allocate`'s per-block plans;
 * :func:`load_model_or_checkpoint` -- ``hf:DIR`` wherever a command reads a checkpoint (``export --format hf``);
 * :mod:`.tiny` -- tiny random models of real architectures for tests and examples.
 """
@@ -18,9 +20,10 @@ from .load import DTYPES, Pretrained, is_hf_reference, load, load_tokenizer
 from .perplexity import perplexity
 from .prune import PrunedLM, held_out_perplexity, prune_pretrained
 from .save import MASKS_FILE, RECORD_FILE, save_pretrained
+from .sensitivity import block_sensitivity
 from .sweep import LMSeries, LMSweep, sweep_pretrained
 from .train import TrainedLM, train_pretrained
 
-__all__ = ["DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
+__all__ = ["block_sensitivity", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
            "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
            "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "sweep_pretrained", "TrainedLM", "train_pretrained"]

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ..storage import atomic_path
+from ..storage import save_png
 
 
 def plot_perplexity(points: Iterable[dict[str, Any]], path: str | Path, *, dense: Optional[float] = None,
@@ -52,12 +52,5 @@ def plot_perplexity(points: Iterable[dict[str, Any]], path: str | Path, *, dense
     ax.set_ylabel("held-out perplexity (log scale)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    ax.legend(fontsize=7 if len(lines) + len(patterns) > 8 else 8, ncol=1 + (len(lines) + len(patterns)) // 12)
+    return save_png(fig, path)

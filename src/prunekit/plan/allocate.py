@@ -24,7 +24,7 @@ from .sensitivity import TARGET_KINDS, Sensitivity
 def allocate(curves: Sensitivity, target: float, kind: str = "params") -> dict[str, float]:
     """Per-layer sparsities that remove ``target`` percent of the parameters (``params``: of the analysed
     layers' weights for weight pruning, of the model's for unit pruning) or of the model's MACs
-    (``macs``) with the least predicted accuracy loss (greedy on the curves).
+    (``macs``) with the least predicted loss of the curves' metric (accuracy, or log perplexity; greedy).
 
     Raises:
         ConfigError: for an unknown kind, or a target the grid cannot reach (naming the most it can).
@@ -44,7 +44,7 @@ def allocate(curves: Sensitivity, target: float, kind: str = "params") -> dict[s
     else:
         total = curves.params_total
     goal = target / 100 * total
-    steps = {n: [{"sparsity": 0.0, "accuracy": curves.dense_accuracy, key: 0}] + curves.curve(n)
+    steps = {n: [{"sparsity": 0.0, curves.metric: curves.dense_accuracy, key: 0}] + curves.curve(n)
              for n in curves.layers()}
     at = {n: 0 for n in steps}
     removed = 0.0
@@ -60,7 +60,8 @@ def allocate(curves: Sensitivity, target: float, kind: str = "params") -> dict[s
                 gain = s[j][key] - here[key]
                 if gain <= 0:
                     continue
-                cost = (max(0.0, here["accuracy"] - s[j]["accuracy"]) + 1e-9) / gain
+                loss = curves.loss(s[j][curves.metric]) - curves.loss(here[curves.metric])
+                cost = (max(0.0, loss) + 1e-9) / gain
                 if best_cost is None or cost < best_cost:
                     best, best_cost = (n, j), cost
         if best is None:

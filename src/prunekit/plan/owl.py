@@ -31,7 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import glob
 from typing import Any, Optional, Sequence
 
 import torch
@@ -39,9 +38,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..prune import check_sparsity, select_layers
-from ..prune.blockwise import find_stack
 from ..prune.calibration import layer_by_layer, take_batches
 from ..prune.wanda import wanda_scores
+from .blocks import block_patterns
 
 THRESHOLD = 5.0
 """A score is an outlier above this many times its block's mean score (OWL's M)."""
@@ -65,18 +64,11 @@ def owl_plan(model: nn.Module, sparsity: float, calibration: Any, *, batches: in
         raise ConfigError(f"an OWL plan spreads block sparsities {spread:g} points around the target: the target "
                           f"must lie in [{spread:g}, {100 - spread:g}], got {sparsity:g}")
     targets = dict(select_layers(model, "weight", layers))
-    found = find_stack(model, targets)
+    group_of = {name: pattern for pattern, names in block_patterns(model, layers).items() for name in names}
     groups: dict[str, list[torch.Tensor]] = {}
 
-    def group_of(name: str) -> str:
-        if found is None:
-            return glob.escape(name)
-        prefix, stack = found
-        index = name[len(prefix) + 1:].split(".", 1)[0] if prefix else name.split(".", 1)[0]
-        return f"{glob.escape(prefix)}.{index}.*" if prefix else f"{index}.*"
-
     def visit(name: str, module: nn.Module, stats: dict) -> None:
-        groups.setdefault(group_of(name), []).append(wanda_scores(module.weight, stats["squares"]).flatten().float())
+        groups.setdefault(group_of[name], []).append(wanda_scores(module.weight, stats["squares"]).flatten().float())
 
     layer_by_layer(model, targets, take_batches(calibration, batches), ("squares",), visit, desc="owl",
                    progress=progress, sequential=False)

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -50,8 +51,10 @@ TARGET_KINDS = ("params", "macs", "latency")
 
 @dataclass
 class Sensitivity:
-    """The curves: one row per (layer, sparsity) with ``accuracy``, ``params_removed``, ``macs_removed``
-    and, when measured, ``latency_removed`` (the fraction of the dense latency the compacted model saves)."""
+    """The curves: one row per (layer, sparsity) with the ``metric`` measured (``accuracy``, higher is better;
+    or ``perplexity``, lower is better, for a language model), ``params_removed``, ``macs_removed`` and, when
+    measured, ``latency_removed`` (the fraction of the dense latency the compacted model saves).
+    ``dense_accuracy`` holds the dense model's value of ``metric``."""
 
     method: str
     dense_accuracy: float
@@ -60,6 +63,7 @@ class Sensitivity:
     layer_weights: dict[str, int] = field(default_factory=dict)  # weight pruning: each layer's weights
     rows: list[dict[str, Any]] = field(default_factory=list)
     bn_batches: int = 0  # batches BatchNorm statistics were re-estimated on before each evaluation (0: none)
+    metric: str = "accuracy"
 
     def layers(self) -> list[str]:
         return list(dict.fromkeys(r["layer"] for r in self.rows))
@@ -67,10 +71,17 @@ class Sensitivity:
     def curve(self, layer: str) -> list[dict[str, Any]]:
         return sorted((r for r in self.rows if r["layer"] == layer), key=lambda r: r["sparsity"])
 
+    def loss(self, value: Optional[float]) -> float:
+        """What pruning costs on this metric, additive over layers: minus the accuracy, or the log
+        perplexity (the mean next-token loss); an infinite perplexity (``None``) costs 1e9."""
+        if self.metric == "accuracy":
+            return -float(value)
+        return math.log(value) if value is not None and math.isfinite(value) else 1e9
+
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "dense_accuracy": self.dense_accuracy, "params_total": self.params_total,
-                "macs_total": self.macs_total, "layer_weights": self.layer_weights, "bn_batches": self.bn_batches,
-                "rows": self.rows}
+        return {"method": self.method, "metric": self.metric, f"dense_{self.metric}": self.dense_accuracy,
+                "params_total": self.params_total, "macs_total": self.macs_total,
+                "layer_weights": self.layer_weights, "bn_batches": self.bn_batches, "rows": self.rows}
 
 
 def prunable_names(model: nn.Module, spec: PruneSpec, structure: ModelStructure) -> list[str]:

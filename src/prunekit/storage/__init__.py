@@ -4,6 +4,7 @@ Nothing here knows about models or pruning; every other package writes through i
 """
 
 from .atomic import atomic_folder, atomic_move, atomic_path, atomic_write_bytes, atomic_write_text, check_output
+from .figures import save_png
 from .fingerprint import file_digest, fingerprint
 from .jsonio import jsonable, parse_json, read_json, require, write_json
 from .outputs import claim_output, mark_output
@@ -15,4 +16,4 @@ __all__ = ["MANIFEST_FILE", "ChangedFileWarning", "FolderChanged", "FolderFiles"
            "atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output", "check_state_dict_fits", "claim_output",
            "file_digest", "fingerprint", "foreign_entries", "load_tensors", "mark_output", "parse_json",
            "prunekit_entries", "read_consistently", "jsonable", "read_json", "read_manifest", "read_metadata", "require", "Snapshot",
-           "save_tensors", "tensors_from_bytes", "write_json"]
+           "save_png", "save_tensors", "tensors_from_bytes", "write_json"]

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ..storage import atomic_path
+from ..storage import save_png
 
 
 def _lines(points: Iterable[dict[str, Any]], line_key: str,
@@ -83,11 +83,4 @@ def plot_accuracy(
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left" if y_range is not None else "best", fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
