@@ -196,3 +196,42 @@ def test_an_owl_plan_keeps_the_average_and_prunes_outlier_blocks_less(tmp_path):
     assert len(record["owl_plan"]) == 2 and result.sparsity == pytest.approx(60.0, abs=0.5)
     with pytest.raises(ConfigError, match="OWL"):
         prune_pretrained("hf:" + folder, PruneSpec("unit"), 50.0, out=tmp_path / "no", owl=True, **SMALL)
+
+
+def test_a_gguf_file_loads_as_its_folder_and_converts_into_one_stock_transformers_loads(tmp_path):
+    pytest.importorskip("gguf")
+    from prunekit.hf.tiny import tiny_gguf
+
+    gguf_file = tiny_gguf(str(tmp_path))  # the tiny Llama of tiny_folder (same seed), in llama.cpp's layout
+    direct, folder = load(f"hf:{gguf_file}"), load(f"hf:{tmp_path / 'tiny-llama'}")
+    text = "def f(x):\n    return x"
+    assert direct.tokenizer(text)["input_ids"] == folder.tokenizer(text)["input_ids"]
+    ids = torch.randint(0, 300, (1, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(direct.model(input_ids=ids).logits, folder.model(input_ids=ids).logits, atol=1e-5)
+    assert main(["convert", "--model", f"hf:{gguf_file}", "--out", str(tmp_path / "converted")]) == 0
+    from transformers import AutoModelForCausalLM
+
+    stock = AutoModelForCausalLM.from_pretrained(tmp_path / "converted", local_files_only=True).eval()
+    with torch.no_grad():
+        assert torch.allclose(stock(input_ids=ids).logits, folder.model(input_ids=ids).logits, atol=1e-5)
+
+
+def test_gguf_files_transformers_cannot_read_get_errors_naming_them(tmp_path, capsys):
+    gguf = pytest.importorskip("gguf")
+    from prunekit.hf.tiny import tiny_gguf
+
+    (tmp_path / "noise.gguf").write_bytes(bytes(range(256)) * 4)
+    writer = gguf.GGUFWriter(str(tmp_path / "odd.gguf"), "nosucharch")
+    writer.add_block_count(1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    cases = {"noise.gguf": "magic bytes", "odd.gguf": "nosucharch",
+             tiny_gguf(str(tmp_path), tensor_type="I8"): "I8"}  # a quantization gguf cannot dequantize
+    for name, message in cases.items():
+        with pytest.raises(ConfigError, match=message) as error:
+            load(f"hf:{tmp_path / name}")
+        assert str(tmp_path / name) in str(error.value) and "GGUF reader supports" in str(error.value)
+    assert main(["convert", "--model", f"hf:{tmp_path / 'odd.gguf'}", "--out", str(tmp_path / "o")]) == 2
+    assert "odd.gguf" in capsys.readouterr().err and not (tmp_path / "o").exists()

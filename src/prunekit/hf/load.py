@@ -54,6 +54,10 @@ class Pretrained:
     dtype: str = "fp32"
 
 
+GGUF_EXPECTED = ("expected a GGUF file of an architecture and a quantization transformers' GGUF reader supports "
+                 "(e.g. llama, qwen2, gemma3; F32, F16, BF16, Q8_0, Q4_K, Q6_K...)")
+
+
 def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
     """Load ``hf:DIR`` / ``hf:FILE.gguf`` (the prefix is optional) with its tokenizer, offline.
 
@@ -81,7 +85,8 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype], **common)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
-        raise ConfigError(f"{path}: transformers cannot load this model ({type(exc).__name__}: {_first(exc)})")
+        raise ConfigError(f"{path}: transformers cannot load this model ({type(exc).__name__}: {_first(exc)})"
+                          + (f"; {GGUF_EXPECTED}" if options else ""))
     if options:
         _dequantized(model)
     return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype)
@@ -102,6 +107,8 @@ def _tokenizer(transformers, path: Path, folder: Path, options: dict[str, Any]) 
     try:
         return transformers.AutoTokenizer.from_pretrained(folder, **options)
     except (OSError, ValueError, TypeError, KeyError) as exc:
+        if "gguf_file" in options:
+            raise ConfigError(f"{path}: transformers cannot read this GGUF file ({_first(exc)}); {GGUF_EXPECTED}")
         raise ConfigError(f"{path}: no tokenizer transformers can load there ({_first(exc)}); the folder must "
                           f"hold the tokenizer files save_pretrained writes (tokenizer.json, tokenizer_config.json)")
 

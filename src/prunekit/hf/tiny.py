@@ -5,6 +5,8 @@ Each is built from its architecture's config with small sizes (``AutoConfig.for_
 documentation, and written with ``save_pretrained``: the same kind of folder as a downloaded model,
 without a hub.
 
+:func:`tiny_gguf` writes the tiny Llama as a GGUF file, as llama.cpp's converter lays one out.
+
 Example:
     >>> import tempfile
     >>> folder = tiny_folder(tempfile.mkdtemp(), "qwen2")
@@ -15,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import torch
@@ -60,3 +63,63 @@ def tiny_folder(parent: str, architecture: str = "llama", seed: int = 0) -> str:
     model.save_pretrained(folder)
     tokenizer().save_pretrained(folder)
     return str(folder)
+
+
+def tiny_gguf(parent: str, seed: int = 0, tensor_type: str = "F32") -> str:
+    """Write a tiny Llama (:func:`tiny_folder`'s, same seed) as a GGUF file under ``parent`` and return its
+    path: llama.cpp's layout (its tensor names, the query and key rows permuted for its rotary embedding,
+    the BPE tokenizer's tokens and merges), weights as float32. ``tensor_type`` other than ``F32`` names a
+    GGML type whose raw bytes the 2-D weights are stored as instead (zeros; for a file of a quantization
+    a reader does not support)."""
+    import gguf
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_folder(parent, "llama", seed), local_files_only=True)
+    config = model.config
+    path = Path(parent) / f"tiny-llama-{tensor_type.lower()}.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(getattr(config, "rope_theta", None) or config.rope_parameters["rope_theta"])
+    writer.add_vocab_size(config.vocab_size)
+    bpe = tokenizer()
+    vocab = sorted(bpe.get_vocab().items(), key=lambda item: item[1])
+    special = set(bpe.all_special_tokens)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([token for token, _ in vocab])
+    writer.add_token_types([gguf.TokenType.CONTROL if token in special else gguf.TokenType.NORMAL
+                            for token, _ in vocab])
+    merges = json.loads(bpe.backend_tokenizer.to_str())["model"]["merges"]
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    writer.add_bos_token_id(bpe.bos_token_id)
+    writer.add_eos_token_id(bpe.eos_token_id)
+    writer.add_unk_token_id(bpe.unk_token_id)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config.num_hidden_layers)
+    heads = {"q_proj": config.num_attention_heads, "k_proj": config.num_key_value_heads}
+    for name, tensor in model.state_dict().items():
+        weights = tensor.detach().float().numpy()
+        kind = name.split(".")[-2]
+        if kind in heads:  # llama.cpp's rotary layout: each head's rows (pairs, halves) interleaved
+            n = heads[kind]
+            weights = weights.reshape(n, 2, weights.shape[0] // n // 2, *weights.shape[1:]).swapaxes(1, 2) \
+                .reshape(weights.shape)
+        gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        if tensor_type != "F32" and weights.ndim == 2:
+            ggml_type = gguf.GGMLQuantizationType[tensor_type]
+            block, size = gguf.GGML_QUANT_SIZES[ggml_type]
+            raw = np.zeros((weights.shape[0], weights.shape[1] // block * size), dtype=np.uint8)
+            writer.add_tensor(gguf_name, raw, raw_shape=raw.shape, raw_dtype=ggml_type)
+        else:
+            writer.add_tensor(gguf_name, np.ascontiguousarray(weights))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return str(path)
