@@ -36,8 +36,9 @@ from torch import Tensor, nn
 
 from ..batches import Batch
 
-Stage = tuple[dict[str, nn.Module], list[Callable[[], Any]], Optional[Callable[[], None]]]
-"""A stage of calibration: its layers, one call per batch that runs them, and what to do once they are pruned."""
+Stage = tuple[dict[str, nn.Module], list[Callable[[], Any]], Optional[Callable[[Optional[list[Any]]], None]]]
+"""A stage of calibration: its layers, one call per batch that runs them, and what to do once they are pruned
+(given the calls' outputs when the pass that pruned them ran them to the end, else running them again)."""
 
 
 class _Stop(Exception):
@@ -138,9 +139,9 @@ def _stages(stack: nn.ModuleList, prefix: str, layers: dict[str, nn.Module],
         runs = [_runner(block, args, kwargs) for args, kwargs in inputs]
         mine = {n: m for n, m in layers.items() if _block_of(n, prefix, len(stack)) == index}
 
-        def advance(runs=runs) -> None:
+        def advance(outputs: Optional[list[Any]] = None, runs=runs) -> None:
             for b, run in enumerate(runs):
-                out = run()
+                out = run() if outputs is None else outputs[b]
                 hidden[b] = out if isinstance(out, Tensor) else out[0]
 
         yield mine, runs, advance

@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,7 @@ from ..batches import Batch, as_source
 from ..errors import ConfigError
 from ..structure.trace import without_kv_cache
 from .blockwise import block_stages
+from .lockstep import OutOfStep, run_in_lockstep
 
 
 class _StopForward(Exception):
@@ -170,11 +171,15 @@ def layer_by_layer(model: nn.Module, layers: dict[str, nn.Module], data: list[Ba
                    progress: bool = True, sequential: bool = True) -> None:
     """Call ``visit(name, module, stats)`` for every layer, in call order, after running ``data`` through the
     model as changed by the visits before: block by block for a stack of repeated blocks
-    (:mod:`.blockwise`), else through the whole model per step (:func:`layer_steps`). ``stats`` holds the
-    requested statistics of the layer's inputs, in float64 ``[groups, ...]``: ``"squares"`` (the sum of each
-    feature's squares, ``[g, features]``) and ``"hessian"`` (``X^T X``, ``[g, features, features]``).
-    ``sequential=False``: every layer of a block (of the model, without a stack of blocks) gets its
-    statistics from one pass before any of them is visited, as the Wanda and SparseGPT reference code does.
+    (:mod:`.blockwise`), else through the whole model. ``stats`` holds the requested statistics of the
+    layer's inputs, in float64 ``[groups, ...]``: ``"squares"`` (the sum of each feature's squares,
+    ``[g, features]``) and ``"hessian"`` (``X^T X``, ``[g, features, features]``).
+
+    ``sequential=True``: each layer's statistics come from the layers before it as already visited, all
+    from one pass of the batches in lock-step (:mod:`.lockstep`), or one truncated pass per step where the
+    batches reach the layers in different orders. ``sequential=False``: every layer of a block (of the
+    model, without a stack of blocks) gets its statistics from one pass before any of them is visited, as
+    the Wanda and SparseGPT reference code does.
 
     Raises:
         ConfigError: if a layer is never called on the data.
@@ -183,44 +188,106 @@ def layer_by_layer(model: nn.Module, layers: dict[str, nn.Module], data: list[Ba
     was_training = model.training
     model.eval()
     bar = tqdm(total=len(layers), desc=desc, unit="layer", leave=False, disable=None if progress else True)
+
+    def visit_and_count(name: str, module: nn.Module, stats: dict[str, Tensor]) -> None:
+        visit(name, module, stats)
+        bar.update(1)
+
     try:
         with without_kv_cache(model):
             stages = block_stages(model, layers, data, _forward)
             if stages is None:
                 stages = iter([(layers, _model_runs(model, data), None)])
-            reached: set[str] = set()
             for stage_layers, runs, advance in stages:
-                steps = steps_of(stage_layers, runs[0]) if stage_layers else []
-                reached |= {name for step in steps for name, _ in step}
-                missed = [name for name in stage_layers if name not in reached]
-                if missed:
-                    raise ConfigError(f"layers {', '.join(missed)} are never called on the calibration data; "
-                                      f"exclude them with layers=")
-                if steps and not sequential:  # the stage's layers all from one pass, before any is visited
-                    steps = [[layer for step in steps for layer in step]]
-                for step in steps:
-                    _calibrate_step(step, runs, statistics, visit, bar)
+                outputs = None
+                if sequential:
+                    outputs = _lockstep_stage(stage_layers, runs, statistics, visit_and_count)
+                else:
+                    _stepwise_stage(stage_layers, runs, statistics, visit_and_count, together=True)
                 if advance is not None:
-                    advance()
+                    advance(outputs)
     finally:
         bar.close()
         model.train(was_training)
 
 
-def _calibrate_step(step, runs, statistics, visit, bar) -> None:
-    stats: dict[str, dict[str, Tensor]] = {name: {} for name, _ in step}
+def _lockstep_stage(layers, runs, statistics, visit) -> Optional[list[Any]]:
+    """One stage in one lock-step pass; the runs' outputs, or None when the stage fell back to steps."""
+    last: list[Any] = [None, None]  # the inputs of the last visit and their statistics (query/key/value share them)
+    visited: set[str] = set()
 
-    def add(name: str, rows: Tensor) -> None:
-        rows = rows.float()
-        for kind in statistics:
-            value = (rows.pow(2).sum(dim=1) if kind == "squares" else rows.transpose(1, 2) @ rows).double()
-            held = stats[name]
-            held[kind] = held[kind] + value if kind in held else value
+    def visit_inputs(name: str, module: nn.Module, inputs: list[Tensor]) -> None:
+        if last[0] is None or len(last[0]) != len(inputs) or any(a is not b for a, b in zip(last[0], inputs)):
+            last[0], last[1] = inputs, {}
+        cached = last[1]
+        key = (type(module), getattr(module, "groups", 1), getattr(module, "kernel_size", None),
+               getattr(module, "stride", None), getattr(module, "padding", None), getattr(module, "dilation", None))
+        if key not in cached:
+            stats: dict[str, Tensor] = {}
+            for x in inputs:
+                _add_statistics(stats, input_rows(module, x), statistics)
+            cached[key] = stats
+        visit(name, module, dict(cached[key]))
+        visited.add(name)
 
-    feed(step, runs, add)
-    for name, module in step:
-        visit(name, module, stats.pop(name))
-        bar.update(1)
+    try:
+        outputs = run_in_lockstep(runs, layers, visit_inputs)
+    except OutOfStep as exc:
+        rest = {name: m for name, m in layers.items() if name not in exc.visited}
+        _stepwise_stage(rest, runs, statistics, visit, together=False)
+        return None
+    missed = [name for name in layers if name not in visited]
+    if missed:
+        raise ConfigError(f"layers {', '.join(missed)} are never called on the calibration data; "
+                          f"exclude them with layers=")
+    return outputs
+
+
+def _stepwise_stage(layers, runs, statistics, visit, *, together: bool) -> None:
+    """One stage one step at a time (``together``: all its layers as one step, from one pass)."""
+    steps = steps_of(layers, runs[0]) if layers else []
+    reached = {name for step in steps for name, _ in step}
+    missed = [name for name in layers if name not in reached]
+    if missed:
+        raise ConfigError(f"layers {', '.join(missed)} are never called on the calibration data; "
+                          f"exclude them with layers=")
+    if steps and together:
+        steps = [[layer for step in steps for layer in step]]
+    for step in steps:
+        stats: dict[str, dict[str, Tensor]] = {name: {} for name, _ in step}
+        feed(step, runs, lambda name, rows: _add_statistics(stats[name], rows, statistics))
+        for name, module in step:
+            visit(name, module, stats.pop(name))
+
+
+def _add_statistics(held: dict[str, Tensor], rows: Tensor, statistics: tuple[str, ...]) -> None:
+    """Add one batch's input ``rows`` ``[groups, rows, features]`` to the running statistics ``held``."""
+    rows = rows.float()
+    for kind in statistics:
+        value = (rows.pow(2).sum(dim=1) if kind == "squares" else gram(rows)).double()
+        held[kind] = held[kind] + value if kind in held else value
+
+
+def gram(rows: Tensor) -> Tensor:
+    """``rows^T rows`` of every group of ``[groups, rows, features]`` float32 rows: ``[groups, features,
+    features]``. On the CPU, BLAS's symmetric rank-k update computes one triangle (half the work of a
+    matrix product); elsewhere a matrix product.
+
+    Example:
+        >>> x = torch.randn(1, 50, 6)
+        >>> torch.allclose(gram(x), x.transpose(1, 2) @ x, atol=1e-4)
+        True
+    """
+    if rows.device.type != "cpu" or rows.dtype != torch.float32 or rows.shape[1] == 0:
+        return rows.transpose(1, 2) @ rows
+    from scipy.linalg.blas import ssyrk
+
+    out = []
+    for group in rows:
+        # a C-ordered [n, d] is the Fortran-ordered [d, n] BLAS reads without a copy: syrk gives its A A^T
+        upper = torch.from_numpy(ssyrk(1.0, group.contiguous().numpy().T, trans=0, lower=0))
+        out.append(upper.triu() + upper.triu(1).T)
+    return torch.stack(out)
 
 
 def _model_runs(model: nn.Module, batches: list[Batch]) -> list[Callable[[], None]]:

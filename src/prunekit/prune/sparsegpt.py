@@ -76,28 +76,31 @@ def sparsegpt_prune(weight: Tensor, hessian: Tensor, sparsity: float, *, pattern
         pruned_before[1:] = (~previous).sum(dim=0).cumsum(0).cpu()
         extra = max(0, extra - int(pruned_before[-1]))
     keep = torch.ones_like(w, dtype=torch.bool)
+    wt = w.T.contiguous()  # one column per row: the loop below reads and updates contiguous memory
     for start in range(0, cols, step):
         end = min(start + step, cols)
-        block, errors = w[:, start:end].clone(), torch.zeros(rows, end - start, dtype=w.dtype, device=w.device)
+        block, errors = wt[start:end].clone(), torch.zeros(end - start, rows, dtype=w.dtype, device=w.device)
         inverse = u[start:end, start:end]
+        scale = torch.diagonal(inverse).reciprocal().unsqueeze(1)
         prev = None if previous is None else previous[:, start:end].to(w.device)
         if pattern is None:
             count = int(pruned_before[end] - pruned_before[start]) + round(extra * end / cols) - round(extra * start / cols)
-            keep[:, start:end] = keep_mask_of_count(_obs_scores(block, inverse), count, prev)
+            keep[:, start:end] = keep_mask_of_count(_obs_scores(block.T, inverse), count, prev)
+            drop = (~keep[:, start:end]).T.to(w.dtype) * scale  # [columns, rows]: 1 / [H^-1]_cc where pruned
+        else:
+            drop = torch.zeros_like(block)
         for i in range(end - start):
             if pattern is not None and i % pattern[1] == 0:
                 group = slice(i, i + pattern[1])
-                keep[:, start + i:start + i + pattern[1]] = nm_keep_mask(
-                    _obs_scores(block[:, group], inverse[group, group]), *pattern,
-                    None if prev is None else prev[:, group])
-            column = block[:, i]
-            kept = column * keep[:, start + i]
-            error = (column - kept) / inverse[i, i]
-            block[:, i:] -= error.unsqueeze(1) * inverse[i, i:].unsqueeze(0)
-            block[:, i] = kept
-            errors[:, i] = error
-        w[:, start:end] = block
-        w[:, end:] -= errors @ u[start:end, end:]
+                chosen = nm_keep_mask(_obs_scores(block[group].T, inverse[group, group]), *pattern,
+                                      None if prev is None else prev[:, group])
+                keep[:, start + i:start + i + pattern[1]] = chosen
+                drop[group] = (~chosen).T.to(w.dtype) * scale[group]
+            error = torch.mul(block[i], drop[i], out=errors[i])  # the pruned weight over [H^-1]_cc, else 0
+            block[i:].addr_(inverse[i, i:], error, alpha=-1)  # spread over this column and those to its right
+        wt[start:end] = block
+        wt[end:] -= u[start:end, end:].T @ errors
+    w = wt.T
     return w * keep, keep
 
 
@@ -107,12 +110,19 @@ def _obs_scores(block: Tensor, inverse: Tensor) -> Tensor:
 
 
 def _upper_inverse_factor(h: Tensor, name: str) -> Tensor:
-    """The upper Cholesky factor of ``h``'s inverse."""
-    lower, info = torch.linalg.cholesky_ex(h)
+    """The upper Cholesky factor ``U`` of ``h``'s inverse (``h^-1 = U^T U``), from one factorisation: with
+    ``J`` the order-reversing permutation and ``J h J = L L^T``, ``U = J L^-1 J`` (upper triangular, positive
+    diagonal), so ``h^-1`` is never formed.
+
+    Example:
+        >>> a = torch.randn(6, 6, dtype=torch.float64); h = a @ a.T + torch.eye(6, dtype=torch.float64)
+        >>> u = _upper_inverse_factor(h, "x")
+        >>> torch.allclose(u.T @ u, torch.linalg.inv(h)) and torch.equal(u, u.triu())
+        True
+    """
+    lower, info = torch.linalg.cholesky_ex(h.flip(0, 1))
     if int(info) == 0:
-        inverse = torch.cholesky_inverse(lower)
-        upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
-        if int(info) == 0:
-            return upper
+        identity = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+        return torch.linalg.solve_triangular(lower, identity, upper=False).flip(0, 1)
     raise ConfigError(f"sparsegpt: the damped Hessian of {name}'s inputs is not positive definite (are there "
                       f"NaN or infinite activations?); use more calibration data or a larger damp")
