@@ -1,16 +1,14 @@
-"""Calibration: what each pruned layer sees, gathered one step at a time through the model.
+"""Calibration: what each pruned layer sees, gathered through the model as pruned so far.
 
 Post-training criteria (``wanda``, ``sparsegpt``) need statistics of each layer's inputs. They are
-gathered **sequentially**: the layers are taken in the order the model calls them, and each step runs
-the calibration batches through the model *as pruned so far*, with a hook on that step's layers that
-adds the batch to a running statistic and then stops the forward pass. Layers that are called on the
-same input tensor (a transformer's query/key/value projections) form one step. Memory stays bounded:
-only the calibration batches and one step's statistics are held, never a layer's activations; the
-price is one (truncated) forward pass per step.
-
-A layer's input is seen as rows of features: ``nn.Linear`` as ``[tokens, in_features]``, ``nn.Conv2d``
-through its unfolded input ``[positions, in/groups * kh * kw]``, one block per conv group, in the
-order of ``weight.flatten(1)``.
+gathered **sequentially**: the layers are taken in the order the model calls them, and each layer's
+statistics come from the calibration batches run through the model *as pruned so far*. By default all
+batches run at once in lock-step (:mod:`.lockstep`): one pass visits every layer. Where the batches
+reach the layers in different orders, each step runs the batches again, with a hook on that step's
+layers that adds the batch to a running statistic and then stops the forward pass; layers called on the
+same input tensor (a transformer's query/key/value projections) form one step. Inputs are read as rows
+of features (:mod:`.input_stats`); a model made of repeated blocks is calibrated one block at a time
+(:mod:`.blockwise`), so only one block's activations are held.
 
 Example:
     >>> from torch import nn
@@ -33,7 +31,6 @@ import functools
 from typing import Any, Callable, Iterable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -41,6 +38,7 @@ from ..batches import Batch, as_source
 from ..errors import ConfigError
 from ..structure.trace import without_kv_cache
 from .blockwise import block_stages
+from .input_stats import add_statistics, input_rows
 from .lockstep import OutOfStep, run_in_lockstep
 
 
@@ -68,27 +66,6 @@ def take_batches(data: Any, count: int, batch_size: int = 128) -> list[Batch]:
     if not out:
         raise ConfigError("the calibration data is empty")
     return out
-
-
-def input_rows(module: nn.Module, x: Tensor) -> Tensor:
-    """``module``'s input as ``[groups, rows, features]`` (one group for a Linear or an ungrouped conv).
-
-    Example:
-        >>> conv = nn.Conv2d(2, 4, 3, padding=1, groups=2)
-        >>> input_rows(conv, torch.randn(5, 2, 6, 6)).shape
-        torch.Size([2, 180, 9])
-    """
-    if isinstance(module, nn.Linear):
-        return x.reshape(1, -1, x.shape[-1])
-    if isinstance(module, nn.Conv2d):
-        mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
-        x = F.pad(x, module._reversed_padding_repeated_twice, mode=mode)
-        cols = F.unfold(x, module.kernel_size, dilation=module.dilation, stride=module.stride)
-        g = module.groups
-        batch, features, positions = cols.shape
-        cols = cols.reshape(batch, g, features // g, positions)
-        return cols.permute(1, 0, 3, 2).reshape(g, batch * positions, features // g)
-    raise ConfigError(f"calibration reads the inputs of nn.Linear and nn.Conv2d layers, not {type(module).__name__}")
 
 
 def layer_steps(model: nn.Module, layers: dict[str, nn.Module], batches: list[Batch]) -> list[list[tuple[str, nn.Module]]]:
@@ -225,7 +202,7 @@ def _lockstep_stage(layers, runs, statistics, visit) -> Optional[list[Any]]:
         if key not in cached:
             stats: dict[str, Tensor] = {}
             for x in inputs:
-                _add_statistics(stats, input_rows(module, x), statistics)
+                add_statistics(stats, input_rows(module, x), statistics)
             cached[key] = stats
         visit(name, module, dict(cached[key]))
         visited.add(name)
@@ -255,39 +232,9 @@ def _stepwise_stage(layers, runs, statistics, visit, *, together: bool) -> None:
         steps = [[layer for step in steps for layer in step]]
     for step in steps:
         stats: dict[str, dict[str, Tensor]] = {name: {} for name, _ in step}
-        feed(step, runs, lambda name, rows: _add_statistics(stats[name], rows, statistics))
+        feed(step, runs, lambda name, rows: add_statistics(stats[name], rows, statistics))
         for name, module in step:
             visit(name, module, stats.pop(name))
-
-
-def _add_statistics(held: dict[str, Tensor], rows: Tensor, statistics: tuple[str, ...]) -> None:
-    """Add one batch's input ``rows`` ``[groups, rows, features]`` to the running statistics ``held``."""
-    rows = rows.float()
-    for kind in statistics:
-        value = (rows.pow(2).sum(dim=1) if kind == "squares" else gram(rows)).double()
-        held[kind] = held[kind] + value if kind in held else value
-
-
-def gram(rows: Tensor) -> Tensor:
-    """``rows^T rows`` of every group of ``[groups, rows, features]`` float32 rows: ``[groups, features,
-    features]``. On the CPU, BLAS's symmetric rank-k update computes one triangle (half the work of a
-    matrix product); elsewhere a matrix product.
-
-    Example:
-        >>> x = torch.randn(1, 50, 6)
-        >>> torch.allclose(gram(x), x.transpose(1, 2) @ x, atol=1e-4)
-        True
-    """
-    if rows.device.type != "cpu" or rows.dtype != torch.float32 or rows.shape[1] == 0:
-        return rows.transpose(1, 2) @ rows
-    from scipy.linalg.blas import ssyrk
-
-    out = []
-    for group in rows:
-        # a C-ordered [n, d] is the Fortran-ordered [d, n] BLAS reads without a copy: syrk gives its A A^T
-        upper = torch.from_numpy(ssyrk(1.0, group.contiguous().numpy().T, trans=0, lower=0))
-        out.append(upper.triu() + upper.triu(1).T)
-    return torch.stack(out)
 
 
 def _model_runs(model: nn.Module, batches: list[Batch]) -> list[Callable[[], None]]:
