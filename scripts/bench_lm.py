@@ -67,7 +67,7 @@ def main() -> None:
     print(f"{reference}: {sum(p.numel() for p in pretrained.model.parameters()):,} parameters; held-out "
           f"{len(splits.held_out):,} tokens of text:pydoc in windows of {args.seqlen}; calibration "
           f"{args.sequences} x {args.seqlen} tokens ({args.per_batch} a pass, "
-          f"{'one pass per block' if args.one_pass else 'one step at a time'}); torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{'dense block inputs, two passes per block' if args.one_pass else 'sequential, one lock-step pass per block'}); torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| criterion | shape | perplexity | x dense | prune seconds |\n|---|---|---:|---:|---:|")
     print(f"| dense | - | {dense:.2f} | 1.00 | - |", flush=True)
     for shape in args.shapes.split(","):

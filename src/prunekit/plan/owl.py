@@ -71,7 +71,7 @@ def owl_plan(model: nn.Module, sparsity: float, calibration: Any, *, batches: in
         groups.setdefault(group_of[name], []).append(wanda_scores(module.weight, stats["squares"]).flatten().float())
 
     layer_by_layer(model, targets, take_batches(calibration, batches), ("squares",), visit, desc="owl",
-                   progress=progress, sequential=False)
+                   progress=progress)  # nothing is pruned: every block sees the dense model
     ratios = {}
     for group, scores in groups.items():
         values = torch.cat(scores)

@@ -65,10 +65,7 @@ def sparsegpt_prune(weight: Tensor, hessian: Tensor, sparsity: float, *, pattern
         w = w.masked_fill(~previous.to(w.device), 0.0)
     if sparsity == 0 and pattern is None and previous is None:
         return w, torch.ones_like(w, dtype=torch.bool)
-    dead = torch.diagonal(h) == 0
-    h[dead, dead] = 1.0
-    h += damp * torch.diagonal(h).mean() * torch.eye(cols, dtype=h.dtype, device=h.device)
-    u = _upper_inverse_factor(h, name)
+    u = inverse_hessian_factor(h, damp, name)
     step = block_size if pattern is None else -(-block_size // pattern[1]) * pattern[1]
     extra = 0 if pattern is not None else num_to_prune(sparsity, rows * cols)
     pruned_before = torch.zeros(cols + 1, dtype=torch.long)  # entries pruned in previous, left of each column
@@ -107,6 +104,21 @@ def sparsegpt_prune(weight: Tensor, hessian: Tensor, sparsity: float, *, pattern
 def _obs_scores(block: Tensor, inverse: Tensor) -> Tensor:
     """The saliency ``w^2 / [H^-1]_cc^2`` of every entry of a block (through the Cholesky factor's diagonal)."""
     return block.pow(2) / torch.diagonal(inverse).pow(2).unsqueeze(0)
+
+
+def inverse_hessian_factor(hessian: Tensor, damp: float, name: str = "the layer") -> Tensor:
+    """The upper Cholesky factor of the damped ``hessian``'s inverse (float64): features never active get a
+    unit diagonal, then ``damp`` times the mean diagonal is added to the diagonal (the reference code's
+    damping). What SparseGPT and GPTQ spread each column's error with.
+
+    Raises:
+        ConfigError: if the damped Hessian is not positive definite (NaN or infinite inputs).
+    """
+    h = hessian.detach().to(torch.float64).clone()
+    dead = torch.diagonal(h) == 0
+    h[dead, dead] = 1.0
+    h += damp * torch.diagonal(h).mean() * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+    return _upper_inverse_factor(h, name)
 
 
 def _upper_inverse_factor(h: Tensor, name: str) -> Tensor:

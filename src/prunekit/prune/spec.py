@@ -58,9 +58,10 @@ class PruneSpec:
             many units, rounded up from its target (a layer of at most that many units stays whole);
             vector units and GPU kernels run fastest on channel counts such as 8 or 16; 1: no rounding.
         sequential: post-training criteria and ``reconstruct``: each layer is calibrated on inputs from the
-            layers before it as already pruned, one step at a time (True); or every layer of a block
-            (a transformer's decoder layer; the model, without repeated blocks) from one pass before any of
-            them is pruned (False: the Wanda and SparseGPT reference default, about half the passes).
+            layers before it as already pruned, all batches in one lock-step pass (True); or every layer of a
+            block (a transformer's decoder layer; the model, without repeated blocks) from one pass of the
+            unpruned block before any of them is pruned (False: the Wanda and SparseGPT reference default,
+            two passes).
 
     Raises:
         ConfigError: for an unknown name, or fields that do not go together (the message says which).
