@@ -6,12 +6,12 @@ from prunekit.models import get_model, list_models, model_info
 
 
 def test_registry_lists_the_builtin_models():
-    assert [m.name for m in list_models()] == ["convnet", "lenet300", "lenet5", "mlp", "resnet", "resnet20",
+    assert [m.name for m in list_models()] == ["convnet", "lenet300", "lenet5", "lenet5_caffe", "mlp", "resnet", "resnet20",
                                                "resnet56", "vgg"]
     assert all(m.description for m in list_models())
 
 
-@pytest.mark.parametrize("name", ["mlp", "lenet300", "lenet5", "convnet", "resnet20", "vgg"])
+@pytest.mark.parametrize("name", ["mlp", "lenet300", "lenet5", "lenet5_caffe", "convnet", "resnet20", "vgg"])
 def test_every_model_maps_mnist_batches_to_ten_logits(name):
     model = get_model(name, seed=0)
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
@@ -42,7 +42,7 @@ def test_model_arguments_change_the_architecture():
 
 
 def test_unknown_model_lists_known_names():
-    with pytest.raises(ConfigError, match="unknown model 'resnet18'.*convnet, lenet300, lenet5, mlp, resnet"):
+    with pytest.raises(ConfigError, match="unknown model 'resnet18'.*convnet, lenet300, lenet5, lenet5_caffe, mlp, resnet"):
         get_model("resnet18")
 
 

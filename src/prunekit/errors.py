@@ -10,7 +10,7 @@ Example:
     ...     get_model("alexnet")
     ... except UnknownNameError as exc:
     ...     print(exc)
-    unknown model 'alexnet'; known: convnet, lenet300, lenet5, mlp, resnet, resnet20, resnet56, vgg
+    unknown model 'alexnet'; known: convnet, lenet300, lenet5, lenet5_caffe, mlp, resnet, resnet20, resnet56, vgg
 """
 
 

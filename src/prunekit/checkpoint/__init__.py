@@ -9,10 +9,10 @@ Example:
 """
 
 from .folder import (ARCHITECTURE_FILE, CONFIG_FILE, FORMAT_VERSION, MASK_FILE, METRICS_FILE, WEIGHTS_FILE,
-                     Checkpoint, build_model, library_versions, load_checkpoint, read_config, replay_plans,
-                     save_checkpoint)
+                     Checkpoint, build_model, library_versions, load_checkpoint, load_checkpoint_files, read_config,
+                     replay_plans, save_checkpoint)
 from .user_code import checkpoint_dataset_name, checkpoint_model_name
 
 __all__ = ["ARCHITECTURE_FILE", "CONFIG_FILE", "Checkpoint", "FORMAT_VERSION", "MASK_FILE", "METRICS_FILE",
            "WEIGHTS_FILE", "build_model", "checkpoint_dataset_name", "checkpoint_model_name", "library_versions",
-           "load_checkpoint", "read_config", "replay_plans", "save_checkpoint"]
+           "load_checkpoint", "load_checkpoint_files", "read_config", "replay_plans", "save_checkpoint"]

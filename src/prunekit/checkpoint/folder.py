@@ -254,7 +254,7 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module | None = None,
     Raises:
         CheckpointError: naming the file or tensor that is missing, malformed, or does not fit.
     """
-    return _load(read_consistently(_folder(path), _read_save), model, model_source)
+    return load_checkpoint_files(read_consistently(_folder(path), _read_save), model, model_source)
 
 
 def _read_save(files: FolderFiles) -> Snapshot:
@@ -267,7 +267,9 @@ def _read_save(files: FolderFiles) -> Snapshot:
     return files.snapshot({n: what for n, what in names.items() if n in (CONFIG_FILE, WEIGHTS_FILE) or files.has(n)})
 
 
-def _load(files: Snapshot, model: nn.Module | None, model_source: str | None) -> Checkpoint:
+def load_checkpoint_files(files: Snapshot, model: nn.Module | None = None, model_source: str | None = None) -> Checkpoint:
+    """The checkpoint whose files ``files`` holds in memory (a folder's save as read, or the files a compressed
+    file carries): checked and built as :func:`load_checkpoint` does."""
     path = files.folder
     config = _config(files)
     model = replay_plans(config, model, path) if model is not None else \

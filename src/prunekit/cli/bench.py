@@ -20,6 +20,7 @@ from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
 from ..structure import walkable
 from ..training import PRECISIONS
+from .bench_int8 import register_int8
 from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
                      name_list, positive_int, shape)
 from .prune_options import add_prune_options, prune_spec_from_args
@@ -45,6 +46,7 @@ def register(commands) -> None:
     add_device_option(train)
     add_data_options(train)
     register_latency(sub)
+    register_int8(sub)
 
 
 def run_bench_train(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def run_exporter(args: argparse.Namespace) -> int:
                           f"or --example-inputs FILE.py:FUNCTION")
     options = ExportOptions(tuple(input_shape) if input_shape else None, fp16=args.fp16, compact=args.compact,
                             metrics=ckpt.metrics, source=ckpt.config.get("model", {}), example_inputs=example,
-                            mask=ckpt.mask, pruning=ckpt.config.get("pruning"))
+                            mask=ckpt.mask, pruning=ckpt.config.get("pruning"), checkpoint=ckpt)
     for line in exporter.run(ckpt.model, out, options):
         print(line)
     dense = _dense_bytes(ckpt)
@@ -74,9 +74,9 @@ def run_exporter(args: argparse.Namespace) -> int:
 
 
 def _dense_bytes(ckpt) -> int:
-    """The size of the dense fp32 weights: the checkpoint's weights file, or for a Hugging Face model the
-    bytes of its parameters (tied ones once) in fp32, as safetensors stores them."""
-    if not isinstance(ckpt, LMCheckpoint):
+    """The size of the dense fp32 weights: the checkpoint's weights file, or for a Hugging Face model or a
+    compressed file the bytes of its parameters (tied ones once) in fp32, as safetensors stores them."""
+    if not isinstance(ckpt, LMCheckpoint) and (ckpt.path / WEIGHTS_FILE).is_file():
         return (ckpt.path / WEIGHTS_FILE).stat().st_size
     unique = {id(p): p for p in ckpt.model.parameters()}
     return sum(p.numel() * 4 for p in unique.values())

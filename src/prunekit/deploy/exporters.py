@@ -5,11 +5,13 @@
   architecture of standard layers, any other (traced) model as its source (registry name or user
   code, which loading needs named again) plus the compaction plans replayed on it;
 * ``onnx``: the compact model as ONNX, checked against onnxruntime (:mod:`.onnx`);
+* ``compressed``: Deep Compression's file: shared weights as entropy-coded codes and gap-coded positions,
+  the rest as it is, decoding to the same model bit for bit (:mod:`.compressed_checkpoint`);
 * ``hf`` (registered by :mod:`prunekit.hf`): a Hugging Face folder stock transformers loads.
 
 Example:
-    >>> EXPORTERS.names()[:3]  # prunekit.hf adds "hf"
-    ['sparse', 'compact', 'onnx']
+    >>> EXPORTERS.names()[:4]  # prunekit.hf adds "hf"
+    ['sparse', 'compact', 'onnx', 'compressed']
     >>> EXPORTERS.get("onnx").output
     'file'
 """
@@ -27,8 +29,10 @@ from ..batches import as_args, make_inputs, resize_batch
 from ..checkpoint import WEIGHTS_FILE, save_checkpoint
 from ..compact import compact
 from ..errors import ConfigError
+from ..prune.layers import prunable_layers
 from ..registry import Registry
 from ..structure import model_structure
+from .compressed_checkpoint import export_checkpoint_compressed, load_compressed_checkpoint
 from .onnx import export_onnx
 from .sparse_file import export_sparse, load_sparse
 
@@ -45,6 +49,7 @@ class ExportOptions:
     example_inputs: Any = None
     mask: Any = None
     pruning: dict[str, Any] | None = None
+    checkpoint: Any = None
 
     def batch(self, size: int = 2) -> Any:
         """Example inputs of ``size`` samples (the given ones, resized, or random ones of ``input_shape``)."""
@@ -162,3 +167,25 @@ EXPORTERS.register("compact", Exporter("compact", "folder", _compact),
                                "model's source and its compaction plans)")
 EXPORTERS.register("onnx", Exporter("onnx", "file", _onnx),
                    description="the compact model as ONNX, checked against onnxruntime")
+
+
+def _compressed(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
+    if options.checkpoint is None:
+        raise ConfigError("the compressed format writes a checkpoint: export one loaded with load_checkpoint")
+    info = export_checkpoint_compressed(options.checkpoint, out)
+    lines = [f"{t.name:24s} {t.bits} bits, {t.nonzeros:>9,} non-zero: codes {t.code_bytes:,} B, positions "
+             f"{t.position_bytes:,} B, table {t.table_bytes:,} B" for t in info.tensors]
+    coded = {t.name for t in info.tensors}
+    others = [f"{name}.weight" for name, m in prunable_layers(model) if f"{name}.weight" not in coded]
+    if others:
+        lines.append(f"stored as they are (more than 256 distinct values; `prunekit compress` quantizes them): "
+                     f"{', '.join(others)}")
+    reloaded = load_compressed_checkpoint(out, model_source=options.source.get("source")).model
+    lines.append(f"compressed file {info.file_bytes:,} bytes; round trip: max output difference on a random batch "
+                 f"{max_output_diff(reloaded, model, options):.2e}")
+    return lines
+
+
+EXPORTERS.register("compressed", Exporter("compressed", "file", _compressed),
+                   description="Deep Compression's file: weights of at most 256 values (shared by prunekit "
+                               "compress) as entropy-coded codes and positions, the rest as it is; lossless")

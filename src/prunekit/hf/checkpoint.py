@@ -25,6 +25,7 @@ from typing import Any, Optional
 import torch
 
 from ..checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from ..deploy.compressed_checkpoint import is_compressed_file, load_compressed_checkpoint
 from ..errors import CheckpointError
 from ..prune import Mask
 from ..storage.jsonio import read_json
@@ -57,6 +58,8 @@ def load_model_or_checkpoint(reference: str | os.PathLike, *, model_source: str 
     is one) as an :class:`LMCheckpoint`: its ``masks.safetensors`` applied and checked, its ``prunekit.json``
     (if prunekit wrote it) giving the pruning record and metrics."""
     text = str(reference)
+    if is_compressed_file(text):
+        return load_compressed_checkpoint(text, model_source=model_source)
     if not is_hf_reference(text) and not is_hf_folder(text):
         return load_checkpoint(text, model_source=model_source)
     pretrained = load(text if is_hf_reference(text) else PREFIX + text, dtype)

@@ -3,7 +3,7 @@
 Example:
     >>> from prunekit.models import get_model, list_models
     >>> [info.name for info in list_models()]
-    ['convnet', 'lenet300', 'lenet5', 'mlp', 'resnet', 'resnet20', 'resnet56', 'vgg']
+    ['convnet', 'lenet300', 'lenet5', 'lenet5_caffe', 'mlp', 'resnet', 'resnet20', 'resnet56', 'vgg']
     >>> get_model("lenet300", seed=0)(torch.zeros(2, 1, 28, 28)).shape
     torch.Size([2, 10])
     >>> get_model("mlp", hidden=[10**7, 10**7])

@@ -64,6 +64,20 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: Sequence[int
     ))
 
 
+@register_model("lenet5_caffe", "Caffe's LeNet: conv 20-50 (5x5) with max-pooling, then 500-10 (431k weights)")
+def lenet5_caffe(num_classes: int = 10, in_channels: int = 1, input_size: Sequence[int] = (28, 28)) -> nn.Sequential:
+    """The LeNet of Caffe's MNIST example, the "LeNet-5" Han et al. 2015/2016 prune and compress (431k weights):
+    no activation between the convolutions and their pooling, one ReLU before the classifier."""
+    height, width = _pooled(input_size, [(5, 0, 1), (2, 0, 2), (5, 0, 1), (2, 0, 2)])
+    return nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(in_channels, 20, 5), pool1=nn.MaxPool2d(2),
+        conv2=nn.Conv2d(20, 50, 5), pool2=nn.MaxPool2d(2),
+        flatten=nn.Flatten(),
+        fc1=nn.Linear(50 * height * width, 500), relu1=nn.ReLU(),
+        classifier=nn.Linear(500, num_classes),
+    ))
+
+
 def _pooled(size: Sequence[int], layers: list[tuple[int, int, int]]) -> tuple[int, int]:
     """Spatial size after (kernel, padding, stride) layers (convolutions with stride 1 use it as 1)."""
     out = []
