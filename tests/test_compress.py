@@ -282,3 +282,60 @@ def test_int8_inference_keeps_pruned_weights_zero_and_the_codes_of_weights_on_th
     rows = int8_latency(model, {"int8": int8}, (30,), batch_sizes=(1, 8), repeats=3)
     assert [(r["batch"], r["version"]) for r in rows] == [(1, "fp32 (PyTorch)"), (1, "int8"), (8, "fp32 (PyTorch)"), (8, "int8")]
     assert all(r["ms"] > 0 for r in rows) and rows[0]["ratio"] == 1.0
+
+
+def test_a_language_model_quantized_with_gptq_keeps_its_zeros_and_loads_with_stock_transformers(tmp_path):
+    pytest.importorskip("transformers")
+    import subprocess
+    import sys
+
+    from prunekit.cli import main
+    from prunekit.hf import load
+
+    from prunekit.hf.tiny import tiny_folder
+
+    folder = tiny_folder(str(tmp_path), "llama")
+    small = ["--seqlen", "64", "--held-out-tokens", "1024", "--quiet"]
+    assert main(["prune", "--model", f"hf:{folder}", "--sparsity", "50", "--criterion", "wanda",
+                 "--calibration-batches", "2", "--out", str(tmp_path / "w50"), *small]) == 0
+    assert main(["compress", "--model", f"hf:{tmp_path / 'w50'}", "--quantization", "gptq", "--bits", "4",
+                 "--calibration-batches", "2", "--out", str(tmp_path / "q"), *small]) == 0
+    pruned, quantized = load(f"hf:{tmp_path / 'w50'}").model, load(f"hf:{tmp_path / 'q'}").model
+    decoded = load_compressed(tmp_path / "q" / "model.pkz").state_dict
+    for name, param in quantized.named_parameters():
+        assert torch.equal(decoded[name], param.detach()), name  # the file holds the folder's weights
+        if name.endswith("proj.weight"):
+            assert (param[pruned.get_parameter(name) == 0] == 0).all(), name  # pruning's zeros kept
+            assert (param.detach().reshape(param.shape[0], -1).unique(dim=None).numel() <= 2 ** 4 * param.shape[0])
+    record = json.loads((tmp_path / "q" / "prunekit.json").read_text())
+    assert record["compression"]["quantization"] == "gptq" and record["metrics"]["perplexity"] > 1
+    ids = torch.randint(0, 300, (1, 12))
+    with torch.no_grad():
+        want = quantized(input_ids=ids).logits
+    script = ("import sys, torch; from transformers import AutoModelForCausalLM; "
+              "m = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval(); "
+              "ids = torch.tensor([[" + ",".join(map(str, ids[0].tolist())) + "]]); "
+              "import safetensors.torch as st; st.save_file({'logits': m(input_ids=ids).logits.detach()}, sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "q"), str(tmp_path / "logits.safetensors")],
+                   check=True, capture_output=True, timeout=300)
+    import safetensors.torch
+
+    assert torch.allclose(safetensors.torch.load_file(str(tmp_path / "logits.safetensors"))["logits"], want, atol=1e-5)
+
+
+def test_a_sweep_compresses_every_point_and_reports_it(tmp_path, baseline):
+    from prunekit.study import SweepConfig, run_sweep
+    from prunekit.study.report import write_report
+
+    config = SweepConfig(methods=("weight",), sparsities=(50.0, 90.0), compress_bits=4)
+    result = run_sweep(config, tmp_path / "s", checkpoint=str(baseline), progress=False, measure=False)
+    assert [round(p["sparsity_target"]) for p in result.points] == [50, 90]
+    for point in result.points:
+        assert point["compressed_bytes"] > 0 and point["compressed_ratio"] > 4
+        assert abs(point["compressed_test_accuracy"] - point["test_accuracy"]) < 0.05
+    assert result.points[1]["compressed_bytes"] < result.points[0]["compressed_bytes"]
+    report = write_report(tmp_path / "s", baseline_accuracy=0.9, config={}, timing="")
+    assert "## Compressed" in report.read_text()
+    plain = run_sweep(SweepConfig(methods=("weight",), sparsities=(50.0,)), tmp_path / "s", checkpoint=str(baseline),
+                      progress=False, measure=False)
+    assert "compressed_bytes" not in plain.points[-1]  # another config: its own point, not the compressed one

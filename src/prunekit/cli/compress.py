@@ -7,10 +7,13 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..hf.compress import compress_pretrained
+from ..hf.load import is_hf_reference
 from ..study import prune_checkpoint
 from ..study.compress_run import CENTROID_RECIPE, DEFAULT_BITS, QUANTIZATIONS, compress_checkpoint
 from ..training import TrainConfig
 from .common import add_command
+from .lm import add_lm_options, text_dataset
 from .options import add_dataclass_options, dataclass_from_args
 from .prune_options import add_prune_options, prune_spec_from_args
 from .recovery import add_recovery_options, recovery_from_args, schedule_help
@@ -29,7 +32,8 @@ def register(commands) -> None:
         "  prunekit compress --checkpoint runs/lenet300 --sparsity 92 --schedule iterative --out runs/lenet300-z",
         run=run_compress,
     )
-    parser.add_argument("--checkpoint", required=True, help="the checkpoint folder (a pruned one, or give --sparsity)")
+    parser.add_argument("--checkpoint", default=None, help="the checkpoint folder (a pruned one, or give --sparsity); "
+                        "for a language model give --model hf:DIR instead")
     parser.add_argument("--out", required=True, help="folder for the compressed file and its report")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default="shared",
                         help="shared: k-means weight sharing, centroids fine-tuned; uniform: per-channel symmetric "
@@ -49,8 +53,14 @@ def register(commands) -> None:
     add_recovery_options(parser)
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset files (default: $PRUNEKIT_DATA)")
     parser.add_argument("--dataset", default=None, help="the dataset (default: the checkpoint's)")
-    parser.add_argument("--model", default=None, metavar="FILE.py:FUNCTION",
-                        help="for a checkpoint of your own model: the FILE.py:FUNCTION it was built with")
+    parser.add_argument("--model", default=None, metavar="hf:DIR | FILE.py:FUNCTION",
+                        help="a Hugging Face language model (hf:DIR, hf:FILE.gguf; a pruned one too): its decoder "
+                        "layers quantized (--quantization uniform or gptq), perplexity on --dataset text:...; or, "
+                        "for a checkpoint of your own model, the FILE.py:FUNCTION it was built with")
+    parser.add_argument("--embedding-bits", type=int, default=None,
+                        help="language models: also round the input embedding (and a head tied to it) per row to "
+                        "this many bits (default: stored as it is)")
+    add_lm_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -69,6 +79,10 @@ def bits_option(text: str):
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    if args.model and is_hf_reference(args.model):
+        return run_compress_lm(args)
+    if not args.checkpoint:
+        raise ConfigError("give --checkpoint (or --model hf:DIR for a language model)")
     checkpoint = args.checkpoint
     centroids = None if args.no_centroid_training else dataclass_from_args(TrainConfig, args, prefix="centroid-",
                                                                             skip=("precision",))
@@ -102,3 +116,22 @@ def run_compress(args: argparse.Namespace) -> int:
 
 def _accuracy(value) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def run_compress_lm(args: argparse.Namespace) -> int:
+    """``prunekit compress --model hf:DIR``: quantize a language model's decoder layers into a Hugging Face folder
+    and ``model.pkz``."""
+    if args.checkpoint or args.sparsity is not None:
+        raise ConfigError("--model hf:DIR compresses the model as it is: prune it first with prunekit prune --model "
+                          "(no --checkpoint, no --sparsity here)")
+    if args.quantization == "shared" or not isinstance(args.bits, int):
+        raise ConfigError("a language model is quantized with --quantization uniform or gptq and one --bits B")
+    result = compress_pretrained(args.model, out=args.out, quantization=args.quantization, bits=args.bits,
+                                 dataset=text_dataset(args.dataset), seqlen=args.seqlen, held_out=args.held_out_tokens,
+                                 calibration_sequences=args.calibration_batches, embedding_bits=args.embedding_bits,
+                                 progress=not args.quiet)
+    print(f"{args.model}: {args.quantization} {args.bits}-bit decoder layers; held-out perplexity "
+          f"{result.perplexity_before:.3f} -> {result.perplexity:.3f}; {result.file} {result.file_bytes:,} bytes, "
+          f"{result.dense_bytes / result.file_bytes:.1f}x smaller than the fp32 parameters ({result.dense_bytes:,}); "
+          f"-> {result.path} (loads with stock transformers)")
+    return 0

@@ -73,6 +73,10 @@ def register(commands) -> None:
                         "criteria`); " + schedule_help())
     parser.add_argument("--no-measure", action="store_true",
                         help="skip measuring each point's compressed file size and CPU latency ratios")
+    parser.add_argument("--compress-bits", type=positive_int, default=None, metavar="B",
+                        help="also compress every point as prunekit compress does, without fine-tuning: k-means "
+                        "weight sharing with 2^B centroids, entropy-coded; adds compressed_bytes, compressed_ratio "
+                        "and compressed_test_accuracy columns")
     parser.add_argument("--checkpoint", default=None,
                         help="baseline checkpoint folder to prune; its model and dataset are used (default: train "
                         "one, or reuse the one trained before in OUT with the same config)")
@@ -105,7 +109,7 @@ def run_sweep_cmd(args: argparse.Namespace) -> int:
         flop_reductions=args.flop_reductions, calibration_batches=args.calibration_batches,
         reconstruct=args.reconstruct, seeds=args.seeds, pattern=args.pattern, include_inexact=args.include_inexact,
         plan=tuple(read_ratios(args.ratios).items()) if args.ratios else None,
-        spec_options=other_spec_fields(args, SWEEP_HELD),
+        spec_options=other_spec_fields(args, SWEEP_HELD), compress_bits=args.compress_bits,
     )
     executor = make_executor(args.executor, ray_address=args.ray_address, workers=args.workers,
                              cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job,

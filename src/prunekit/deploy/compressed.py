@@ -150,6 +150,7 @@ def export_compressed(model: nn.Module, quantized: Mapping[str, QuantizedWeight]
             its codes give (freeze shared weights, or load the quantized values, before exporting).
     """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    aliases = tied_names(state)  # a tied tensor (an LM's output head) is stored once
     payload, entries, sizes = _Payload(), [], []
     for name, q in quantized.items():
         if name not in state:
@@ -167,18 +168,38 @@ def export_compressed(model: nn.Module, quantized: Mapping[str, QuantizedWeight]
                         "gaps": {"cap": cap, "symbols": int(len(gaps)), **payload.add_coded(places)}})
         sizes.append(TensorBytes(name, q.shape, q.kind, q.bits, len(positions), table[1], codes.nbytes,
                                  places.nbytes, cap, len(gaps)))
-    raw = {k: v.contiguous().clone() for k, v in state.items() if k not in quantized}
+    raw = {k: v.contiguous().clone() for k, v in state.items() if k not in quantized and k not in aliases}
     raw_blob = safetensors.torch.save(raw) if raw else b""
     raw_span = payload.add(raw_blob)
     header = zlib.compress(json.dumps({"format": "prunekit-compressed", "format_version": FORMAT_VERSION,
                                        "quantized": entries, "raw": raw_span, "order": list(state),
-                                       "metadata": dict(metadata or {})}, sort_keys=True, separators=(",", ":")).encode(), 9)
+                                       "aliases": aliases, "metadata": dict(metadata or {})}, sort_keys=True, separators=(",", ":")).encode(), 9)
     body = MAGIC + struct.pack("<II", FORMAT_VERSION, len(header)) + header + b"".join(payload.parts)
     data = body + hashlib.sha256(body).digest()
     path = Path(path)
     atomic_write_bytes(path, data)
-    dense = sum(4 * v.numel() for v in state.values())
+    dense = sum(4 * v.numel() for k, v in state.items() if k not in aliases)
     return CompressedExport(path, len(data), dense, sizes, len(raw_blob), len(header))
+
+
+def tied_names(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """``{name: first name}`` of the tensors of ``state`` that share another's memory, shape and strides (tied
+    weights, e.g. a language model's output head and its input embedding).
+
+    Example:
+        >>> w = torch.ones(2, 3)
+        >>> tied_names({"embed.weight": w, "head.weight": w, "bias": torch.zeros(2)})
+        {'head.weight': 'embed.weight'}
+    """
+    first: dict[tuple, str] = {}
+    aliases = {}
+    for name, tensor in state.items():
+        key = (tensor.data_ptr(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+        if tensor.numel() and key in first:
+            aliases[name] = first[key]
+        else:
+            first.setdefault(key, name)
+    return aliases
 
 
 def _read(path: Path) -> bytes:
@@ -223,12 +244,15 @@ def load_compressed(path: str | os.PathLike) -> CompressedFile:
         base = _FIXED + header_length
         quantized = {e["name"]: _decode_weight(data, base, e, path) for e in header["quantized"]}
         raw_blob = _span(data, base, header["raw"], path, "raw tensors")
-        order, metadata = header["order"], header["metadata"]
+        order, metadata, aliases = header["order"], header["metadata"], header.get("aliases", {})
     except (KeyError, TypeError, ValueError, zlib.error) as exc:
         raise CheckpointError(f"{path}: its header is not a compressed file's header ({type(exc).__name__}: "
                               f"{exc})") from None
     raw = tensors_from_bytes(raw_blob, path, what="compressed file's raw tensors") if raw_blob else {}
     state = {**raw, **{name: q.dense() for name, q in quantized.items()}}
+    if not isinstance(aliases, dict) or any(not isinstance(v, str) or v not in state for v in aliases.values()):
+        raise CheckpointError(f"{path}: its header names tied tensors that it does not hold")
+    state.update({alias: state[original] for alias, original in aliases.items()})
     if set(state) != set(order):
         raise CheckpointError(f"{path}: its tensors do not match the names its header lists")
     return CompressedFile(path, {k: state[k] for k in order}, quantized, metadata)

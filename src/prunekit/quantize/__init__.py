@@ -13,11 +13,11 @@ Example:
     [0, 0, 1, 1]
 """
 
-from .codes import KINDS, QuantizedWeight
+from .codes import KINDS, QuantizedWeight, round_layers
 from .gptq import gptq_model, gptq_quantize
 from .kmeans import kmeans_1d
 from .share import Bits, SharedWeights, share_weights
 from .uniform import check_bits, dequantize_uniform, quantize_uniform
 
 __all__ = ["Bits", "KINDS", "QuantizedWeight", "SharedWeights", "check_bits", "dequantize_uniform", "gptq_model",
-           "gptq_quantize", "kmeans_1d", "quantize_uniform", "share_weights"]
+           "gptq_quantize", "kmeans_1d", "quantize_uniform", "round_layers", "share_weights"]

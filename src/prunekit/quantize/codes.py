@@ -14,9 +14,10 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .uniform import quantize_uniform
@@ -93,3 +94,25 @@ class QuantizedWeight:
         if self.table.numel() != want:
             raise ConfigError(f"{self.name}: a table of {self.table.numel()} values where {want} are expected")
         return self
+
+
+def round_layers(layers: Mapping[str, nn.Module], bits: Callable[[str, nn.Module], int]) -> dict[str, QuantizedWeight]:
+    """Round the weight of every layer in ``layers`` to its per-channel symmetric grid of ``bits(name, layer)``
+    bits, in place (the layers then hold the quantized values; zeros stay zero); the quantized form of each,
+    by parameter name.
+
+    Example:
+        >>> from torch import nn
+        >>> layer = nn.Linear(4, 2)
+        >>> quantized = round_layers({"fc": layer}, lambda name, module: 4)
+        >>> torch.equal(quantized["fc.weight"].dense(), layer.weight.detach())
+        True
+    """
+    quantized = {}
+    for name, module in layers.items():
+        key = f"{name}.weight" if name else "weight"
+        q = QuantizedWeight.from_uniform(key, module.weight.detach().cpu().float(), bits(name, module))
+        with torch.no_grad():
+            module.weight.copy_(q.dense().to(module.weight))
+        quantized[key] = q
+    return quantized

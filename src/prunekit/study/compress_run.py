@@ -37,7 +37,7 @@ from ..deploy.compressed import CompressedExport
 from ..deploy.compressed_checkpoint import export_checkpoint_compressed, load_compressed_checkpoint
 from ..errors import ConfigError
 from ..prune.layers import prunable_layers
-from ..quantize import Bits, QuantizedWeight, check_bits, gptq_model, share_weights
+from ..quantize import Bits, check_bits, gptq_model, round_layers, share_weights
 from ..quantize.share import layer_bits
 from ..storage import atomic_write_text, check_output, claim_output, mark_output
 from ..training import TrainConfig, evaluate, train
@@ -117,7 +117,7 @@ def compress_checkpoint(checkpoint: str | Path, *, out: str | Path, quantization
                                batches=GPTQ_BATCHES, progress=progress)
         stages.append(_stage("quantized", None, model, test))
     else:
-        quantized = quantize_model(model, bits)
+        quantized = round_layers(dict(prunable_layers(model)), lambda name, module: layer_bits(bits, module, name))
         stages.append(_stage("quantized", None, model, test))
     metadata = {"source": str(checkpoint), "quantization": quantization, "bits": bits}
     recorded = {**ckpt.metrics, "test_accuracy": stages[-1]["test_accuracy"],
@@ -148,19 +148,6 @@ def compress_output(out: str | Path, checkpoint: str | Path) -> Path:
     out = check_output(out, allow_other_files=True)
     claim_output(out, "compress", OUTPUTS, earlier=REPORT_FILE)
     return out
-
-
-def quantize_model(model: torch.nn.Module, bits: Bits) -> dict[str, QuantizedWeight]:
-    """Uniform per-channel quantization of every prunable layer's weight, in place (the model then holds the
-    quantized values); the quantized form of each, by parameter name."""
-    quantized = {}
-    for name, module in prunable_layers(model):
-        key = f"{name}.weight"
-        q = QuantizedWeight.from_uniform(key, module.weight.detach().cpu(), layer_bits(bits, module, name))
-        with torch.no_grad():
-            module.weight.copy_(q.dense())
-        quantized[key] = q
-    return quantized
 
 
 def _stage(name: str, nbytes: Optional[int], model: torch.nn.Module, test) -> dict[str, Any]:

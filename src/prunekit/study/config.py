@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..prune import METHODS, SCOPES, PruneSpec, check_sparsity
 from ..prune.nm import parse_pattern, pattern_sparsity
 from ..prune.select import check_layer_sparsities
+from ..quantize import check_bits
 from ..schedules import Recovery
 from ..storage import fingerprint
 from ..training import TrainConfig
@@ -63,6 +64,9 @@ class SweepConfig:
         include_inexact: unit pruning of traced models: also prune groups mixed by a normalisation.
         spec_options: any other :class:`~prunekit.prune.PruneSpec` fields, ``((field, value), ...)``, given to
             every method's spec as they are (a new spec field reaches sweeps without a field here).
+        compress_bits: also compress every point (Deep Compression without fine-tuning: k-means weight sharing
+            of each pruned layer's non-zero weights with ``2^bits`` centroids, entropy-coded): the point records
+            the compressed file's bytes and ratio and the shared model's test accuracy.
     """
 
     model: str | None = None
@@ -85,6 +89,7 @@ class SweepConfig:
     plan_sparsity: float | None = None
     include_inexact: bool = False
     spec_options: tuple[tuple[str, Any], ...] = ()
+    compress_bits: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.spec_options, dict):
@@ -99,6 +104,8 @@ class SweepConfig:
             if len(self.methods) != 1:
                 raise ConfigError(f"a per-layer plan reaches a sparsity of its own for each method; sweep it with one "
                                   f"method (--methods weight or unit), got {', '.join(self.methods)}")
+        if self.compress_bits is not None:
+            check_bits(self.compress_bits)
         if self.pattern is not None:
             self._levels_of_pattern()
         for method in self.methods:

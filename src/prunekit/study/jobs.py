@@ -110,7 +110,7 @@ def build_context(config: SweepConfig, baseline: Checkpoint, baseline_id: str, d
         baseline.model.to(resolve_device(device))
     return make_context(baseline, baseline_id, data, Path(out), schedules=config.schedules, recovery=config.recovery,
                         specs={m: config.prune_spec(m) for m in config.methods}, progress=progress,
-                        measure=measure, seed=seed)
+                        measure=measure, seed=seed, compress_bits=config.compress_bits)
 
 
 def series_of(ctx: SeriesContext, config: SweepConfig) -> list[tuple[str, str, str]]:

@@ -136,10 +136,10 @@ def tradeoff_section(points: list[dict[str, Any]]) -> list[str]:
     """Plots and a sentence on what pruning buys in size and speed (empty if not measured)."""
     measured = [p for p in points if p.get("latency_b256_ratio") is not None and p.get("file_bytes")]
     if not measured:
-        return []
+        return compressed_lines(points)
     smallest = min(measured, key=lambda p: p["file_bytes"])
     fastest = min(measured, key=lambda p: p["latency_b256_ratio"])
-    return [
+    return [*compressed_lines(points),
         "## What it buys: size and speed\n",
         "Each point's compact model (dead units removed) with sparse kernels where measured faster, "
         "saved as a sparse file; latency ratios are medians measured against the dense model in the "
@@ -152,6 +152,19 @@ def tradeoff_section(points: list[dict[str, Any]]) -> list[str]:
         "![accuracy vs latency](accuracy_vs_latency.png)\n",
         "![accuracy vs file size](accuracy_vs_file_size.png)\n",
     ]
+
+
+def compressed_lines(points: list[dict[str, Any]]) -> list[str]:
+    """What Deep Compression made of the points (``--compress-bits``), as a table (empty when not asked)."""
+    coded = [p for p in points if p.get("compressed_bytes")]
+    if not coded:
+        return []
+    rows = [f"| {p['schedule']} | {p['method']} | {p['sparsity_target']:g} | {p['file_bytes'] / 1e3 if p.get('file_bytes') else float('nan'):.1f} | "
+            f"{p['compressed_bytes'] / 1e3:.1f} | {p['compressed_ratio']:.1f} | {100 * p['test_accuracy']:.2f} | "
+            f"{100 * p['compressed_test_accuracy']:.2f} |" for p in coded]
+    return ["## Compressed (weight sharing + entropy coding, no fine-tuning)\n",
+            "| schedule | method | target % | sparse file KB | compressed KB | x smaller than fp32 | test acc. % | "
+            "compressed acc. % |\n|---|---|---:|---:|---:|---:|---:|---:|", *rows, ""]
 
 
 def schedule_sections(points: list[dict[str, Any]]) -> list[str]:

@@ -25,7 +25,7 @@ from ..schedules.base import RewindSource
 from ..storage import fingerprint
 from ..structure import ModelStructure, model_structure
 from ..training import Distiller
-from .points import evaluate_point, example_batch, measure, tracing_batch
+from .points import compress_point, evaluate_point, example_batch, measure, tracing_batch
 from .results import ResultStore, point_key
 from .series_names import resolve_series, series_criterion
 
@@ -52,11 +52,12 @@ class SeriesContext:
     measure: bool = True  # add file size and latency ratios to every point
     measure_seconds: float = 0.0  # time spent measuring, kept apart from prune+evaluate time
     seed: int | None = None  # the replicate's seed in a sweep with several (None: one baseline)
+    compress_bits: int | None = None  # also share + code every point with this many bits
 
 
 def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, recovery: Recovery,
                  specs: dict[str, PruneSpec], progress: bool = True, on_point=None, measure: bool = True,
-                 seed: int | None = None) -> SeriesContext:
+                 seed: int | None = None, compress_bits: int | None = None) -> SeriesContext:
     """What a sweep's series share, from its baseline checkpoint and dataset: the baseline
     weights, the data, the teacher's logits (if distilling) and the lottery's rewind weights."""
     resolved = [resolve_series(name, recovery) for name in schedules]
@@ -76,7 +77,7 @@ def make_context(baseline, baseline_id: str, data, out: Path, *, schedules, reco
         store=ResultStore(out, baseline_id, seed), out=out, specs=dict(specs), recipe=recovery,
         input_shape=data.input_shape, example_inputs=example_batch(data), rewind=rewind, distiller=distiller,
         structure=model_structure(baseline.model, tracing_batch(baseline.model, "unit", data)),
-        progress=progress, on_point=on_point, measure=measure, seed=seed,
+        progress=progress, on_point=on_point, measure=measure, seed=seed, compress_bits=compress_bits,
     )
 
 
@@ -100,6 +101,8 @@ def series_id(ctx: SeriesContext, name: str, method: str, targets: list[float]) 
         key["ratios"], key["plan_sparsity"] = spec.plan, spec.plan_sparsity
     if spec.include_inexact:
         key["include_inexact"] = True
+    if ctx.compress_bits is not None:
+        key["compress_bits"] = ctx.compress_bits
     key.update(other_fields(spec))
     if sched.chained:
         key["plan"] = plan_levels(targets, recipe.round_fraction)
@@ -169,6 +172,8 @@ def run_series(ctx: SeriesContext, name: str, method: str, targets: list[float])
                 measured, seconds = measure(ctx.model, method, ctx.input_shape, *_measuring(ctx, method))
                 point.update(measured)
                 ctx.measure_seconds += seconds
+            if ctx.compress_bits is not None:
+                point.update(compress_point(ctx.model, ctx.compress_bits, ctx.test_data))
             _store(ctx, point)
             stored += 1
         started = time.perf_counter()
