@@ -31,7 +31,7 @@ install: $(VENV)/.installed
 bench-recovery: $(VENV)/.installed
 	PRUNEKIT=$(VENV)/bin/prunekit PYTHON=$(PY) scripts/bench_recovery.sh runs/recovery --quiet
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py src/prunekit/kernels/_sparse.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[dev,onnx]"

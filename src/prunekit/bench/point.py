@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..batches import make_inputs
 from ..compact import compact
 from ..deploy.sparse_file import sparse_file_bytes
-from ..deploy.sparsify import sparsify
+from ..deploy.sparsify import DEFAULT_KERNELS, sparsify
 from ..prune.mask import as_mask
 from ..structure import ModelStructure, model_structure
 from ..timing import measure
@@ -66,7 +66,7 @@ def measure_point(
     structure = structure if structure is not None else model_structure(dense, example_inputs)
     small = compact(dense, structure=structure).model if structure.removes_units else dense
     fast = sparsify(small, batch_sizes=(1, 256), input_shape=input_shape, example_inputs=example_inputs, repeats=5,
-                    kernels=("dense", "scipy_csr"))
+                    kernels=DEFAULT_KERNELS)
     inputs = make_inputs(input_shape, example_inputs)
     size = sparse_file_bytes(small)
     dense_bytes = len(safetensors.torch.save({k: v.contiguous() for k, v in dense.state_dict().items()}))

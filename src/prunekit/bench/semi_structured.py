@@ -2,8 +2,9 @@
 
 Sparse tensor cores (NVIDIA Ampere and later) run 2:4 weights at up to twice the dense throughput, and
 ``torch.sparse.to_sparse_semi_structured`` reaches them on CUDA; torch has no CPU kernel for the pattern
-(torch 2.13 refuses CPU tensors), so on a CPU a 2:4 model runs as a dense one with zeros: its latency is the
-``dense`` row of the benchmark (the model as it is, zeros included), and N:M buys no speed there.
+(torch 2.13 refuses CPU tensors). On a CPU prunekit's bitmask kernel (:mod:`prunekit.kernels`) runs N:M
+weights, reading one bit per weight, the size of 2:4's 2-bit positions; without the compiled kernels a 2:4
+model runs as a dense one with zeros.
 
 Example:
     >>> import torch
@@ -22,6 +23,7 @@ from typing import Mapping, Optional
 import torch
 from torch import Tensor, nn
 
+from ..kernels import available
 from ..prune.nm import detect_pattern
 
 
@@ -47,6 +49,10 @@ def semi_structured_note(model: nn.Module, mask: Optional[Mapping[str, Tensor]],
         return None
     patterns = ", ".join(sorted({f"{n}:{m}" for n, m in layers.values()}))
     where = f"{len(layers)} weight tensors hold an N:M pattern ({patterns})"
+    if device.type != "cuda" and available():
+        return (f"note: {where}. torch has no CPU kernel for N:M sparsity; prunekit's bitmask kernel runs these "
+                f"weights (one bit per weight: the bytes of 2:4's 2-bit positions) where measured faster: the "
+                f"'sparse' rows. The export stores them as N:M values + positions.")
     if device.type != "cuda":
         return (f"note: {where}. torch has no CPU kernel for N:M sparsity (to_sparse_semi_structured needs a CUDA "
                 f"GPU with sparse tensor cores), so here the pattern buys no speed: the model runs as a dense one with "

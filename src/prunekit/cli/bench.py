@@ -10,7 +10,9 @@ import platform
 import torch
 
 from ..bench import benchmark_latency, benchmark_training, format_latency
+from ..bench.roofline import format_roofline, layer_roofline
 from ..bench.semi_structured import semi_structured_note
+from ..deploy import sparsify
 from ..errors import ConfigError
 from ..hf import example_tokens, load_model_or_checkpoint
 from ..models import get_model
@@ -20,6 +22,7 @@ from ..references import call, is_reference
 from ..storage import atomic_write_text, check_output
 from ..structure import walkable
 from ..training import PRECISIONS
+from .bench_generate import register_generate
 from .bench_int8 import register_int8
 from .common import (add_command, add_data_options, add_device_option, add_model_options, int_list, key_value,
                      name_list, positive_int, shape)
@@ -47,6 +50,7 @@ def register(commands) -> None:
     add_data_options(train)
     register_latency(sub)
     register_int8(sub)
+    register_generate(sub)
 
 
 def run_bench_train(args: argparse.Namespace) -> int:
@@ -109,6 +113,9 @@ def register_latency(sub) -> None:
     parser.add_argument("--input-shape", type=shape, default=None,
                         help="one sample's shape, e.g. 1,28,28 (default: the checkpoint's; with a zoo --model, MNIST's 1,28,28)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--roofline", action="store_true",
+                        help="also a per-layer roofline at batch 1: the bytes each linear layer reads with its chosen "
+                        "kernel, the bandwidth it reaches, and the machine's read bandwidth probed in the same run")
 
 
 def _model_and_mask(args: argparse.Namespace):
@@ -179,6 +186,9 @@ def run_bench_latency(args: argparse.Namespace) -> int:
         print(note)
     if warning and torch.get_num_threads() > 1:
         print(warning)
+    if args.roofline:
+        runner = sparsify(model, mask, batch_sizes=(1,), input_shape=input_shape, example_inputs=example)
+        print("\n" + format_roofline(layer_roofline(runner)))
     if args.json:
         atomic_write_text(args.json, json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
     return 0

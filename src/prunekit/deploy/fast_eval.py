@@ -34,7 +34,10 @@ from ..compact import compact
 from ..prune.mask import as_mask
 from ..structure import walkable
 from ..timing import measure
-from .sparse_linear import MARGIN, MAX_SPARSE_DENSITY, SPARSE_KERNELS, SparseLinear
+from .sparse_linear import MARGIN, MAX_SPARSE_DENSITY, SparseLinear
+
+LIBRARY_KERNELS = ("torch_csr", "scipy_csr")
+"""The kernels :func:`crossover_densities` measures."""
 from .sparsify import replace_linears
 
 _CROSSOVER: dict[int, dict[str, float]] = {}
@@ -66,9 +69,9 @@ def _calibrate(size: int = 1024, chunk: int = 256) -> dict[str, float]:
     sparse = copy.deepcopy(dense)
     sparse.weight.mul_(torch.rand(size, size, generator=g) < CALIBRATION_DENSITY)
     runner = SparseLinear(sparse, chunk=chunk)
-    fns = {"dense": lambda: dense(x), **{k: (lambda k=k: runner.run(k, x)) for k in SPARSE_KERNELS}}
+    fns = {"dense": lambda: dense(x), **{k: (lambda k=k: runner.run(k, x)) for k in LIBRARY_KERNELS}}
     times = measure(fns, repeats=3, warmup=1)
-    return {k: min(MAX_SPARSE_DENSITY, MARGIN * runner.density * times["dense"] / times[k]) for k in SPARSE_KERNELS}
+    return {k: min(MAX_SPARSE_DENSITY, MARGIN * runner.density * times["dense"] / times[k]) for k in LIBRARY_KERNELS}
 
 
 def fast_model(

@@ -1,8 +1,11 @@
 """``SparseLinear``: an ``nn.Linear`` run with the fastest measured of dense and sparse kernels.
 
-Kernels: ``dense`` (``F.linear``), ``scipy_csr`` (``scipy.sparse.csr_matrix``, single-threaded) and
-``torch_csr`` (``torch.sparse_csr``). Batches larger than ``chunk`` rows are processed chunk by chunk
-into one ``[out, batch]`` buffer, so the dense operand stays in cache. CPU only.
+Kernels: ``dense`` (``F.linear``); prunekit's own (:mod:`prunekit.kernels`, compiled at install):
+``prunekit_csr`` (CSR with 16-bit column indices) and ``prunekit_bitmask`` (one bit per weight and the
+non-zero values; N:M patterns run in it), multi-threaded, vectorised, batch 1 to any; ``scipy_csr``
+(``scipy.sparse.csr_matrix``, single-threaded) and ``torch_csr`` (``torch.sparse_csr``). scipy and torch
+process batches larger than ``chunk`` rows chunk by chunk into one ``[out, batch]`` buffer, so the dense
+operand stays in cache. CPU only; inputs that are not fp32 run dense.
 """
 
 from __future__ import annotations
@@ -17,17 +20,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from ..kernels import PackedWeight, VALUE_TYPES, available, note_if_missing
 from ..timing import Timer, measure, wall_timer
 
-KERNELS = ("dense", "torch_csr", "scipy_csr")
-DEFAULT_KERNELS = ("dense", "scipy_csr")
-"""Tried by default: torch's CSR matmul was never clearly faster than scipy's here, and it stalls when
-the cores are shared (OpenMP threads); pass ``kernels=KERNELS`` to try it too."""
+OWN_KERNELS = ("prunekit_csr", "prunekit_bitmask")
+KERNELS = ("dense", "torch_csr", "scipy_csr", *OWN_KERNELS)
+DEFAULT_KERNELS = ("dense", "scipy_csr", *OWN_KERNELS)
+"""Tried by default (prunekit's own only where they are built): torch's CSR matmul was never clearly faster
+than scipy's here, and it stalls when the cores are shared (OpenMP threads); pass ``kernels=KERNELS`` to try
+it too."""
 SPARSE_KERNELS = KERNELS[1:]
 MAX_SPARSE_DENSITY = 0.3
-"""Above this fraction of non-zero weights sparse kernels are not tried (never faster on CPU)."""
+"""Above this fraction of non-zero weights scipy's and torch's kernels are not tried (never faster here)."""
+MAX_OWN_DENSITY = 0.75
+"""prunekit's kernels are tried up to this density (a bitmask reads 1/32 of the dense bytes plus the values)."""
 MARGIN = 0.9
 """A sparse kernel is chosen only if its median time is below ``MARGIN`` x the dense median."""
+
+
+def usable_kernels(kernels: Sequence[str]) -> tuple[str, ...]:
+    """``kernels`` without prunekit's own when they are not built (saying so once)."""
+    if available() or not set(kernels) & set(OWN_KERNELS):
+        return tuple(kernels)
+    note_if_missing()
+    return tuple(k for k in kernels if k not in OWN_KERNELS)
+
+
+def kernel_density_limit(kernel: str) -> float:
+    """The largest density at which ``kernel`` is tried."""
+    return MAX_OWN_DENSITY if kernel in OWN_KERNELS else MAX_SPARSE_DENSITY
+
 
 class SparseLinear(nn.Module):
     """An ``nn.Linear`` that runs with the fastest measured kernel for each batch size.
@@ -37,7 +59,8 @@ class SparseLinear(nn.Module):
         chunk: sparse kernels process batches larger than this in chunks of this many rows.
         repeats: timed calls per kernel when calibrating (the median counts).
         timer: how one call is timed (see :data:`Timer`).
-        kernels: the candidates (``"dense"`` always among them).
+        kernels: the candidates (``"dense"`` always among them; prunekit's own are dropped where not built).
+        values: the value type prunekit's kernels store (``fp32``; ``fp16`` or ``bf16`` round the weights).
 
     Attributes:
         choice: ``{batch size: kernel}``; a batch size not in it is calibrated on first use,
@@ -51,7 +74,7 @@ class SparseLinear(nn.Module):
     """
 
     def __init__(self, linear: nn.Linear, *, chunk: int = 256, repeats: int = 15, timer: Timer = wall_timer,
-                 kernels: Sequence[str] = DEFAULT_KERNELS):
+                 kernels: Sequence[str] = DEFAULT_KERNELS, values: str = "fp32"):
         super().__init__()
         w = linear.weight.detach()
         if w.device.type != "cpu":
@@ -65,7 +88,10 @@ class SparseLinear(nn.Module):
         unknown = set(kernels) - set(KERNELS)
         if unknown or "dense" not in kernels:
             raise ConfigError(f"kernels must include 'dense' and come from {', '.join(KERNELS)}; got {list(kernels)}")
-        self.kernels = tuple(kernels)
+        if values not in VALUE_TYPES:
+            raise ConfigError(f"unknown value type {values!r}; expected one of {tuple(VALUE_TYPES)}")
+        self.values = values
+        self.kernels = usable_kernels(kernels)
         self.choice: dict[int, str] = {}
         self.timings: dict[int, dict[str, float]] = {}
         self.default: Optional[str] = None
@@ -77,7 +103,7 @@ class SparseLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         kernel = self.choice.get(x.numel() // self.in_features, self.default)
-        if kernel == "dense":
+        if kernel == "dense" or x.dtype != torch.float32 or x.device.type != "cpu":
             return F.linear(x, self.weight, self.bias)
         flat = x.reshape(-1, self.in_features)
         if kernel is None:
@@ -101,8 +127,15 @@ class SparseLinear(nn.Module):
             return F.linear(x, self.weight, self.bias)
         if kernel not in SPARSE_KERNELS:
             raise ConfigError(f"unknown kernel {kernel!r}; choose from {', '.join(KERNELS)}")
+        if kernel in OWN_KERNELS:
+            packed = self._formats.get(kernel)  # looked up first: a small layer's product takes microseconds
+            return (packed or self.packed(kernel.removeprefix("prunekit_"))).matmul(x, self.bias)
         y = self._scipy(x) if kernel == "scipy_csr" else self._torch(x)
         return y if self.bias is None else y + self.bias
+
+    def packed(self, form: str) -> PackedWeight:
+        """The weight packed for prunekit's ``form`` kernel (built on first use)."""
+        return self._format(f"prunekit_{form}", lambda: PackedWeight.pack(self.weight, form, values=self.values))
 
     def _torch(self, x: Tensor) -> Tensor:
         csr = self._format("torch_csr", self._to_torch_csr)
@@ -136,7 +169,7 @@ class SparseLinear(nn.Module):
     @torch.inference_mode()
     def calibrate(self, x: Tensor) -> str:
         """Time every eligible kernel on ``x`` (2-D), record and return the choice for ``len(x)``."""
-        kernels = [k for k in self.kernels if k == "dense" or self.density <= MAX_SPARSE_DENSITY]
+        kernels = [k for k in self.kernels if k == "dense" or self.density <= kernel_density_limit(k)]
         times = measure({k: (lambda k=k: self.run(k, x)) for k in kernels}, self.repeats, self.timer)
         best = min(kernels, key=times.__getitem__)
         if best != "dense" and times[best] >= MARGIN * times["dense"]:

@@ -154,11 +154,14 @@ def run_in_lockstep(runs: Sequence[Callable[[], Any]], layers: dict[str, nn.Modu
                 for b in parked:
                     b.state = "ready"
     finally:
-        with turn:
+        with turn:  # unwind every batch still alive (also after an interrupt that left one running)
             aborted[0] = True
-            for batch in batches:
-                if batch.state in ("ready", "parked"):
-                    give_turn(batch)
+            while any(b.state not in ("done", "failed") for b in batches):
+                waiting = next((b for b in batches if b.state in ("ready", "parked")), None)
+                if waiting is None:
+                    turn.wait()  # a running batch: it parks or finishes, then notifies
+                else:
+                    give_turn(waiting)
         for thread in threads:
             thread.join()
         for h in handles:

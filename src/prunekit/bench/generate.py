@@ -1,0 +1,117 @@
+"""Generation speed of language models: prefill and decode tokens per second at batch 1 with a KV cache.
+
+Each model runs the same greedy loop: one forward pass over a prompt of random tokens (prefill), then one
+token at a time through the cache (decode). Models are timed in turn, repeat after repeat, so a drifting
+load touches them alike; the medians are reported. :func:`sparse_runner` makes the model whose pruned
+linear layers run prunekit's sparse kernels (chosen per layer and token count by measurement), and
+:func:`max_logit_difference` checks that it computes what the masked model computes.
+
+Example:
+    >>> import tempfile
+    >>> from prunekit.hf import load
+    >>> from prunekit.hf.tiny import tiny_folder
+    >>> model = load("hf:" + tiny_folder(tempfile.mkdtemp(), "llama")).model
+    >>> rows = generation_speed({"dense": model}, prompt_tokens=16, new_tokens=4, repeats=1)
+    >>> rows[0]["version"], rows[0]["decode_tokens_per_s"] > 0
+    ('dense', True)
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..deploy.sparsify import kernel_choices, sparsify
+
+
+def _prompt(model: nn.Module, tokens: int, seed: int = 0) -> torch.Tensor:
+    vocab = int(model.get_input_embeddings().num_embeddings)
+    return torch.randint(0, vocab, (1, tokens), generator=torch.Generator().manual_seed(seed))
+
+
+def _cache_argument(model: nn.Module) -> str:
+    """The name the model's forward takes its KV cache by (``cache`` in recent transformers)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+@torch.inference_mode()
+def _greedy(model: nn.Module, prompt: torch.Tensor, new_tokens: int) -> tuple[float, float, list[int]]:
+    """``(prefill seconds, decode seconds, generated ids)`` of one greedy generation."""
+    from transformers import DynamicCache
+
+    cache = {_cache_argument(model): DynamicCache(config=model.config)}  # filled in place, call after call
+    started = time.perf_counter()
+    out = model(input_ids=prompt, use_cache=True, **cache)
+    token = out.logits[:, -1:].argmax(-1)
+    prefill = time.perf_counter() - started
+    ids = [int(token)]
+    started = time.perf_counter()
+    for _ in range(new_tokens - 1):
+        out = model(input_ids=token, use_cache=True, **cache)
+        token = out.logits[:, -1:].argmax(-1)
+        ids.append(int(token))
+    return prefill, time.perf_counter() - started, ids
+
+
+def generation_speed(models: Mapping[str, nn.Module], *, prompt_tokens: int = 128, new_tokens: int = 64,
+                     repeats: int = 3) -> list[dict[str, Any]]:
+    """Per model: ``{version, prefill_tokens_per_s, decode_tokens_per_s, prefill_s, decode_s_per_token,
+    speedup_decode, speedup_prefill, tokens}`` (speed-ups against the first model, medians of ``repeats``
+    interleaved runs after one warm-up each)."""
+    first = next(iter(models.values()))
+    prompt = _prompt(first, prompt_tokens)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in models}
+    generated: dict[str, list[int]] = {}
+    for name, model in models.items():
+        model.eval()
+        generated[name] = _greedy(model, prompt, new_tokens)[2]  # warm-up (and kernel choices)
+    for _ in range(max(1, repeats)):
+        for name, model in models.items():
+            prefill, decode, _ = _greedy(model, prompt, new_tokens)
+            samples[name].append((prefill, decode))
+    rows = []
+    for name in models:
+        prefill = statistics.median(s[0] for s in samples[name])
+        decode = statistics.median(s[1] for s in samples[name]) / max(1, new_tokens - 1)
+        rows.append({"version": name, "prefill_s": prefill, "prefill_tokens_per_s": prompt_tokens / prefill,
+                     "decode_s_per_token": decode, "decode_tokens_per_s": 1.0 / decode, "tokens": generated[name]})
+    for row in rows:
+        row["speedup_prefill"] = rows[0]["prefill_s"] / row["prefill_s"]
+        row["speedup_decode"] = rows[0]["decode_s_per_token"] / row["decode_s_per_token"]
+    return rows
+
+
+def sparse_runner(model: nn.Module, *, prompt_tokens: int = 128, repeats: int = 10,
+                  values: str = "fp32") -> nn.Module:
+    """A copy of ``model`` whose pruned linear layers run the sparse kernels measured fastest for one token
+    (decode) and for ``prompt_tokens`` tokens (prefill); the others stay dense."""
+    runner = sparsify(model, batch_sizes=(1, prompt_tokens), example_inputs={"input_ids": _prompt(model, 1)},
+                      repeats=repeats, values=values)
+    # calibrate the prefill size on a real prompt too (sparsify's examples are resized copies of one token)
+    with torch.inference_mode():
+        runner(input_ids=_prompt(model, prompt_tokens))
+    return runner
+
+
+@torch.inference_mode()
+def max_logit_difference(reference: nn.Module, other: nn.Module, tokens: int = 64) -> float:
+    """The largest difference between the two models' logits on random tokens, relative to the largest logit."""
+    ids = _prompt(reference, tokens, seed=1)
+    want = reference(input_ids=ids).logits.double()
+    got = other(input_ids=ids).logits.double()
+    return float((got - want).abs().max() / want.abs().max())
+
+
+def kernel_summary(model: nn.Module) -> dict[str, dict[int, int]]:
+    """``{kernel: {token count: layers}}``: how many layers run each kernel (for the report)."""
+    summary: dict[str, dict[int, int]] = {}
+    for choices in kernel_choices(model).values():
+        for tokens, kernel in choices.items():
+            summary.setdefault(kernel, {}).setdefault(tokens, 0)
+            summary[kernel][tokens] += 1
+    return summary

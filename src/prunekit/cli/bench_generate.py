@@ -1,0 +1,66 @@
+"""``prunekit bench generate``: prefill and decode speed of language models (batch 1, KV cache), dense and
+pruned in one run, with the pruned ones on prunekit's sparse kernels."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+
+from ..bench.generate import generation_speed, kernel_summary, max_logit_difference, sparse_runner
+from ..errors import ConfigError
+from ..hf import LMCheckpoint, load_model_or_checkpoint
+from .common import add_command, positive_int
+
+
+def register_generate(sub) -> None:
+    parser = add_command(
+        sub, "generate", help="prefill and decode tokens/s of language models, dense and pruned in one run",
+        description="Time greedy generation at batch 1 with a KV cache: a prompt of --prompt-tokens random tokens "
+        "(prefill), then --new-tokens tokens one at a time (decode). Every model given is timed in turn, repeat "
+        "after repeat (medians); the first is the reference the speed-ups are measured against. Each pruned model "
+        "also runs with its pruned linear layers on prunekit's sparse kernels (chosen per layer and token count by "
+        "measurement; --no-sparse: masked dense only), checked to give the masked model's logits.\n\nExample:\n"
+        "  prunekit bench generate --model hf:runs/smollm2 hf:runs/smollm2-w50 hf:runs/smollm2-24",
+        run=run_bench_generate,
+    )
+    parser.add_argument("--model", nargs="+", required=True, help="hf:DIR or hf:FILE.gguf models; the first is the "
+                        "reference (usually the dense model)")
+    parser.add_argument("--prompt-tokens", type=positive_int, default=128, help="tokens of the prompt (prefill)")
+    parser.add_argument("--new-tokens", type=positive_int, default=64, help="tokens generated one at a time (decode)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed generations per model (medians)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-sparse", action="store_true", help="do not add the sparse-kernel versions")
+    parser.add_argument("--values", choices=("fp32", "fp16", "bf16"), default="fp32",
+                        help="value type of the sparse kernels' weights (fp16/bf16 round them: lossy)")
+
+
+def run_bench_generate(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    models, checks = {}, {}
+    for reference in args.model:
+        ckpt = load_model_or_checkpoint(reference)
+        if not isinstance(ckpt, LMCheckpoint):
+            raise ConfigError(f"{reference}: bench generate takes language models (hf:DIR or hf:FILE.gguf)")
+        models[reference] = ckpt.model.eval()
+        zeros = sum(int((m.weight == 0).sum()) for m in ckpt.model.modules() if isinstance(m, torch.nn.Linear))
+        if not args.no_sparse and zeros:
+            runner = sparse_runner(ckpt.model, prompt_tokens=args.prompt_tokens, values=args.values)
+            models[f"{reference} (sparse kernels)"] = runner
+            checks[reference] = (max_logit_difference(ckpt.model, runner), kernel_summary(runner))
+    rows = generation_speed(models, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
+                            repeats=args.repeats)
+    print(f"batch 1, prompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, greedy, KV cache; "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}; medians of "
+          f"{args.repeats} interleaved runs")
+    print(f"{'version':52s} {'prefill tok/s':>13s} {'x':>6s} {'decode tok/s':>12s} {'x':>6s}")
+    for row in rows:
+        print(f"{row['version']:52s} {row['prefill_tokens_per_s']:>13.1f} {row['speedup_prefill']:>6.2f} "
+              f"{row['decode_tokens_per_s']:>12.2f} {row['speedup_decode']:>6.2f}")
+    for reference, (difference, kernels) in checks.items():
+        used = ", ".join(f"{k} {dict(sorted(v.items()))}" for k, v in sorted(kernels.items()))
+        print(f"{reference}: sparse kernels vs masked dense, max logit difference {difference:.1e} (relative); "
+              f"layers by kernel and token count: {used or 'all dense'}")
+    return 0

@@ -1,0 +1,200 @@
+"""A pruned weight packed for prunekit's sparse kernels, and ``y = x W^T (+ b)`` with it.
+
+Two forms (:data:`FORMATS`), each with fp32, fp16 or bf16 values (:data:`VALUE_TYPES`; the 16-bit ones round
+the weights, so they are chosen, never implied):
+
+* ``csr``: row offsets, one column index per non-zero (16-bit when the layer has at most 65,536 inputs, else
+  32-bit), the values: ``nnz * (value + index)`` bytes;
+* ``bitmask``: one bit per weight and the non-zero values in row order: ``numel / 8 + nnz * value`` bytes.
+  An N:M pattern is packed in this form (:meth:`PackedWeight.pack` with ``pattern=``): one bit per weight is
+  the size of 2:4's two 2-bit positions per four weights.
+
+Example:
+    >>> w = torch.tensor([[0.0, 2.0, 0.0, -1.0], [3.0, 0.0, 0.0, 0.0]])
+    >>> packed = PackedWeight.pack(w, "csr")
+    >>> packed.nnz, packed.nbytes
+    (3, 42)
+    >>> x = torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 2.0, 3.0]])
+    >>> packed.matmul(x).tolist()
+    [[1.0, 3.0], [-1.0, 0.0]]
+    >>> PackedWeight.pack(w, "bitmask").matmul(x, bias=torch.tensor([1.0, 1.0])).tolist()
+    [[2.0, 4.0], [0.0, 1.0]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from .compiled import module as compiled_module
+
+FORMATS = ("csr", "bitmask")
+VALUE_TYPES = {"fp32": (torch.float32, 0), "fp16": (torch.float16, 1), "bf16": (torch.bfloat16, 2)}
+"""Stored value type: its torch dtype and the kernel's code for it."""
+PAD = 8
+"""Zero values stored after the last one: the kernels' vector loads may read them."""
+SINGLE_THREAD_BYTES = 64 * 1024
+"""Weights smaller than this run on one thread: waking the others costs more than it saves."""
+
+
+@dataclass(frozen=True)
+class PackedWeight:
+    """A ``[rows, cols]`` weight in one of :data:`FORMATS` (numpy arrays the kernel reads in place)."""
+
+    form: str
+    shape: tuple[int, int]
+    values_type: str
+    offsets: np.ndarray          # int64 [rows + 1]: where each row's values start
+    values: np.ndarray           # uint16 or float32 bits [nnz + PAD]
+    columns: Optional[np.ndarray] = None   # csr: uint16 or int32 [nnz]
+    mask: Optional[np.ndarray] = None      # bitmask: uint8 [rows, ceil(cols / 8)]
+    pattern: Optional[tuple[int, int]] = None
+
+    def __post_init__(self):
+        # the kernel's fixed arguments, computed once: a product of a small layer takes microseconds
+        object.__setattr__(self, "_weight_args", (
+            int(self.form == "bitmask"), self.offsets.ctypes.data,
+            0 if self.columns is None else self.columns.ctypes.data,
+            int(self.columns is not None and self.columns.dtype == np.int32),
+            0 if self.mask is None else self.mask.ctypes.data, 0 if self.mask is None else self.mask.shape[1],
+            self.values.ctypes.data, VALUE_TYPES[self.values_type][1], self.shape[0], self.shape[1]))
+        object.__setattr__(self, "_nbytes", self._count_bytes())
+
+    @property
+    def nnz(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes one product reads of the weight (values, indices or bits, row offsets)."""
+        return self._nbytes
+
+    def _count_bytes(self) -> int:
+        """The bytes one product reads of the weight (values, indices or bits, row offsets)."""
+        value = np.dtype(np.float32 if self.values_type == "fp32" else np.uint16).itemsize
+        index = self.columns.itemsize * self.nnz if self.columns is not None else self.mask.nbytes
+        return self.nnz * value + index + self.offsets.nbytes
+
+    @classmethod
+    def pack(cls, weight: Tensor, form: str, *, values: str = "fp32",
+             pattern: Optional[tuple[int, int]] = None) -> "PackedWeight":
+        """Pack the non-zero entries of the 2-D ``weight``.
+
+        Raises:
+            ConfigError: an unknown form or value type, a weight that is not 2-D, on another device or holds NaN
+                or infinite values, or (with ``pattern``) one that breaks the N:M pattern or whose rows do not
+                divide into groups of M.
+        """
+        if form not in FORMATS:
+            raise ConfigError(f"unknown sparse form {form!r}; expected one of {FORMATS}")
+        if values not in VALUE_TYPES:
+            raise ConfigError(f"unknown value type {values!r}; expected one of {tuple(VALUE_TYPES)}")
+        if weight.dim() != 2:
+            raise ConfigError(f"the sparse kernels take a 2-D weight, got shape {tuple(weight.shape)}")
+        if weight.device.type != "cpu":
+            raise ConfigError(f"the sparse kernels run on the CPU; the weight is on {weight.device}")
+        w = weight.detach().to(torch.float32)
+        if not torch.isfinite(w).all():
+            raise ConfigError("the weight holds NaN or infinite values; the sparse kernels need finite weights")
+        if pattern is not None:
+            check_pattern(w != 0, pattern)
+            form = "bitmask"
+        rows, cols = w.shape
+        keep = w != 0
+        counts = keep.sum(dim=1).numpy().astype(np.int64)
+        offsets = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        stored = w[keep].to(VALUE_TYPES[values][0])
+        bits = stored.view(torch.int16).numpy().view(np.uint16) if values != "fp32" else stored.numpy()
+        packed_values = np.zeros(len(bits) + PAD, dtype=bits.dtype)
+        packed_values[:len(bits)] = bits
+        if form == "csr":
+            index = np.uint16 if cols <= 65536 else np.int32
+            columns = torch.nonzero(keep, as_tuple=True)[1].numpy().astype(index)
+            return cls(form, (rows, cols), values, offsets, packed_values, columns=columns, pattern=pattern)
+        mask = np.packbits(keep.numpy(), axis=1, bitorder="little")
+        return cls(form, (rows, cols), values, offsets, packed_values, mask=np.ascontiguousarray(mask), pattern=pattern)
+
+    def dense(self) -> Tensor:
+        """The fp32 weight these parts hold."""
+        rows, cols = self.shape
+        keep = self.keep_mask()
+        out = torch.zeros(rows, cols)
+        out[keep] = self.stored_values()
+        return out
+
+    def keep_mask(self) -> Tensor:
+        """Where the stored non-zeros are, as a bool ``[rows, cols]``."""
+        rows, cols = self.shape
+        if self.mask is not None:
+            return torch.from_numpy(np.unpackbits(self.mask, axis=1, count=cols, bitorder="little").astype(bool))
+        keep = torch.zeros(rows, cols, dtype=torch.bool)
+        row_of = np.repeat(np.arange(rows), np.diff(self.offsets))
+        keep[torch.from_numpy(row_of), torch.from_numpy(self.columns.astype(np.int64))] = True
+        return keep
+
+    def stored_values(self) -> Tensor:
+        """The non-zero values as fp32, in row order."""
+        raw = self.values[:self.nnz]
+        if self.values_type == "fp32":
+            return torch.from_numpy(raw.copy())
+        return torch.from_numpy(raw.view(np.int16).copy()).view(VALUE_TYPES[self.values_type][0]).float()
+
+    def matmul(self, x: Tensor, bias: Optional[Tensor] = None, *, threads: Optional[int] = None) -> Tensor:
+        """``x @ W^T (+ bias)`` for a 2-D fp32 CPU ``x`` of ``cols`` features (any strides).
+
+        Raises:
+            ConfigError: for another dtype, device or width, or when the compiled kernels are not built.
+        """
+        rows, cols = self.shape
+        if x.dim() != 2 or x.shape[1] != cols:
+            raise ConfigError(f"the input has shape {tuple(x.shape)}; expected [batch, {cols}]")
+        if x.dtype != torch.float32 or x.device.type != "cpu":
+            raise ConfigError(f"the sparse kernels take fp32 CPU inputs, got {x.dtype} on {x.device}")
+        if bias is not None and (bias.dtype != torch.float32 or bias.shape != (rows,) or bias.device.type != "cpu"):
+            raise ConfigError(f"the bias must be an fp32 CPU vector of {rows}, got {tuple(bias.shape)} {bias.dtype}")
+        kernels = compiled_module()
+        x = x.contiguous()
+        bias = None if bias is None else bias.contiguous()
+        batch = x.shape[0]
+        y = torch.empty(batch, rows)
+        tile = torch.empty(cols * 16 + 16) if batch > 1 else None
+        if threads is None:
+            threads = 1 if self._nbytes < SINGLE_THREAD_BYTES else torch.get_num_threads()
+        kernels.matmul(*self._weight_args, x.data_ptr(), batch, y.data_ptr(),
+                       0 if bias is None else bias.data_ptr(), threads, 0 if tile is None else _aligned(tile))
+        return y
+
+
+def _aligned(buffer: Tensor) -> int:
+    """The first 64-byte aligned address inside ``buffer`` (it holds 16 spare floats)."""
+    address = buffer.data_ptr()
+    return address + (-address % 64)
+
+
+def check_pattern(keep: Tensor, pattern: tuple[int, int]) -> None:
+    """Refuse a keep mask that breaks the ``(n, m)`` pattern: at most ``n`` kept in every ``m`` consecutive
+    entries of a row (rows must divide into groups of ``m``).
+
+    Example:
+        >>> check_pattern(torch.tensor([[True, False, True, False]]), (2, 4))
+        >>> check_pattern(torch.tensor([[True, True, True, False]]), (2, 4))
+        Traceback (most recent call last):
+        ...
+        prunekit.errors.ConfigError: the weight breaks the 2:4 pattern in 1 of its 1 groups of 4 (row 0, columns 0-3)
+    """
+    n, m = pattern
+    rows, cols = keep.shape
+    if cols % m:
+        raise ConfigError(f"a {n}:{m} pattern needs rows that divide into groups of {m}; the weight has {cols} columns")
+    groups = keep.reshape(rows, cols // m, m).sum(dim=2)
+    bad = torch.nonzero(groups > n)
+    if len(bad):
+        r, g = bad[0].tolist()
+        raise ConfigError(f"the weight breaks the {n}:{m} pattern in {len(bad)} of its {groups.numel()} groups of {m} "
+                          f"(row {r}, columns {g * m}-{g * m + m - 1})")

@@ -1,0 +1,64 @@
+"""Decode speed of language models with sparse kernels, the per-layer roofline, GPT-2's Conv1D layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunekit.bench.generate import generation_speed, kernel_summary, max_logit_difference, sparse_runner
+from prunekit.bench.roofline import layer_roofline, read_bandwidth
+from prunekit.deploy.sparsify import sparsify
+from prunekit.hf import load
+from prunekit.hf.tiny import tiny_folder
+from prunekit.kernels import available
+from prunekit.prune import prune_model
+
+pytest.importorskip("transformers")
+
+
+def _pruned(tmp_path, arch: str, sparsity: float = 80.0) -> nn.Module:
+    model = load("hf:" + tiny_folder(str(tmp_path), arch)).model
+    mask = prune_model(model, "weight", sparsity)
+    mask.apply_(model)
+    return model
+
+
+def test_a_pruned_language_model_decodes_with_sparse_kernels_to_the_same_tokens(tmp_path):
+    model = _pruned(tmp_path, "llama")
+    runner = sparse_runner(model, prompt_tokens=16, repeats=2)
+    assert max_logit_difference(model, runner, tokens=16) < 1e-5
+    rows = generation_speed({"masked": model, "sparse": runner}, prompt_tokens=16, new_tokens=5, repeats=1)
+    assert [r["version"] for r in rows] == ["masked", "sparse"]
+    assert rows[0]["tokens"] == rows[1]["tokens"] and len(rows[0]["tokens"]) == 5
+    assert rows[0]["speedup_decode"] == 1.0 and rows[1]["decode_tokens_per_s"] > 0
+    summary = kernel_summary(runner)
+    assert all(set(counts) <= {1, 16} for counts in summary.values())
+
+
+def test_gpt2_conv1d_layers_run_sparse_kernels_with_the_same_outputs(tmp_path):
+    model = load("hf:" + tiny_folder(str(tmp_path), "gpt2")).model
+    with torch.no_grad():  # GPT-2's transposed linear layers, 90% of each weight zeroed
+        for m in model.modules():
+            if type(m).__name__ == "Conv1D":
+                m.weight.mul_(m.weight.abs() > m.weight.abs().flatten().quantile(0.9))
+    ids = torch.randint(0, 300, (1, 8))
+    runner = sparsify(model, batch_sizes=(1, 8), example_inputs={"input_ids": ids}, repeats=2,
+                      kernels=("dense", "prunekit_csr") if available() else ("dense", "scipy_csr"))
+    converted = [n for n, m in runner.named_modules() if type(m).__name__ == "SparseLinear"]
+    with torch.no_grad():
+        assert torch.allclose(runner(input_ids=ids).logits, model(input_ids=ids).logits, rtol=1e-5, atol=1e-5)
+    assert all(type(model.get_submodule(n)).__name__ == "Conv1D" for n in converted)
+
+
+def test_the_roofline_gives_bytes_and_bandwidth_per_layer():
+    model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    prune_model(model, "weight", 90).apply_(model)
+    runner = sparsify(model, batch_sizes=(1,), input_shape=(256,), repeats=2)
+    bandwidth = read_bandwidth(megabytes=8, repeats=2)
+    rows = layer_roofline(runner, repeats=3, bandwidth=bandwidth)
+    assert [r["layer"] for r in rows] == ["0", "2"] and bandwidth > 0
+    dense_bytes = 128 * 256 * 4 + 128 * 4
+    first = rows[0]
+    assert first["bytes"] == (dense_bytes if first["kernel"] == "dense" else first["bytes"])
+    assert first["bytes"] <= dense_bytes and first["gbps"] == pytest.approx(first["bytes"] / first["ms"] / 1e6)

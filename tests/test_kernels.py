@@ -1,0 +1,153 @@
+"""prunekit's compiled sparse kernels: equal to the dense product over shapes, sparsities, value types, batch
+sizes, strides and threads; N:M checked on the stored form; bad input refused; the fallback without them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import prunekit.kernels.compiled as compiled
+from prunekit.deploy import sparsify
+from prunekit.deploy.sparse_linear import SparseLinear
+from prunekit.deploy.sparsify import kernel_choices
+from prunekit.errors import ConfigError
+from prunekit.kernels import PackedWeight, available, check_pattern
+
+pytestmark = pytest.mark.skipif(not available(), reason="prunekit's compiled kernels are not built here")
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 1e-2}
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.double() - want).abs().max() / (want.abs().max() + 1e-12)) if want.numel() else 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 70), cols=st.integers(1, 300), density=st.sampled_from([0.0, 0.01, 0.1, 0.5, 0.9, 1.0]),
+       batch=st.sampled_from([1, 2, 15, 16, 17, 40]), form=st.sampled_from(["csr", "bitmask"]),
+       values=st.sampled_from(["fp32", "fp16", "bf16"]), threads=st.sampled_from([1, 2]), bias=st.booleans(),
+       seed=st.integers(0, 2 ** 16))
+def test_kernels_equal_the_dense_product(rows, cols, density, batch, form, values, threads, bias, seed):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, cols, generator=gen) * (torch.rand(rows, cols, generator=gen) < density)
+    w[rows // 2] = 0  # an empty row
+    b = torch.randn(rows, generator=gen) if bias else None
+    packed = PackedWeight.pack(w, form, values=values)
+    stored = packed.dense()  # the weight as its value type rounds it
+    assert torch.equal(stored != 0, w != 0) or values != "fp32"
+    if values == "fp32":
+        assert torch.equal(stored, w)
+    x = torch.randn(batch, cols, generator=gen)
+    want = x.double() @ stored.double().T + (0 if b is None else b.double())
+    got = packed.matmul(x, b, threads=threads)
+    assert got.shape == (batch, rows) and relative_error(got, want) < TOLERANCE["fp32"]
+    assert relative_error(stored, w.double()) < TOLERANCE[values]
+
+
+def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(300, 70000, generator=gen) * (torch.rand(300, 70000, generator=gen) < 0.01)  # 32-bit indices
+    packed = PackedWeight.pack(w, "csr")
+    assert packed.columns.itemsize == 4
+    x = torch.randn(3, 140000, generator=gen)[:, ::2]  # a strided view
+    assert relative_error(packed.matmul(x), x.double() @ w.double().T) < 1e-5
+    wide = torch.randn(64, 4096, generator=gen) * (torch.rand(64, 4096, generator=gen) < 0.3)
+    for form in ("csr", "bitmask"):
+        p = PackedWeight.pack(wide, form)
+        for batch in (1, 20):
+            x = torch.randn(batch, 4096, generator=gen)
+            assert torch.equal(p.matmul(x, threads=1), p.matmul(x, threads=2))  # each row summed by one thread
+
+
+def test_nm_patterns_are_checked_on_the_stored_form_and_pack_as_bits():
+    gen = torch.Generator().manual_seed(1)
+    from prunekit.prune.nm import nm_keep_mask
+
+    w = torch.randn(16, 64, generator=gen)
+    w24 = w * nm_keep_mask(w.abs(), 2, 4)
+    packed = PackedWeight.pack(w24, "csr", pattern=(2, 4))
+    assert packed.form == "bitmask" and packed.pattern == (2, 4)
+    check_pattern(packed.keep_mask(), (2, 4))  # the stored form holds the pattern
+    assert packed.mask.nbytes * 8 == w.numel()  # one bit per weight: two 2-bit positions per four
+    assert relative_error(packed.matmul(torch.ones(1, 64)), torch.ones(1, 64).double() @ w24.double().T) < 1e-5
+    with pytest.raises(ConfigError, match="breaks the 2:4 pattern"):
+        PackedWeight.pack(w, "bitmask", pattern=(2, 4))
+    with pytest.raises(ConfigError, match="divide into groups of 4"):
+        PackedWeight.pack(torch.ones(2, 6), "bitmask", pattern=(2, 4))
+
+
+def test_bad_weights_and_inputs_are_refused():
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        PackedWeight.pack(torch.tensor([[1.0, float("nan")]]), "csr")
+    with pytest.raises(ConfigError, match="unknown sparse form"):
+        PackedWeight.pack(torch.ones(2, 2), "coo")
+    with pytest.raises(ConfigError, match="unknown value type"):
+        PackedWeight.pack(torch.ones(2, 2), "csr", values="int3")
+    with pytest.raises(ConfigError, match="2-D weight"):
+        PackedWeight.pack(torch.ones(2, 2, 2), "csr")
+    packed = PackedWeight.pack(torch.eye(4), "bitmask")
+    with pytest.raises(ConfigError, match="fp32 CPU inputs"):
+        packed.matmul(torch.ones(1, 4, dtype=torch.float64))
+    with pytest.raises(ConfigError, match=r"expected \[batch, 4\]"):
+        packed.matmul(torch.ones(1, 5))
+    linear = nn.Linear(4, 4)
+    layer = SparseLinear(linear)
+    layer.choice[1] = "prunekit_bitmask"
+    x = torch.ones(1, 4, dtype=torch.float64)
+    with pytest.raises(RuntimeError) as dense_error:
+        linear(x)
+    with pytest.raises(RuntimeError) as sparse_error:
+        layer(x)  # another dtype goes the dense way: as nn.Linear does, never a wrong result
+    assert str(sparse_error.value) == str(dense_error.value)
+
+
+def test_sparsify_measures_prunekit_kernels_and_gives_the_dense_outputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    with torch.no_grad():
+        model[0].weight.mul_(torch.rand(512, 512) < 0.1)
+    runner = sparsify(model, batch_sizes=(1, 32), input_shape=(512,), repeats=3)
+    x = torch.randn(32, 512)
+    assert torch.allclose(runner(x), model(x), atol=1e-5)
+    layers = [m for m in runner.modules() if isinstance(m, SparseLinear)]
+    assert layers and {"prunekit_csr", "prunekit_bitmask"} <= set(layers[0].timings[1])
+
+
+def test_a_saved_kernel_plan_reloads_the_same_kernels(tmp_path):
+    from prunekit.deploy.sparsify import kernel_plan
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    with torch.no_grad():
+        model[0].weight.mul_(torch.rand(256, 256) < 0.05)
+    runner = sparsify(model, batch_sizes=(1, 8), input_shape=(256,), repeats=3)
+    path = tmp_path / "kernels.json"
+    path.write_text(json.dumps(kernel_plan(runner)))
+    again = sparsify(model, plan=json.loads(path.read_text()))  # no measuring: the recorded choices
+    assert kernel_choices(again) == kernel_choices(runner)
+    x = torch.randn(8, 256)
+    assert torch.equal(again(x), runner(x))
+    with pytest.raises(ConfigError, match="unknown kernel"):
+        sparsify(model, plan={"0": {"1": "fastest"}})
+
+
+def test_without_the_compiled_kernels_prunekit_falls_back_with_one_note(monkeypatch):
+    monkeypatch.setattr(compiled, "_module", None)
+    monkeypatch.setattr(compiled, "_tried", True)
+    monkeypatch.setattr(compiled, "_warned", False)
+    import prunekit.deploy.sparse_linear as sparse_linear
+
+    monkeypatch.setattr(sparse_linear, "available", compiled.available)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256))
+    with torch.no_grad():
+        model[0].weight.mul_(torch.rand(256, 256) < 0.05)
+    with pytest.warns(RuntimeWarning, match="compiled sparse kernels are not built"):
+        runner = sparsify(model, batch_sizes=(1,), input_shape=(256,), repeats=2)
+    assert all(set(c.values()) <= {"dense", "scipy_csr"} for c in kernel_choices(runner).values())
+    with pytest.raises(ConfigError, match="not built"):
+        PackedWeight.pack(torch.eye(2), "csr").matmul(torch.ones(1, 2))
