@@ -9,6 +9,7 @@ from ..data.text import DEFAULT, is_text_reference
 from ..errors import ConfigError
 from ..hf import DTYPES, is_hf_folder, is_hf_reference, prune_pretrained, train_pretrained  # noqa: F401  (DTYPES: the --dtype choices)
 from ..hf import LMSeries, sweep_pretrained
+from ..training import DistillConfig
 from .common import positive_int
 from .prune_options import prune_spec_from_args
 from .recovery import recovery_from_args
@@ -72,10 +73,12 @@ def text_dataset(dataset: str | None, default: str | None = None) -> str:
 def run_train_lm(args: argparse.Namespace, config, default_dataset: str | None) -> int:
     """``prunekit train --model hf:DIR``: fine-tune a pretrained language model on a text."""
     dataset = text_dataset(args.dataset, default_dataset)
+    distill = DistillConfig(temperature=args.distill_temperature, alpha=args.distill_alpha)
     result = train_pretrained(args.model, config, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, device=args.device,
-                              progress=not args.quiet)
-    print(f"{args.model}: fine-tuned on {result.train_tokens:,} tokens of {dataset} in {result.train_seconds:.1f} s; "
+                              teacher=args.teacher, distill=distill, progress=not args.quiet)
+    how = "fine-tuned" if args.teacher is None else f"distilled from {args.teacher}"
+    print(f"{args.model}: {how} on {result.train_tokens:,} tokens of {dataset} in {result.train_seconds:.1f} s; "
           f"held-out perplexity (windows of {args.seqlen}) {result.perplexity_before:.3f} -> "
           f"{result.perplexity:.3f} -> {result.path}")
     return 0

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ConfigError
 from ..hf import is_hf_reference
 from ..study import train_model
-from .common import (add_command, add_data_options, add_device_option, add_model_options, add_train_options,
+from .common import (add_command, positive_float, add_data_options, add_device_option, add_model_options, add_train_options,
                      train_config)
 from .lm import add_lm_options, run_train_lm
 
@@ -28,10 +29,20 @@ def register(commands) -> None:
     add_device_option(parser)
     add_data_options(parser, default=DEFAULT_DATASET)
     add_lm_options(parser)
+    group = parser.add_argument_group("distillation of a language model (--model hf:DIR)")
+    group.add_argument("--teacher", default=None, metavar="hf:DIR",
+                       help="distil from this model (e.g. the dense model a pruned one came from; same tokenizer): "
+                       "the student learns the teacher's next-token distributions instead of the text's tokens")
+    group.add_argument("--distill-temperature", type=positive_float, default=1.0, help="softens both distributions")
+    group.add_argument("--distill-alpha", type=float, default=1.0,
+                       help="weight of the KL term; 1 - alpha weighs the next-token loss on the text")
 
 
 def run_train(args: argparse.Namespace) -> int:
     config = train_config(args)
+    if args.teacher and not is_hf_reference(args.model):
+        raise ConfigError("--teacher distils a language model (--model hf:DIR); for the model zoo, prunekit prune "
+                          "--distill distils a pruned model from its dense checkpoint")
     if is_hf_reference(args.model):
         return run_train_lm(args, config, DEFAULT_DATASET)
     result = train_model(

@@ -8,6 +8,8 @@
 * :func:`train_pretrained` -- fine-tune on a text (next-token loss), measure, save;
 * :func:`sweep_pretrained` -- every series (schedule@criterion, OWL) at every sparsity or N:M level, a table
   and plot of held-out perplexity, resumable;
+* :func:`prune_depth` -- remove whole decoder blocks (least angular distance between a block's input and
+  output), written as a folder with a standard, shorter config;
 * :func:`block_sensitivity` -- each decoder block pruned alone over a grid: curves for
   :func:`~prunekit.plan.allocate`'s per-block plans;
 * :func:`load_model_or_checkpoint` -- ``hf:DIR`` wherever a command reads a checkpoint (``export --format hf``);
@@ -15,6 +17,7 @@
 """
 
 from . import export  # noqa: F401  (registers the "hf" export format)
+from .depth import DepthPruned, prune_depth
 from .checkpoint import LMCheckpoint, example_tokens, is_hf_folder, load_model_or_checkpoint
 from .load import DTYPES, Pretrained, is_hf_reference, load, load_tokenizer
 from .perplexity import perplexity
@@ -24,6 +27,6 @@ from .sensitivity import block_sensitivity
 from .sweep import LMSeries, LMSweep, sweep_pretrained
 from .train import TrainedLM, train_pretrained
 
-__all__ = ["block_sensitivity", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
+__all__ = ["block_sensitivity", "DepthPruned", "prune_depth", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
            "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
            "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "sweep_pretrained", "TrainedLM", "train_pretrained"]

@@ -28,7 +28,7 @@ SIZES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "nu
 ARCHITECTURES = {
     "llama": {}, "qwen2": {}, "mistral": {"sliding_window": None}, "phi3": {"pad_token_id": 0},
     "gemma": {"head_dim": 8}, "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2},
-    "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 512},
+    "gpt2": {"n_embd": 32, "n_head": 4, "n_positions": 512},
 }
 """Architectures (``model_type``) and what each needs beside :data:`SIZES`."""
 
@@ -50,12 +50,12 @@ def tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
 
 
-def tiny_folder(parent: str, architecture: str = "llama", seed: int = 0) -> str:
-    """Build a tiny ``architecture`` causal LM (seeded), save it with its tokenizer under ``parent`` and
-    return the folder."""
+def tiny_folder(parent: str, architecture: str = "llama", seed: int = 0, layers: int = 2) -> str:
+    """Build a tiny ``architecture`` causal LM of ``layers`` decoder blocks (seeded), save it with its
+    tokenizer under ``parent`` and return the folder."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    sizes = {} if architecture == "gpt2" else dict(SIZES)
+    sizes = {"n_layer": layers} if architecture == "gpt2" else {**SIZES, "num_hidden_layers": layers}
     config = AutoConfig.for_model(architecture, **{**sizes, "vocab_size": VOCAB, **ARCHITECTURES[architecture]})
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)

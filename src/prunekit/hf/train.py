@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+
 from ..data.text import DEFAULT, token_splits
 from ..losses import causal_lm_loss
 from ..storage import check_output
-from ..training import TrainConfig, train
+from ..errors import ConfigError
+from ..training import DistillConfig, TrainConfig, lm_distillation_loss, train
 
-from .load import load
+from .load import Pretrained, load
 from .perplexity import perplexity
 from .recover import lm_config, training_windows
 from .save import save_pretrained
@@ -44,38 +47,57 @@ class TrainedLM:
 
 def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, out: str | os.PathLike,
                      dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512, held_out: int = 16384,
-                     device: Any = None, progress: bool = True) -> TrainedLM:
+                     device: Any = None, teacher: Optional[str] = None,
+                     distill: DistillConfig = DistillConfig(temperature=1.0, alpha=1.0),
+                     progress: bool = True) -> TrainedLM:
     """Fine-tune the model ``reference`` names (``hf:DIR``, ``hf:FILE.gguf``) on ``dataset`` and write it
     as the Hugging Face folder ``out``.
 
     ``config``: the recipe; settings left at :class:`~prunekit.training.TrainConfig`'s (classifier)
     defaults take :data:`~.recover.LM_RECIPE`'s. Training reads the windows of ``seqlen`` tokens after the
     first ``held_out`` tokens; perplexity is measured on those first tokens, before and after.
+    ``teacher`` (``hf:DIR``, e.g. the dense model a pruned one came from): distil from it instead, with
+    :func:`~prunekit.training.lm_distillation_loss` and ``distill`` (default: the logit KL alone).
 
     Raises:
-        ConfigError: a model or text that cannot be read, a text too short, an output that exists.
+        ConfigError: a model or text that cannot be read, a text too short, an output that exists, a teacher
+            whose tokenizer or vocabulary differs from the model's.
     """
     config = lm_config(config or TrainConfig())
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
     model = pretrained.model
+    loss_fn = causal_lm_loss() if teacher is None else lm_distillation_loss(_teacher(teacher, pretrained), distill)
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     windows = training_windows(splits.rest, seqlen)
     before = perplexity(model, splits.held_out, seqlen, progress)
     use_cache, model.config.use_cache = getattr(model.config, "use_cache", None), False
     started = time.perf_counter()
     try:
-        train(model, (windows, windows), config, loss_fn=causal_lm_loss(), device=device, progress=progress,
-              desc="fine-tune")
+        train(model, (windows, windows), config, loss_fn=loss_fn, device=device, progress=progress,
+              desc="fine-tune" if teacher is None else "distil")
     finally:
         model.config.use_cache = use_cache
     seconds = time.perf_counter() - started
     model.eval()
     after = perplexity(model, splits.held_out, seqlen, progress)
     tokens = int(round(config.epochs * windows.numel()))
-    record = {"training": {**config.to_dict(), "dataset": dataset, "seqlen": seqlen},
+    record = {"training": {**config.to_dict(), "dataset": dataset, "seqlen": seqlen, "teacher": teacher,
+                           "distill": distill.to_dict() if teacher else None},
               "metrics": {"perplexity_before": before, "perplexity": after, "perplexity_window": seqlen,
                           "held_out_tokens": len(splits.held_out), "train_tokens": tokens,
                           "train_seconds": seconds}}
     path = save_pretrained(pretrained, out, None, record)
     return TrainedLM(path, before, after, tokens, seconds)
+
+
+def _teacher(reference: str, student: Pretrained) -> torch.nn.Module:
+    """The teacher model ``reference`` names, checked to speak the student's vocabulary."""
+    teacher = load(reference, student.dtype)
+    sizes = [m.get_input_embeddings().num_embeddings for m in (teacher.model, student.model)]
+    if sizes[0] != sizes[1] or teacher.tokenizer.get_vocab() != student.tokenizer.get_vocab():
+        raise ConfigError(f"the teacher {reference} does not share the model's tokenizer (vocabularies of "
+                          f"{len(teacher.tokenizer.get_vocab())} and {len(student.tokenizer.get_vocab())} tokens, "
+                          f"embeddings of {sizes[0]} and {sizes[1]}): distillation compares logits token by token")
+    teacher.model.config.use_cache = False
+    return teacher.model

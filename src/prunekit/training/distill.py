@@ -95,6 +95,43 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Te
     return loss
 
 
+def lm_distillation_loss(teacher: nn.Module, config: DistillConfig = DistillConfig(temperature=1.0, alpha=1.0)):
+    """The loss of a causal language model distilled from ``teacher`` (frozen, run on every batch):
+    ``alpha * T^2 * KL(teacher || student at T)`` per token, plus ``(1 - alpha)`` x the next-token
+    cross-entropy (the labels are the input ids). The default is the logit KL alone (Minitron's recovery).
+
+    Example:
+        >>> import torch
+        >>> class Echo(nn.Module):
+        ...     def forward(self, input_ids): return torch.nn.functional.one_hot(input_ids, 5).float()
+        >>> from prunekit.batches import Batch
+        >>> ids = torch.tensor([[1, 2, 3]])
+        >>> float(lm_distillation_loss(Echo())(Echo()(ids), Batch((ids,), labels=ids)))
+        0.0
+    """
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def loss(outputs, batch) -> Tensor:
+        student = logits_of(outputs).float()
+        first = next(teacher.parameters(), None)
+        if first is not None and first.device != student.device:
+            teacher.to(student.device)
+        with torch.no_grad():
+            target = logits_of(teacher(*batch.args, **batch.kwargs)).float()
+        t = config.temperature
+        total = config.alpha * t * t * soft_target_kl(student.flatten(0, -2), target.flatten(0, -2), t)
+        if config.alpha < 1.0:
+            if batch.labels is None:
+                raise ConfigError("the next-token term of the distillation loss needs the input ids as labels")
+            total = total + (1.0 - config.alpha) * F.cross_entropy(
+                student[:, :-1].flatten(0, 1), batch.labels[:, 1:].flatten(), ignore_index=-100)
+        return total
+
+    return loss
+
+
 @torch.inference_mode()
 def teacher_logits(teacher: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
     """The teacher's logits on every sample of the in-memory inputs ``x`` (eval mode), as one ``[N, C]`` tensor."""

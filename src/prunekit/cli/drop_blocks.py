@@ -1,0 +1,47 @@
+"""``prunekit drop-blocks``: depth pruning of a language model (whole decoder blocks removed)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.text import DEFAULT
+from ..hf.depth import SELECTIONS, prune_depth
+from .common import add_command, positive_int
+from .lm import add_lm_options, text_dataset
+
+
+def register(commands) -> None:
+    parser = add_command(
+        commands, "drop-blocks", help="remove whole decoder blocks of a language model (depth pruning)",
+        description="Remove the --blocks decoder blocks of a Hugging Face causal language model that change their "
+        "input least (angular distance between the hidden states entering and leaving each block, over "
+        "calibration text after the held-out part), measure held-out perplexity before and after, and write a "
+        "Hugging Face folder whose config is standard (fewer layers): stock AutoModelForCausalLM.from_pretrained "
+        "loads it, no prunekit needed. Distances and the removed blocks are in its prunekit.json.\n\n"
+        "Examples:\n  prunekit drop-blocks --model hf:runs/smollm2 --blocks 8 --out runs/smollm2-d8\n"
+        "  prunekit drop-blocks --model hf:runs/smollm2 --blocks 6 --selection contiguous --out runs/smollm2-c6",
+        run=run_drop_blocks,
+    )
+    parser.add_argument("--model", required=True, metavar="hf:DIR", help="hf:DIR or hf:FILE.gguf")
+    parser.add_argument("--blocks", type=positive_int, required=True, help="how many decoder blocks to remove")
+    parser.add_argument("--selection", choices=SELECTIONS, default="independent",
+                        help="independent: the blocks of least distance each (ShortGPT); contiguous: the run of "
+                        "--blocks consecutive blocks whose input and output are closest (Gromov et al.)")
+    parser.add_argument("--dataset", default=DEFAULT, help="text:FILE.txt, text:FILE.jsonl:FIELD, text:DIR or "
+                        "text:pydoc (the default)")
+    parser.add_argument("--calibration-batches", type=positive_int, default=32,
+                        help="calibration sequences (of --seqlen tokens) the distances are measured on")
+    parser.add_argument("--out", required=True, help="the output folder (checked before any work)")
+    add_lm_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_drop_blocks(args: argparse.Namespace) -> int:
+    result = prune_depth(args.model, args.blocks, out=args.out, selection=args.selection,
+                         dataset=text_dataset(args.dataset), calibration_batches=args.calibration_batches,
+                         dtype=args.dtype, seqlen=args.seqlen, held_out=args.held_out_tokens,
+                         progress=not args.quiet)
+    print(f"{args.model}: removed decoder blocks {result.removed} ({args.selection}); parameters "
+          f"{result.params_dense:,} -> {result.params:,} ({100 * (1 - result.params / result.params_dense):.1f}% "
+          f"fewer); held-out perplexity {result.perplexity_dense:.3f} -> {result.perplexity:.3f} -> {result.path}")
+    return 0
