@@ -62,3 +62,14 @@ def test_the_roofline_gives_bytes_and_bandwidth_per_layer():
     first = rows[0]
     assert first["bytes"] == (dense_bytes if first["kernel"] == "dense" else first["bytes"])
     assert first["bytes"] <= dense_bytes and first["gbps"] == pytest.approx(first["bytes"] / first["ms"] / 1e6)
+
+
+def test_the_floor_version_has_no_linear_layers_and_keeps_the_original(tmp_path):
+    from prunekit.bench.generate import linear_free
+
+    model = load("hf:" + tiny_folder(str(tmp_path), "llama")).model
+    free = linear_free(model)
+    assert not any(isinstance(m, nn.Linear) for m in free.modules())
+    assert any(isinstance(m, nn.Linear) for m in model.modules())
+    rows = generation_speed({"model": model, "floor": free}, prompt_tokens=8, new_tokens=3, repeats=1)
+    assert rows[1]["decode_tokens_per_s"] > 0

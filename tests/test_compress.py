@@ -159,6 +159,13 @@ def test_bad_bits_too_many_centroids_and_an_all_zero_layer_are_refused():
         share_weights(pruned_mlp(), 3, layers=["nope"])
     with pytest.raises(ConfigError, match="no bits given for 0"):
         share_weights(pruned_mlp(), {"conv": 8})
+    with pytest.raises(ConfigError, match="'fc9' in the bits is neither a layer kind"):
+        share_weights(pruned_mlp(), {"linear": 4, "fc9": 2})
+    few = pruned_mlp(sparsity=97.0)  # 36, 24 and 3 weights left: the error suggests bits that fit
+    with pytest.raises(ConfigError, match=r"0 keeps 36 non-zero weights, fewer than the 256 centroids .*--bits \.\.\.,0=5"):
+        share_weights(few, {"linear": 8})
+    shared = share_weights(few, {"linear": 4, "4": 1})  # a layer's name overrides its kind
+    assert shared.bits == {"0": 4, "2": 4, "4": 1}
 
 
 def test_export_refuses_codes_that_are_not_the_models_weights(tmp_path):

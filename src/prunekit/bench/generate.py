@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import statistics
 import time
@@ -105,6 +106,29 @@ def max_logit_difference(reference: nn.Module, other: nn.Module, tokens: int = 6
     want = reference(input_ids=ids).logits.double()
     got = other(input_ids=ids).logits.double()
     return float((got - want).abs().max() / want.abs().max())
+
+
+class _Free(nn.Module):
+    """A linear layer that costs nothing: zeros of its output's shape."""
+
+    def __init__(self, out_features: int):
+        super().__init__()
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(*x.shape[:-1], self.out_features)
+
+
+def linear_free(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose linear layers output zeros at no cost: timing it gives what the rest of the
+    model (attention, norms, embeddings, the framework) costs, the floor no linear-layer kernel can go below."""
+    free = copy.deepcopy(model).eval()
+    for name, module in list(free.named_modules()):
+        out = getattr(module, "out_features", None)
+        if isinstance(module, nn.Linear) or (type(module).__name__ == "SparseLinear" and out):
+            parent, _, child = name.rpartition(".")
+            setattr(free.get_submodule(parent) if parent else free, child, _Free(out))
+    return free
 
 
 def kernel_summary(model: nn.Module) -> dict[str, dict[int, int]]:

@@ -8,7 +8,7 @@ import platform
 
 import torch
 
-from ..bench.generate import generation_speed, kernel_summary, max_logit_difference, sparse_runner
+from ..bench.generate import generation_speed, kernel_summary, linear_free, max_logit_difference, sparse_runner
 from ..errors import ConfigError
 from ..hf import LMCheckpoint, load_model_or_checkpoint
 from .common import add_command, positive_int
@@ -32,6 +32,9 @@ def register_generate(sub) -> None:
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed generations per model (medians)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--no-sparse", action="store_true", help="do not add the sparse-kernel versions")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the first model with its linear layers costing nothing (zeros): what the "
+                        "rest of the model costs, the most faster linear kernels could buy")
     parser.add_argument("--values", choices=("fp32", "fp16", "bf16"), default="fp32",
                         help="value type of the sparse kernels' weights (fp16/bf16 round them: lossy)")
 
@@ -50,6 +53,8 @@ def run_bench_generate(args: argparse.Namespace) -> int:
             runner = sparse_runner(ckpt.model, prompt_tokens=args.prompt_tokens, values=args.values)
             models[f"{reference} (sparse kernels)"] = runner
             checks[reference] = (max_logit_difference(ckpt.model, runner), kernel_summary(runner))
+    if args.floor:
+        models["floor: linear layers free"] = linear_free(next(iter(models.values())))
     rows = generation_speed(models, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
                             repeats=args.repeats)
     print(f"batch 1, prompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, greedy, KV cache; "

@@ -39,9 +39,9 @@ def register(commands) -> None:
                         help="shared: k-means weight sharing, centroids fine-tuned; uniform: per-channel symmetric "
                         "integers (int8 is --bits 8, int4 --bits 4), zero kept as code 0, rounded to nearest; gptq: "
                         "the same integers, rounding errors compensated from training batches (GPTQ, mask held)")
-    parser.add_argument("--bits", type=bits_option, default=DEFAULT_BITS, metavar="B | linear=B,conv=B",
+    parser.add_argument("--bits", type=bits_option, default=DEFAULT_BITS, metavar="B | linear=B,conv=B[,LAYER=B]",
                         help="bits per code, for every layer or per layer kind (default linear=5,conv=8: the "
-                        "paper's widths on AlexNet); 1-8")
+                        "paper's widths on AlexNet), LAYER=B for a layer by name (fnmatch) over its kind; 1-8")
     parser.add_argument("--no-centroid-training", action="store_true",
                         help="shared weights as k-means leaves them (no fine-tuning of the centroids)")
     add_dataclass_options(parser, TrainConfig, prefix="centroid-", defaults=CENTROID_RECIPE,
@@ -73,7 +73,7 @@ def bits_option(text: str):
     for part in text.split(","):
         kind, _, value = part.partition("=")
         if not value.strip().isdigit():
-            raise argparse.ArgumentTypeError(f"{text!r}: expected B or linear=B,conv=B with integer bits")
+            raise argparse.ArgumentTypeError(f"{text!r}: expected B or linear=B,conv=B[,LAYER=B] with integer bits")
         bits[kind.strip()] = int(value)
     return bits
 

@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -43,6 +45,7 @@ from .uniform import check_bits
 Bits = Union[int, Mapping[str, int]]
 """Bits for every layer (an int), or per layer kind: ``{"linear": 5, "conv": 8}`` (Han 2016 on AlexNet)."""
 LAYER_KINDS = {nn.Linear: "linear", nn.Conv2d: "conv"}
+KIND_NAMES = frozenset(LAYER_KINDS.values())
 
 
 class _SharedWeight(nn.Module):
@@ -59,17 +62,32 @@ class _SharedWeight(nn.Module):
 
 
 def layer_bits(bits: Bits, module: nn.Module, name: str) -> int:
-    """The bit width ``bits`` gives the layer ``name``."""
+    """The bit width ``bits`` gives the layer ``name``: a key that is not a layer kind is a layer-name pattern
+    (fnmatch) and wins over the kinds, e.g. ``{"conv": 5, "linear": 5, "conv1": 4}``.
+
+    Example:
+        >>> layer_bits({"conv": 5, "linear": 5, "conv1": 4}, nn.Conv2d(1, 2, 3), "conv1")
+        4
+    """
     if isinstance(bits, Mapping):
+        for pattern, value in bits.items():
+            if pattern not in KIND_NAMES and fnmatch.fnmatchcase(name, pattern):
+                return check_bits(value)
         kind = LAYER_KINDS.get(type(module))
-        unknown = set(bits) - set(LAYER_KINDS.values())
-        if unknown:
-            raise ConfigError(f"unknown layer kind(s) {sorted(unknown)} in the bits; expected "
-                              f"{sorted(LAYER_KINDS.values())}")
         if kind not in bits:
-            raise ConfigError(f"no bits given for {name} (a {kind} layer); give bits for every layer kind")
+            raise ConfigError(f"no bits given for {name} (a {kind} layer); give bits for every layer kind "
+                              f"({', '.join(sorted(KIND_NAMES))}) or for the layer by name")
         return check_bits(bits[kind])
     return check_bits(bits)
+
+
+def check_bit_patterns(bits: Bits, names: list[str]) -> None:
+    """Refuse layer-name patterns in ``bits`` that name none of the layers ``names``."""
+    if isinstance(bits, Mapping):
+        unmatched = [p for p in bits if p not in KIND_NAMES and not fnmatch.filter(names, p)]
+        if unmatched:
+            raise ConfigError(f"{unmatched[0]!r} in the bits is neither a layer kind ({', '.join(sorted(KIND_NAMES))}) "
+                              f"nor the name of a layer to quantize; the model's are {names}")
 
 
 @dataclass
@@ -115,6 +133,7 @@ def share_weights(model: nn.Module, bits: Bits, *, layers: Optional[list[str]] =
     missing = [n for n in names if n not in found]
     if missing:
         raise ConfigError(f"no prunable layer named {missing[0]!r}; the model's are {list(found)}")
+    check_bit_patterns(bits, names)
     shared = SharedWeights(model)
     for name in names:
         module = found[name]
@@ -126,7 +145,8 @@ def share_weights(model: nn.Module, bits: Bits, *, layers: Optional[list[str]] =
                               f"layers=[...]")
         if kept.sum() < 2 ** b:
             raise ConfigError(f"{name} keeps {int(kept.sum())} non-zero weights, fewer than the {2 ** b} centroids of "
-                              f"{b} bits; use fewer bits for it")
+                              f"{b} bits; give it fewer bits by name (e.g. bits {{'{name}': {max(1, int(kept.sum()).bit_length() - 1)}, ...}}, "
+                              f"--bits ...,{name}={max(1, int(kept.sum()).bit_length() - 1)})")
         centroids, codes = kmeans_1d(weight[kept], 2 ** b)
         full = torch.zeros(weight.shape, dtype=torch.int64, device=weight.device)
         full[kept] = codes.to(weight.device)

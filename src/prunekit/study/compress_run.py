@@ -38,7 +38,7 @@ from ..deploy.compressed_checkpoint import export_checkpoint_compressed, load_co
 from ..errors import ConfigError
 from ..prune.layers import prunable_layers
 from ..quantize import Bits, check_bits, gptq_model, round_layers, share_weights
-from ..quantize.share import layer_bits
+from ..quantize.share import check_bit_patterns, layer_bits
 from ..storage import atomic_write_text, check_output, claim_output, mark_output
 from ..training import TrainConfig, evaluate, train
 
@@ -104,6 +104,7 @@ def compress_checkpoint(checkpoint: str | Path, *, out: str | Path, quantization
     sparse = export_sparse(model, out / SPARSE_FILE)
     stages = [_stage("input", sparse.file_bytes, model, test)]
     started = time.perf_counter()
+    check_bit_patterns(bits, list(dict(prunable_layers(model))))
     if quantization == "shared":
         shared = share_weights(model, bits)
         stages.append(_stage("quantized", None, model, test))
