@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..batches import make_inputs
 from ..errors import ConfigError
 from ..prune.mask import as_mask
-from ..timing import Timer, wall_timer
+from ..timing import Timer, cold_timer, last_level_cache_bytes, wall_timer
 from .sparse_linear import (DEFAULT_KERNELS, KERNELS, MARGIN, MAX_SPARSE_DENSITY, SPARSE_KERNELS,
                             SparseLinear, kernel_density_limit)
 
@@ -124,6 +124,8 @@ def sparsify(
     runner.eval()
     if plan is not None:
         return _apply_plan(runner, plan, chunk=chunk, repeats=repeats, timer=timer, kernels=kernels, values=values)
+    if linear_bytes(runner) > last_level_cache_bytes():  # weights stream from memory: time layers cold
+        timer = cold_timer(timer)
 
     def make(name: str, layer: nn.Linear) -> Optional[nn.Module]:
         sparse = SparseLinear(layer, chunk=chunk, repeats=repeats, timer=timer, kernels=kernels, values=values)
@@ -139,6 +141,18 @@ def sparsify(
                 runner(*args, **kwargs)
         replace_sparse(runner, lambda m: m.to_linear() if set(m.choice.values()) == {"dense"} else None)
     return runner
+
+
+def linear_bytes(model: nn.Module) -> int:
+    """Bytes of the weights of ``model``'s linear layers (``nn.Linear``, ``Conv1D``): more than the last-level
+    cache and a forward pass reads them from memory, so :func:`sparsify` times its layers with cold caches.
+
+    Example:
+        >>> linear_bytes(nn.Sequential(nn.Linear(4, 2), nn.ReLU(), nn.Linear(2, 1)))  # 10 fp32 weights
+        40
+    """
+    return sum(m.weight.numel() * m.weight.element_size() for m in model.modules()
+               if isinstance(m, nn.Linear) or (type(m).__name__ == "Conv1D" and hasattr(m, "weight")))
 
 
 def kernel_plan(model: nn.Module) -> dict[str, dict[str, str]]:
