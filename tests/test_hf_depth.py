@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-import safetensors.torch
 import torch
+from fresh_load import check_fresh, expect
 
 from prunekit.cli import main
 from prunekit.errors import ConfigError
@@ -21,23 +19,6 @@ pytest.importorskip("transformers")
 SMALL = dict(seqlen=32, held_out=512, calibration_batches=2, progress=False)
 ARCHITECTURES = ["llama", "qwen2", "mistral", "phi3", "gemma", "mixtral", "gpt2"]
 
-FRESH = """
-import json, sys, torch, safetensors.torch
-from transformers import AutoModelForCausalLM
-for folder, expected, layers in json.loads(sys.argv[1]):
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
-    assert model.config.get_text_config().num_hidden_layers == layers, folder
-    want = safetensors.torch.load_file(expected)
-    with torch.no_grad():
-        got = model(input_ids=want["ids"]).logits
-        out = model.generate(want["ids"], max_new_tokens=4, do_sample=False, use_cache=True)
-    assert torch.allclose(got, want["logits"], rtol=1e-4, atol=1e-5), (folder, float((got - want["logits"]).abs().max()))
-    assert out.shape[1] == want["ids"].shape[1] + 4, folder
-assert not any(name.startswith("prunekit") for name in sys.modules)
-print("all equal")
-"""
-
-
 def test_every_architecture_loses_blocks_into_a_folder_stock_transformers_loads_and_generates_from(tmp_path):
     ids = torch.randint(0, 300, (1, 12))
     checks = []
@@ -48,15 +29,10 @@ def test_every_architecture_loses_blocks_into_a_folder_stock_transformers_loads_
         assert result.params < result.params_dense, arch
         model = load("hf:" + folder).model  # the same blocks dropped in memory: the folder's logits
         drop_blocks(model, result.removed)
-        with torch.no_grad():
-            logits = model(input_ids=ids).logits
-        safetensors.torch.save_file({"ids": ids, "logits": logits.contiguous()}, str(tmp_path / f"{arch}.expected"))
         record = json.loads((result.path / "prunekit.json").read_text())
         assert record["pruning"]["removed"] == result.removed
-        checks.append((str(result.path), str(tmp_path / f"{arch}.expected"), 2))
-    done = subprocess.run([sys.executable, "-c", FRESH, json.dumps(checks)], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0 and "all equal" in done.stdout, done.stderr[-2000:]
+        checks.append((str(result.path), expect(model, ids, tmp_path / f"{arch}.expected"), 2))
+    check_fresh(checks)
 
 
 def test_a_block_that_changes_nothing_is_the_first_removed_and_runs_are_consecutive(tmp_path):

@@ -113,6 +113,21 @@ class Batch:
                 return int(value.shape[0])
         return 1
 
+    def shard(self, rank: int, count: int) -> "Batch":
+        """The ``rank``-th of ``count`` slices of the batch's samples, as equal as the size allows (samples
+        ``rank * size // count`` up to ``(rank + 1) * size // count``; data-parallel training).
+
+        Example:
+            >>> Batch((torch.arange(5),), labels=torch.arange(5)).shard(1, 2).labels
+            tensor([2, 3, 4])
+        """
+        size = self.size
+        start, end = rank * size // count, (rank + 1) * size // count
+        cut = lambda v: v[start:end] if isinstance(v, Tensor) and v.dim() and v.shape[0] == size \
+            else v  # noqa: E731
+        return replace(self, args=tuple(cut(a) for a in self.args), kwargs={k: cut(v) for k, v in self.kwargs.items()},
+                       labels=cut(self.labels), indices=cut(self.indices))
+
     def to(self, device: torch.device) -> "Batch":
         move = lambda v: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v  # noqa: E731
         return replace(self, args=tuple(move(a) for a in self.args), kwargs={k: move(v) for k, v in self.kwargs.items()},
@@ -154,6 +169,11 @@ class InMemory:
             self.x, self.y = self.x.to(device), self.y.to(device)
         return self
 
+    def skip_epochs(self, count: int) -> None:
+        """Draw the orders of ``count`` epochs without batching them (a resumed run's epochs already done)."""
+        for _ in range(count if self.shuffle else 0):
+            torch.randperm(len(self.x), generator=self.generator)
+
     def epoch(self, number: int) -> Iterator[Batch]:
         order = torch.randperm(len(self.x), generator=self.generator) if self.shuffle else torch.arange(len(self.x))
         order = order.to(self.x.device)
@@ -177,6 +197,9 @@ class Loader:
 
     def to(self, device: torch.device) -> "Loader":
         return self
+
+    def skip_epochs(self, count: int) -> None:
+        """Nothing to do: each epoch's order comes from its own seed."""
 
     def epoch(self, number: int) -> Iterator[Batch]:
         torch.manual_seed(self.seed + number)  # a DataLoader shuffling with the default generator: reproducible

@@ -12,10 +12,10 @@ import traceback
 from .._version import __version__
 from ..errors import PrunekitError
 from ..plugins import load_plugins
-from . import (bench, compact, compress, convert, drop_blocks, export, info, listing, perplexity, prune, sensitivity,
+from . import (bench, compact, compress, convert, drop_blocks, drop_experts, export, info, listing, perplexity, prune, sensitivity,
                sweep, train)
 
-COMMAND_MODULES = (train, prune, drop_blocks, perplexity, convert, info, sweep, sensitivity, compact, compress, export, bench, listing)
+COMMAND_MODULES = (train, prune, drop_blocks, drop_experts, perplexity, convert, info, sweep, sensitivity, compact, compress, export, bench, listing)
 
 
 def build_parser() -> argparse.ArgumentParser:

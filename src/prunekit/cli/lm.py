@@ -42,10 +42,20 @@ def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
     dataset = text_dataset(args.dataset)
     result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, owl=args.owl,
-                              schedule=args.schedule, recovery=recovery, progress=not args.quiet)
+                              schedule=args.schedule, recovery=recovery, target_params=args.target_params,
+                              progress=not args.quiet)
     print(f"{args.model}: {spec.method} pruning ({spec.criterion or 'magnitude'}) to {result.sparsity:.2f}% of the "
           f"pruned layers{_trained(args.schedule, result)} in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
           f"{args.seqlen}) {result.perplexity_dense:.3f} dense -> {result.perplexity:.3f} -> {result.path}")
+    if result.search is not None:
+        print(f"target {result.search.target:,} parameters: uniform sparsity {result.search.sparsity:g}% gives "
+              f"{result.search.params:,} ({len(result.search.tried)} plans tried, in prunekit.json)")
+    if result.config_changes is not None:
+        changed = ", ".join(f"{k} {a} -> {b}" if a is not None else f"{k} {b} (written out)"
+                            for k, (a, b) in result.config_changes.items())
+        print(f"compacted: {result.params_dense:,} -> {result.params:,} parameters "
+              f"({100 * (1 - result.params / result.params_dense):.1f}% fewer); config: {changed or 'unchanged'}; "
+              f"stock transformers loads the folder")
     return 0
 
 
@@ -76,8 +86,11 @@ def run_train_lm(args: argparse.Namespace, config, default_dataset: str | None) 
     distill = DistillConfig(temperature=args.distill_temperature, alpha=args.distill_alpha)
     result = train_pretrained(args.model, config, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, device=args.device,
-                              teacher=args.teacher, distill=distill, progress=not args.quiet)
+                              teacher=args.teacher, distill=distill, state_every=args.state_every,
+                              progress=not args.quiet)
     how = "fine-tuned" if args.teacher is None else f"distilled from {args.teacher}"
+    if result.resumed_at:
+        how += f" (resumed at step {result.resumed_at})"
     print(f"{args.model}: {how} on {result.train_tokens:,} tokens of {dataset} in {result.train_seconds:.1f} s; "
           f"held-out perplexity (windows of {args.seqlen}) {result.perplexity_before:.3f} -> "
           f"{result.perplexity:.3f} -> {result.path}")

@@ -43,6 +43,9 @@ def register(commands) -> None:
                         help="instead of --sparsity (unit pruning): prune coupled groups until the compacted model "
                         "measures at most RATIO x the dense latency on this machine's CPU (e.g. 0.5), choosing "
                         "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first)")
+    parser.add_argument("--target-params", type=parameter_count, default=None, metavar="N",
+                        help="instead of --sparsity (a language model, --method unit): the smallest uniform width "
+                        "pruning whose compacted model has at most N parameters (e.g. 100M, 1.5B or 100000000)")
     parser.add_argument("--latency-batch", type=positive_int, default=256,
                         help="the batch size --target-latency is measured at")
     parser.add_argument("--align-channels", type=positive_int, default=None, metavar="N",
@@ -80,6 +83,9 @@ def run_prune(args: argparse.Namespace) -> int:
         "latency_bn_batches": args.bn_batches})
     if is_hf_reference(args.model):
         return run_prune_lm(args, spec, target, recovery)
+    if args.target_params is not None:
+        raise ConfigError("--target-params sizes a language model (--model hf:DIR); for the model zoo give "
+                          "--sparsity or --target-latency")
     if not args.checkpoint:
         raise ConfigError("give the checkpoint to prune (--checkpoint DIR), or a Hugging Face model (--model hf:DIR)")
     result = prune_checkpoint(args.checkpoint, spec, target, out=args.out, schedule=args.schedule,
@@ -101,6 +107,24 @@ def run_prune(args: argparse.Namespace) -> int:
     print(f"\n{args.method} pruning at {shape} of the pruned layers ({args.scope}, {args.schedule}{cost}; "
           f"{m['weight_sparsity_all']:.2f}% of all weights are zero): {quality} -> {result.path}")
     return 0
+
+
+def parameter_count(text: str) -> int:
+    """A parameter count: an integer, or a number with K, M or B (thousand, million, billion).
+
+    Example:
+        >>> parameter_count("100M"), parameter_count("1.5B"), parameter_count("12345")
+        (100000000, 1500000000, 12345)
+    """
+    scale = {"K": 10 ** 3, "M": 10 ** 6, "B": 10 ** 9}.get(text[-1:].upper(), 1)
+    number = text[:-1] if scale > 1 else text
+    try:
+        value = round(float(number) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a parameter count such as 100M, 1.5B or 100000000, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a parameter count must be positive, got {text!r}")
+    return value
 
 
 def read_ratios(path: str) -> dict[str, float]:

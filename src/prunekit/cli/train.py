@@ -34,6 +34,9 @@ def register(commands) -> None:
                        help="distil from this model (e.g. the dense model a pruned one came from; same tokenizer): "
                        "the student learns the teacher's next-token distributions instead of the text's tokens")
     group.add_argument("--distill-temperature", type=positive_float, default=1.0, help="softens both distributions")
+    group.add_argument("--state-every", type=int, default=200, metavar="STEPS",
+                       help="write the training state (weights, optimizer, step) to OUT.state/ every STEPS steps; "
+                       "the same command run again after an interruption continues from it (0: never)")
     group.add_argument("--distill-alpha", type=float, default=1.0,
                        help="weight of the KL term; 1 - alpha weighs the next-token loss on the text")
 

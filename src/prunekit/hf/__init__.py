@@ -10,6 +10,9 @@
   and plot of held-out perplexity, resumable;
 * :func:`prune_depth` -- remove whole decoder blocks (least angular distance between a block's input and
   output), written as a folder with a standard, shorter config;
+* :func:`compact_pretrained` -- a unit-pruned model made smaller, in a config solved from its new shapes
+  (:func:`prune_pretrained` with ``method="unit"`` writes it); :func:`sparsity_for_params` sizes it;
+* :func:`prune_experts` -- remove the least salient experts of mixture-of-experts layers (REAP);
 * :func:`block_sensitivity` -- each decoder block pruned alone over a grid: curves for
   :func:`~prunekit.plan.allocate`'s per-block plans;
 * :func:`load_model_or_checkpoint` -- ``hf:DIR`` wherever a command reads a checkpoint (``export --format hf``);
@@ -18,6 +21,7 @@
 
 from . import export  # noqa: F401  (registers the "hf" export format)
 from .depth import DepthPruned, prune_depth
+from .experts import ExpertsPruned, prune_experts
 from .checkpoint import LMCheckpoint, example_tokens, is_hf_folder, load_model_or_checkpoint
 from .load import DTYPES, Pretrained, is_hf_reference, load, load_tokenizer
 from .perplexity import perplexity
@@ -26,7 +30,8 @@ from .save import MASKS_FILE, RECORD_FILE, save_pretrained
 from .sensitivity import block_sensitivity
 from .sweep import LMSeries, LMSweep, sweep_pretrained
 from .train import TrainedLM, train_pretrained
+from .width import CompactedLM, compact_pretrained, sparsity_for_params
 
-__all__ = ["block_sensitivity", "DepthPruned", "prune_depth", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
+__all__ = ["block_sensitivity", "CompactedLM", "compact_pretrained", "DepthPruned", "ExpertsPruned", "prune_depth", "prune_experts", "sparsity_for_params", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
            "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
            "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "sweep_pretrained", "TrainedLM", "train_pretrained"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -26,16 +26,19 @@ from ..plan import owl_plan
 from ..prune import Mask, Pruner, PruneSpec
 from ..schedules import Recovery
 from ..storage import check_output
+from ..structure import ModelStructure, model_structure
 
 from .load import load
 from .perplexity import perplexity
 from .recover import check_schedule, lm_recovery, prune_with_recovery, training_windows
 from .save import save_pretrained
+from .width import ParamsSearch, compact_pretrained, sparsity_for_params
 
 
 @dataclass
 class PrunedLM:
-    """What :func:`prune_pretrained` measured and wrote."""
+    """What :func:`prune_pretrained` measured and wrote (``config_changes``: the settings unit pruning changed,
+    ``{setting: [before, after]}``; ``None`` for weight pruning, whose folder keeps the dense shapes)."""
 
     path: Path
     mask: Mask
@@ -44,12 +47,17 @@ class PrunedLM:
     perplexity: float
     prune_seconds: float
     train_tokens: int = 0
+    params_dense: int = 0
+    params: int = 0
+    config_changes: Optional[dict[str, list]] = None
+    search: Optional[ParamsSearch] = None
 
 
 def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mapping[str, float], None] = None, *,
                      out: str | os.PathLike, dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512,
                      held_out: int = 16384, owl: bool = False, schedule: str = "oneshot",
-                     recovery: Optional[Recovery] = None, progress: bool = True) -> PrunedLM:
+                     recovery: Optional[Recovery] = None, target_params: Optional[int] = None,
+                     progress: bool = True) -> PrunedLM:
     """Load ``reference`` (``hf:DIR`` or ``hf:FILE.gguf``), prune it as ``spec`` says to ``target`` (or the
     spec's N:M pattern) and write it as a Hugging Face folder ``out`` with its perplexity before and after.
 
@@ -61,41 +69,83 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     text's windows after the held-out part, with ``recovery``'s recipe (its unchanged settings taken from
     :data:`~.recover.LM_RECIPE`); see :func:`~.recover.prune_with_recovery`.
 
+    Unit pruning (``spec.method == "unit"``) removes MLP channels, attention heads (a key/value head with all
+    its query heads) and, with ``spec.include_inexact``, the residual width, from the traced model's coupled
+    groups; the folder holds the **smaller** model in a standard config solved from its shapes
+    (:func:`~.width.compact_pretrained`), which stock transformers loads. Every layer alike (layer scope,
+    one sparsity) gives such a config; ``spec.round_to`` keeps channel counts multiples of N.
+    ``target_params`` (unit pruning, instead of ``target``): the smallest uniform sparsity whose compacted
+    model has at most that many parameters (:func:`~.width.sparsity_for_params`; the search is recorded).
+
     Raises:
-        ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
+        ConfigError: for a target the spec refuses, a model or text that cannot be read, a text too short, or
+            unit pruning no standard config can express (naming the sizes).
     """
-    recipe = check_request(spec, target, owl=owl, schedule=schedule, recovery=recovery)
+    recipe = check_request(spec, target, owl=owl, schedule=schedule, recovery=recovery, target_params=target_params)
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     model = pretrained.model
+    search, structure = None, None
+    if spec.removes_units:
+        structure = model_structure(model, {"input_ids": splits.rest[:min(seqlen, 64)].unsqueeze(0)})
+    if target_params is not None:
+        search = sparsity_for_params(model, spec, structure, target_params)
+        target = search.sparsity
     dense = perplexity(model, splits.held_out, seqlen, progress)
     point = prune_loaded(model, splits, spec, target, seqlen=seqlen, owl=owl, schedule=schedule, recipe=recipe,
-                         progress=progress)
-    pruned = perplexity(model, splits.held_out, seqlen, progress)
+                         structure=structure, progress=progress)
     sparsity = point.mask.sparsity()
+    params_dense = sum(p.numel() for p in model.parameters())
+    compacted, mask = None, point.mask
+    if spec.removes_units:  # a smaller model in a standard config, not a masked one
+        compacted = compact_pretrained(model, point.mask, structure, include_inexact=spec.include_inexact)
+        pretrained = replace(pretrained, model=compacted.model)
+        mask = None
+    pruned = perplexity(pretrained.model, splits.held_out, seqlen, progress)
+    params = sum(p.numel() for p in pretrained.model.parameters())
     record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
                           "calibration": [spec.calibration_batches, seqlen] if point.calibrated else None,
                           "owl_plan": point.plan, "schedule": schedule,
                           "recovery": recipe.to_dict() if recipe else None},
               "metrics": {"sparsity_actual": sparsity, "perplexity_dense": dense, "perplexity": pruned,
                           "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
-                          "prune_seconds": point.seconds, **point.cost}}
-    path = save_pretrained(pretrained, out, point.mask, record)
-    return PrunedLM(path, point.mask, sparsity, dense, pruned, point.seconds, point.cost.get("train_tokens", 0))
+                          "prune_seconds": point.seconds, "params_dense": params_dense, "params": params,
+                          **point.cost}}
+    if search is not None:
+        record["pruning"]["target_params"] = {"target": search.target, "sparsity": search.sparsity,
+                                              "params": search.params, "tried": search.tried}
+    if compacted is not None:
+        record["compacted"] = {"config_changes": compacted.changes, "groups": compacted.plan.groups,
+                               "exact": compacted.exact, "logit_difference": compacted.difference}
+    path = save_pretrained(pretrained, out, mask, record)
+    return PrunedLM(path, point.mask, sparsity, dense, pruned, point.seconds, point.cost.get("train_tokens", 0),
+                    params_dense, params, compacted.changes if compacted is not None else None, search)
 
 
 def check_request(spec: PruneSpec, target: Union[float, Mapping[str, float], None], *, owl: bool = False,
-                  schedule: str = "oneshot", recovery: Optional[Recovery] = None) -> Optional[Recovery]:
+                  schedule: str = "oneshot", recovery: Optional[Recovery] = None,
+                  target_params: Optional[int] = None) -> Optional[Recovery]:
     """Refuse, before anything is loaded, a request :func:`prune_pretrained` cannot do; return the recovery
     recipe of a schedule that trains (through :func:`~.recover.lm_recovery`), else ``None``.
 
     Raises:
         ConfigError: naming what is wrong with the request.
     """
-    if (target is None) == (spec.pattern is None):
+    if target_params is not None:
+        if not spec.removes_units or target is not None or spec.pattern is not None or schedule != "oneshot":
+            raise ConfigError("a parameter target (--target-params) is met by one-shot unit pruning alone: give "
+                              "--method unit without --sparsity, --ratios or --pattern (distil afterwards with "
+                              "prunekit train --teacher)")
+        if not (isinstance(target_params, int) and target_params > 0):
+            raise ConfigError(f"a parameter target is a positive number of parameters, got {target_params!r}")
+    elif (target is None) == (spec.pattern is None):
         raise ConfigError("give exactly one of a sparsity, per-layer ratios or an N:M pattern")
-    spec.check_target(target)
+    else:
+        spec.check_target(target)
+    if spec.removes_units and spec.scope != "layer":
+        raise ConfigError("unit pruning of a language model prunes every layer alike (--scope layer), so the result "
+                          "is a standard config stock transformers loads; global scope gives layers of different widths")
     if owl and (spec.removes_units or spec.pattern is not None or isinstance(target, Mapping)):
         raise ConfigError("OWL turns one sparsity into per-block sparsities of weight pruning: give --sparsity "
                           "with a weight method, not a pattern, a plan or unit pruning")
@@ -126,10 +176,10 @@ class PrunedPoint:
 
 def prune_loaded(model: Any, splits: TokenSplits, spec: PruneSpec, target: Union[float, Mapping[str, float], None],
                  *, seqlen: int, owl: bool = False, schedule: str = "oneshot", recipe: Optional[Recovery] = None,
-                 progress: bool = True) -> PrunedPoint:
+                 structure: Optional[ModelStructure] = None, progress: bool = True) -> PrunedPoint:
     """Prune the loaded language model ``model`` in place as :func:`prune_pretrained` does (checked request,
     ``recipe`` already through :func:`~.recover.lm_recovery` for a schedule that trains): calibration from
-    ``splits`` after its held-out part."""
+    ``splits`` after its held-out part; ``structure``: the model's traced structure, if already built."""
     reads = spec.needs_data or spec.reconstruct or owl
     calibration = splits.calibration(spec.calibration_batches, seqlen) if reads else None
     plan = owl_plan(model, target, calibration, batches=len(calibration), layers=spec.layers,
@@ -141,7 +191,8 @@ def prune_loaded(model: Any, splits: TokenSplits, spec: PruneSpec, target: Union
                                          training_windows(splits.rest, seqlen), calibration,
                                          example_inputs=example, progress=progress)
     else:
-        mask = Pruner(model, spec, example).prune(plan if owl else target, calibration=calibration)
+        pruner = Pruner(model, spec, structure=structure) if structure is not None else Pruner(model, spec, example)
+        mask = pruner.prune(plan if owl else target, calibration=calibration)
     return PrunedPoint(mask, plan, time.perf_counter() - started, cost, calibration is not None)
 
 

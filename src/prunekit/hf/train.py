@@ -15,6 +15,7 @@ Example (a tiny random Llama, built and saved here):
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,11 @@ import torch
 
 from ..data.text import DEFAULT, token_splits
 from ..losses import causal_lm_loss
-from ..storage import check_output
-from ..errors import ConfigError
+from ..storage import check_output, read_json
+from ..errors import CheckpointError, ConfigError
 from ..training import DistillConfig, TrainConfig, lm_distillation_loss, train
+from ..training.distributed import barrier, init_from_launcher, is_main, world
+from ..training.resume import has_state
 
 from .load import Pretrained, load
 from .perplexity import perplexity
@@ -43,13 +46,14 @@ class TrainedLM:
     perplexity: float
     train_tokens: int
     train_seconds: float
+    resumed_at: int = 0
 
 
 def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, out: str | os.PathLike,
                      dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512, held_out: int = 16384,
                      device: Any = None, teacher: Optional[str] = None,
                      distill: DistillConfig = DistillConfig(temperature=1.0, alpha=1.0),
-                     progress: bool = True) -> TrainedLM:
+                     state_every: int = 0, progress: bool = True) -> TrainedLM:
     """Fine-tune the model ``reference`` names (``hf:DIR``, ``hf:FILE.gguf``) on ``dataset`` and write it
     as the Hugging Face folder ``out``.
 
@@ -58,12 +62,18 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
     first ``held_out`` tokens; perplexity is measured on those first tokens, before and after.
     ``teacher`` (``hf:DIR``, e.g. the dense model a pruned one came from): distil from it instead, with
     :func:`~prunekit.training.lm_distillation_loss` and ``distill`` (default: the logit KL alone).
+    Launched by ``torchrun`` as several processes, it trains data-parallel (DDP; ``gloo`` on CPUs): each
+    process takes its share of every batch, and the first one writes the folder.
+    ``state_every``: write the training state to ``OUT.state/`` every that many steps (0: never); when that
+    folder holds one, the same call continues from it (an interrupted run loses at most ``state_every``
+    steps) and the folder is removed once ``out`` is written.
 
     Raises:
         ConfigError: a model or text that cannot be read, a text too short, an output that exists, a teacher
             whose tokenizer or vocabulary differs from the model's.
     """
     config = lm_config(config or TrainConfig())
+    init_from_launcher(device)
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
     model = pretrained.model
@@ -72,10 +82,12 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
     windows = training_windows(splits.rest, seqlen)
     before = perplexity(model, splits.held_out, seqlen, progress)
     use_cache, model.config.use_cache = getattr(model.config, "use_cache", None), False
+    state_dir = out.with_name(out.name + ".state")
+    resumed_at = int(read_json(state_dir / "state.json", error=CheckpointError)["step"]) if has_state(state_dir) else 0
     started = time.perf_counter()
     try:
         train(model, (windows, windows), config, loss_fn=loss_fn, device=device, progress=progress,
-              desc="fine-tune" if teacher is None else "distil")
+              desc="fine-tune" if teacher is None else "distil", state_dir=state_dir, state_every=state_every)
     finally:
         model.config.use_cache = use_cache
     seconds = time.perf_counter() - started
@@ -87,8 +99,15 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
               "metrics": {"perplexity_before": before, "perplexity": after, "perplexity_window": seqlen,
                           "held_out_tokens": len(splits.held_out), "train_tokens": tokens,
                           "train_seconds": seconds}}
-    path = save_pretrained(pretrained, out, None, record)
-    return TrainedLM(path, before, after, tokens, seconds)
+    if resumed_at:
+        record["metrics"]["resumed_at_step"] = resumed_at
+    record["training"]["processes"] = world()[1]
+    if is_main():
+        save_pretrained(pretrained, out, None, record)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    barrier()
+    path = out
+    return TrainedLM(path, before, after, tokens, seconds, resumed_at)
 
 
 def _teacher(reference: str, student: Pretrained) -> torch.nn.Module:

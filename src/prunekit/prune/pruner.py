@@ -88,7 +88,7 @@ class Pruner:
         spec, model = self.spec, self.model
         sparsity = spec.check_target(target)
         if spec.round_to > 1 and sparsity != 0:
-            sparsity = self._rounded(sparsity)
+            sparsity = self.rounded(sparsity)
         fn = spec.resolved_criterion()
         if isinstance(fn, PostTrainingCriterion) and not spec.sequential:
             fn = replace(fn, sequential=False)
@@ -124,19 +124,25 @@ class Pruner:
         return result
 
 
-    def _rounded(self, sparsity: float | dict[str, float]) -> dict[str, float]:
+    def rounded(self, sparsity: float | dict[str, float]) -> dict[str, float]:
         """The per-layer plan in which every pruned layer (or traced group) keeps a multiple of
         ``spec.round_to`` units, rounded up from what ``sparsity`` would keep."""
         spec = self.spec
-        if self.traced:
-            units = [(g.name, g.size) for g in prunable_groups(self.structure.graph, spec.layers, spec.include_inexact)]
+        if self.traced:  # attention heads are whole units already: their counts are not rounded
+            groups = prunable_groups(self.structure.graph, spec.layers, spec.include_inexact)
+            units = [(g.name, g.size, g.kind != "heads") for g in groups]
         else:
-            units = [(name, m.weight.shape[0]) for name, m in
+            units = [(name, m.weight.shape[0], True) for name, m in
                      select_layers(self.model, spec.method, spec.layers, include_output=spec.include_output)]
+        rounded = [n for _, n, rounds in units if rounds]
+        if rounded and spec.round_to > max(rounded):
+            raise ConfigError(f"round_to {spec.round_to} is larger than every pruned layer (the widest has "
+                              f"{max(rounded)} units): give at most {max(rounded)}")
         plan = {}
-        for name, n in units:
+        for name, n, rounds in units:
             kept = n - round(sparsity_of(sparsity, name) / 100 * n)
-            kept = min(n, -(-kept // spec.round_to) * spec.round_to)
+            if rounds:
+                kept = min(n, -(-kept // spec.round_to) * spec.round_to)
             plan[glob.escape(name)] = 100.0 * (n - kept) / n
         return plan
 

@@ -5,6 +5,11 @@
 * ``bn_scale``: ``|gamma|`` of the normalisation after the unit (network slimming, Liu et al. 2017).
 * ``fpgm``: the summed distance of a unit's filters to the other units' (He et al. 2019): units near the
   geometric median are the most replaceable, so they go first.
+* ``activation``: what each unit adds to the layers that read it, over calibration data (Minitron's
+  activation importance, weighted as Wanda weighs a weight): per unit, the square root of
+  ``sum_j ||x_j||^2 ||W[:, j]||^2`` over the input features ``j`` it owns in every Linear (or GPT-2
+  ``Conv1D``) reading it, ``x_j`` its activations over all calibration tokens. Forward passes only;
+  it needs data (``calibration=``).
 * ``taylor``: the first-order Taylor estimate of the loss change when a unit is removed (Molchanov
   et al. 2017, 2019): per batch, the sum over the unit's parameters of ``weight * gradient`` (which
   equals activation x gradient summed over the unit's positions), squared, averaged over calibration
@@ -37,7 +42,7 @@ from ..batches import as_source
 from ..errors import ConfigError
 from ..losses import LossFn, cross_entropy
 from .scores import CRITERIA, magnitude
-from .units import UnitView
+from .units import UnitSlice, UnitView, output_axis
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,65 @@ def taylor_unit_scores(model: nn.Module, views: list[UnitView], data: Any, batch
     return out
 
 
+def activation_unit_scores(model: nn.Module, views: list[UnitView], data: Any, batches: int,
+                           loss_fn: Optional[LossFn] = None, sparsity: float = 0.0) -> list[Tensor]:
+    """The ``activation`` scores of every unit (see the module docstring): forward passes, no gradients."""
+    modules = dict(model.named_modules())
+    readers: dict[str, list[tuple[int, UnitSlice]]] = {}
+    for i, view in enumerate(views):
+        for s in view.slices:
+            owner, _, attr = s.name.rpartition(".")
+            module = modules.get(owner)
+            if attr == "weight" and module is not None and module.weight.dim() == 2 and s.axis == _input_axis(module):
+                readers.setdefault(owner, []).append((i, s))
+    unread = [views[i].name for i in range(len(views)) if not any(i == j for e in readers.values() for j, _ in e)]
+    if unread:
+        raise ConfigError(f"criterion 'activation' scores units by what the Linear layers reading them receive; no "
+                          f"Linear layer reads {', '.join(unread[:3])} (use l2, fpgm or taylor there)")
+    energy = {owner: torch.zeros(modules[owner].weight.shape[_input_axis(modules[owner])], dtype=torch.float64)
+              for owner in readers}
+
+    def hook(owner):
+        def add(module, args):
+            x = args[0].detach()
+            energy[owner].add_(x.reshape(-1, x.shape[-1]).double().pow(2).sum(0).cpu())
+        return add
+
+    handles = [modules[owner].register_forward_pre_hook(hook(owner)) for owner in readers]
+    was_training = model.training
+    model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    count = 0
+    try:
+        with torch.no_grad():
+            for batch in as_source(data, batch_size=128, seed=0).epoch(0):
+                batch = batch.to(device)
+                model(*batch.args, **batch.kwargs)
+                count += 1
+                if count == batches:
+                    break
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if count == 0:
+        raise ConfigError("the calibration data is empty")
+    scores = [torch.zeros(v.size, dtype=torch.float64) for v in views]
+    for owner, entries in readers.items():
+        weight = modules[owner].weight.detach().double().cpu()
+        columns = weight.pow(2).sum(dim=1 - _input_axis(modules[owner]))
+        contribution = energy[owner] * columns
+        for i, s in entries:
+            owned = s.units >= 0
+            scores[i].index_add_(0, torch.from_numpy(s.units[owned]), contribution[torch.from_numpy(owned)])
+    return [s.sqrt() for s in scores]
+
+
+def _input_axis(module: nn.Module) -> int:
+    """The axis of a 2-D weight that indexes the layer's inputs (0 for GPT-2's ``Conv1D``, stored ``[in, out]``)."""
+    return 1 - output_axis(module)
+
+
 def _calibrate(model: nn.Module, data: Any, batches: int, loss_fn: Optional[LossFn], add) -> int:
     """Run up to ``batches`` batches forward and backward (eval mode) and call ``add(params, grads)`` after each."""
     loss_fn = loss_fn or cross_entropy()
@@ -174,6 +238,9 @@ UNIT_CRITERIA = {
                  "|gamma| of the normalisation after each unit (network slimming, Liu et al. 2017)"),
     "fpgm": (UnitCriterion("fpgm", _fpgm),
              "distance of each unit's filters to the others; nearest the geometric median goes first (He et al. 2019)"),
+    "activation": (UnitCriterion("activation", needs_data=True, data_scores=activation_unit_scores),
+                   "what each unit adds to the Linear layers reading it over calibration data: ||x_j|| x ||W[:, j]|| "
+                   "(Minitron's activation importance, Wanda-weighted)"),
     "taylor": (UnitCriterion("taylor", needs_data=True, scores_weights=True, data_scores=taylor_unit_scores),
                "first-order Taylor: (sum of weight x gradient)^2 per unit over calibration batches (Molchanov et al.)"),
 }

@@ -109,12 +109,12 @@ def _role(modules: Mapping[str, nn.Module], name: str, axis: int) -> str:
         return "other"
     if isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)):
         return "norm_scale"
-    if module.weight.dim() >= 2 and axis == _output_axis(module):
+    if module.weight.dim() >= 2 and axis == output_axis(module):
         return "filter"
     return "other"
 
 
-def _output_axis(module: nn.Module) -> int:
+def output_axis(module: nn.Module) -> int:
     """The axis of a weight that indexes the layer's outputs: 1 for transposed convolutions and GPT-2 style
     ``Conv1D`` (weights stored ``[in, out]``, recognised by an ``nf`` output size), else 0."""
     if isinstance(module, nn.modules.conv._ConvTransposeNd):

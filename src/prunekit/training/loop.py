@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
@@ -29,6 +30,8 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, TrainingError
 from .config import TrainConfig, lr_factor, make_optimizer
+from .distributed import data_parallel, is_main, world
+from .resume import has_state, load_state, save_state
 from ..batches import Batch, as_source
 from ..losses import LossFn, cross_entropy, logits_of  # noqa: F401  (re-exported)
 from .device import grad_scaler, model_device, precision_context, resolve_device
@@ -47,6 +50,7 @@ class TrainState:
     stop: bool = False  # a callback may set this to end training early
     batch: Batch | None = None
     history: list[dict] = field(default_factory=list)
+    steps_per_epoch: int = 0
 
 
 class Callback:
@@ -74,6 +78,8 @@ def train(
     device: Any = None,
     progress: bool = True,
     desc: str = "train",
+    state_dir: str | os.PathLike | None = None,
+    state_every: int = 0,
 ) -> list[dict]:
     """Train ``model`` in place.
 
@@ -89,6 +95,12 @@ def train(
             moved there (default: where it is).
         progress: show a progress bar with the running loss and accuracy.
         desc: the progress bar's label.
+        state_dir: a folder for the training state (:mod:`~prunekit.training.resume`): written every
+            ``state_every`` steps, and, when it already holds one, training continues from it.
+        state_every: steps between two saves of the state (0: never).
+
+    Launched as several processes (``torchrun``; :mod:`~prunekit.training.distributed`), each trains on its
+    share of every batch and the gradients are averaged: the steps of one process on the whole batch.
 
     Returns:
         One dict per epoch: ``epoch``, ``loss``, ``train_accuracy`` (classifiers), ``seconds``.
@@ -97,6 +109,7 @@ def train(
         ConfigError: for data of an unknown form, a device or precision that is not available, or
             labels the model's outputs cannot cover.
         TrainingError: when the loss becomes NaN or infinite (the weights keep their last finite values).
+        CheckpointError: for a ``state_dir`` written by another run (recipe, length or model).
     """
     target = resolve_device(device) if device is not None else model_device(model)
     model.to(target)
@@ -107,9 +120,16 @@ def train(
     optimizer = make_optimizer(model, config)
     held = mask.hold(model, optimizer) if mask is not None else None
     loss_fn = loss_fn or cross_entropy(config.label_smoothing)
-    state = TrainState(model, optimizer, config, total_steps)
-    run = _Step(state, loss_fn, callbacks, autocast, grad_scaler(config.precision, target), target, desc)
-    bar = tqdm(total=total_steps, desc=desc, disable=None if progress else True, leave=False, unit="step")
+    state = TrainState(model, optimizer, config, total_steps, steps_per_epoch=steps_per_epoch)
+    if has_state(state_dir):
+        load_state(state_dir, state)
+        source.skip_epochs(state.epoch)  # the batch orders of the epochs done, drawn again
+    if state_dir is not None and state_every > 0:
+        callbacks = [*callbacks, _SaveState(state_dir, state_every)]
+    run = _Step(state, loss_fn, callbacks, autocast, grad_scaler(config.precision, target), target, desc,
+                data_parallel(model))
+    bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=None if progress else True, leave=False,
+               unit="step")
     model.train()
     try:
         for cb in callbacks:
@@ -129,24 +149,34 @@ def train(
 class _Step:
     """One optimisation step: forward (under autocast), loss, backward (scaled for fp16), update."""
 
-    def __init__(self, state, loss_fn, callbacks, autocast, scaler, device, desc):
+    def __init__(self, state, loss_fn, callbacks, autocast, scaler, device, desc, forward):
         self.state, self.loss_fn, self.callbacks = state, loss_fn, callbacks
         self.autocast, self.scaler, self.device, self.desc = autocast, scaler, device, desc
+        self.forward = forward  # the model, or its data-parallel wrapper (see .distributed)
 
     def __call__(self, batch: Batch) -> tuple[float, int, int]:
         state = self.state
         for group in state.optimizer.param_groups:
             group["lr"] = state.config.lr * lr_factor(state.config, state.step, state.total_steps)
+        rank, processes = world()
+        weight = 1.0
+        if processes > 1:  # this process's share of the batch; DDP averages the gradients over all
+            full, batch = batch, batch.shard(rank, processes)
+            weight = processes * batch.size / full.size  # so the average is the whole batch's mean gradient
+            if batch.size == 0:  # a last batch smaller than the processes: one sample, weighted 0, keeps step
+                batch = full.shard(0, full.size)
         state.batch = batch
         for cb in self.callbacks:
             cb.on_step_begin(state)
         with self.autocast:
-            outputs = state.model(*batch.args, **batch.kwargs)
+            outputs = self.forward(*batch.args, **batch.kwargs)
             if state.step == 0 and batch.labels is not None and getattr(outputs, "loss", None) is None:
                 check_logits(logits_of(outputs), batch.labels)
             loss = self.loss_fn(outputs, batch)
         state.loss = loss.item()
         check_finite_loss(state, self.desc)
+        if weight != 1.0:
+            loss = loss * weight
         state.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -183,9 +213,23 @@ def _correct(outputs: Any, batch: Batch) -> tuple[int, int]:
     return int((logits.argmax(1) == batch.labels).sum().item()), int(batch.labels.numel())
 
 
+class _SaveState(Callback):
+    """Writes the training state every ``every`` steps (not after the last: the caller saves the result)."""
+
+    def __init__(self, folder, every: int):
+        self.folder, self.every = folder, every
+
+    def on_step_end(self, state: TrainState) -> None:
+        if state.step % self.every == 0 and state.step < state.total_steps and is_main():
+            save_state(self.folder, state)
+
+
 def _run_epoch(state: TrainState, source, run: _Step, callbacks, bar) -> None:
     started, loss_sum, correct, counted, seen = time.perf_counter(), 0.0, 0, 0, 0
-    for batch in source.epoch(state.epoch):
+    done = state.step - state.epoch * state.steps_per_epoch  # batches of this epoch seen before a resume
+    for index, batch in enumerate(source.epoch(state.epoch)):
+        if index < done:
+            continue
         if state.step >= state.total_steps or state.stop:
             break
         batch = batch.to(run.device)
@@ -199,6 +243,8 @@ def _run_epoch(state: TrainState, source, run: _Step, callbacks, bar) -> None:
         shown = {"acc": f"{correct / counted:.4f}"} if counted else {}
         bar.set_postfix(epoch=state.epoch + 1, loss=f"{loss_sum / max(seen, 1):.4f}", **shown, refresh=False)
     state.epoch += 1
+    if not seen:  # an epoch a resumed run had finished: its record is not in the saved history
+        return
     record = {"epoch": state.epoch, "loss": loss_sum / max(1, seen), "seconds": time.perf_counter() - started}
     if counted:
         record["train_accuracy"] = correct / counted
