@@ -65,3 +65,14 @@ def test_a_state_of_another_run_is_refused_naming_the_folder(tmp_path):
     with pytest.raises(CheckpointError, match="does not fit this model"):
         train(torch.nn.Linear(4, 3), data, TrainConfig(epochs=1, batch_size=16), progress=False,
               state_dir=tmp_path / "st")
+
+
+def test_gradient_checkpointing_trains_the_same_student(tmp_path, text):
+    student = tiny_folder(str(tmp_path), "llama")
+    config = TrainConfig(epochs=0.2, lr=0.003)
+    plain = train_pretrained("hf:" + student, config, out=tmp_path / "plain", dataset=text, **SMALL)
+    saved = train_pretrained("hf:" + student, config, out=tmp_path / "ckpt", dataset=text,
+                             gradient_checkpointing=True, **SMALL)
+    a, b = load("hf:" + str(plain.path)).model.state_dict(), load("hf:" + str(saved.path)).model.state_dict()
+    assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-7) for k in a)
+    assert not load("hf:" + str(saved.path)).model.is_activation_checkpointing

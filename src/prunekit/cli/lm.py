@@ -87,7 +87,7 @@ def run_train_lm(args: argparse.Namespace, config, default_dataset: str | None) 
     result = train_pretrained(args.model, config, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, device=args.device,
                               teacher=args.teacher, distill=distill, state_every=args.state_every,
-                              progress=not args.quiet)
+                              gradient_checkpointing=args.gradient_checkpointing, progress=not args.quiet)
     how = "fine-tuned" if args.teacher is None else f"distilled from {args.teacher}"
     if result.resumed_at:
         how += f" (resumed at step {result.resumed_at})"

@@ -29,16 +29,18 @@ def register(commands) -> None:
     add_device_option(parser)
     add_data_options(parser, default=DEFAULT_DATASET)
     add_lm_options(parser)
-    group = parser.add_argument_group("distillation of a language model (--model hf:DIR)")
+    group = parser.add_argument_group("training a language model (--model hf:DIR)")
     group.add_argument("--teacher", default=None, metavar="hf:DIR",
                        help="distil from this model (e.g. the dense model a pruned one came from; same tokenizer): "
                        "the student learns the teacher's next-token distributions instead of the text's tokens")
     group.add_argument("--distill-temperature", type=positive_float, default=1.0, help="softens both distributions")
+    group.add_argument("--distill-alpha", type=float, default=1.0,
+                       help="weight of the KL term; 1 - alpha weighs the next-token loss on the text")
     group.add_argument("--state-every", type=int, default=200, metavar="STEPS",
                        help="write the training state (weights, optimizer, step) to OUT.state/ every STEPS steps; "
                        "the same command run again after an interruption continues from it (0: never)")
-    group.add_argument("--distill-alpha", type=float, default=1.0,
-                       help="weight of the KL term; 1 - alpha weighs the next-token loss on the text")
+    group.add_argument("--gradient-checkpointing", action="store_true",
+                       help="recompute each block's activations in the backward pass (less memory, more time)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -46,6 +48,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.teacher and not is_hf_reference(args.model):
         raise ConfigError("--teacher distils a language model (--model hf:DIR); for the model zoo, prunekit prune "
                           "--distill distils a pruned model from its dense checkpoint")
+    if args.gradient_checkpointing and not is_hf_reference(args.model):
+        raise ConfigError("--gradient-checkpointing uses transformers' own: it is for --model hf:DIR")
     if is_hf_reference(args.model):
         return run_train_lm(args, config, DEFAULT_DATASET)
     result = train_model(

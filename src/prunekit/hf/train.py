@@ -53,7 +53,7 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
                      dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512, held_out: int = 16384,
                      device: Any = None, teacher: Optional[str] = None,
                      distill: DistillConfig = DistillConfig(temperature=1.0, alpha=1.0),
-                     state_every: int = 0, progress: bool = True) -> TrainedLM:
+                     state_every: int = 0, gradient_checkpointing: bool = False, progress: bool = True) -> TrainedLM:
     """Fine-tune the model ``reference`` names (``hf:DIR``, ``hf:FILE.gguf``) on ``dataset`` and write it
     as the Hugging Face folder ``out``.
 
@@ -66,7 +66,9 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
     process takes its share of every batch, and the first one writes the folder.
     ``state_every``: write the training state to ``OUT.state/`` every that many steps (0: never); when that
     folder holds one, the same call continues from it (an interrupted run loses at most ``state_every``
-    steps) and the folder is removed once ``out`` is written.
+    steps) and the folder is removed once ``out`` is written. ``gradient_checkpointing``: recompute each
+    block's activations in the backward pass instead of keeping them (transformers' own; less memory, about a
+    third more time). The progress bar shows tokens/s.
 
     Raises:
         ConfigError: a model or text that cannot be read, a text too short, an output that exists, a teacher
@@ -86,10 +88,15 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
     resumed_at = int(read_json(state_dir / "state.json", error=CheckpointError)["step"]) if has_state(state_dir) else 0
     started = time.perf_counter()
     try:
+        if gradient_checkpointing:
+            _checkpointing(model, True)
         train(model, (windows, windows), config, loss_fn=loss_fn, device=device, progress=progress,
-              desc="fine-tune" if teacher is None else "distil", state_dir=state_dir, state_every=state_every)
+              desc="fine-tune" if teacher is None else "distil", state_dir=state_dir, state_every=state_every,
+              samples_per_step=config.batch_size * seqlen, sample_unit="tok")
     finally:
         model.config.use_cache = use_cache
+        if gradient_checkpointing:
+            _checkpointing(model, False)
     seconds = time.perf_counter() - started
     model.eval()
     after = perplexity(model, splits.held_out, seqlen, progress)
@@ -108,6 +115,13 @@ def train_pretrained(reference: str, config: Optional[TrainConfig] = None, *, ou
     barrier()
     path = out
     return TrainedLM(path, before, after, tokens, seconds, resumed_at)
+
+
+def _checkpointing(model: torch.nn.Module, on: bool) -> None:
+    """Turn transformers' activation (gradient) checkpointing on or off, by its current name or its older one."""
+    verb = "enable" if on else "disable"
+    switch = getattr(model, f"activation_checkpointing_{verb}", None) or getattr(model, f"gradient_checkpointing_{verb}")
+    switch()
 
 
 def _teacher(reference: str, student: Pretrained) -> torch.nn.Module:

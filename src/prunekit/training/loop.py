@@ -80,6 +80,8 @@ def train(
     desc: str = "train",
     state_dir: str | os.PathLike | None = None,
     state_every: int = 0,
+    samples_per_step: int = 0,
+    sample_unit: str = "sample",
 ) -> list[dict]:
     """Train ``model`` in place.
 
@@ -98,6 +100,8 @@ def train(
         state_dir: a folder for the training state (:mod:`~prunekit.training.resume`): written every
             ``state_every`` steps, and, when it already holds one, training continues from it.
         state_every: steps between two saves of the state (0: never).
+        samples_per_step, sample_unit: the progress bar counts ``sample_unit`` (e.g. ``"tok"``) at this many a
+            step, so it shows their rate (tokens/s), instead of steps.
 
     Launched as several processes (``torchrun``; :mod:`~prunekit.training.distributed`), each trains on its
     share of every batch and the gradients are averaged: the steps of one process on the whole batch.
@@ -128,8 +132,9 @@ def train(
         callbacks = [*callbacks, _SaveState(state_dir, state_every)]
     run = _Step(state, loss_fn, callbacks, autocast, grad_scaler(config.precision, target), target, desc,
                 data_parallel(model))
-    bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=None if progress else True, leave=False,
-               unit="step")
+    per = run.per_step = samples_per_step or 1  # the bar counts steps, or samples (tokens) when given
+    bar = tqdm(total=total_steps * per, initial=state.step * per, desc=desc, disable=None if progress else True,
+               leave=False, unit="step" if per == 1 else sample_unit, unit_scale=per > 1)
     model.train()
     try:
         for cb in callbacks:
@@ -239,7 +244,7 @@ def _run_epoch(state: TrainState, source, run: _Step, callbacks, bar) -> None:
         correct, counted = correct + right, counted + n
         for cb in callbacks:
             cb.on_step_end(state)
-        bar.update(1)
+        bar.update(run.per_step)
         shown = {"acc": f"{correct / counted:.4f}"} if counted else {}
         bar.set_postfix(epoch=state.epoch + 1, loss=f"{loss_sum / max(seen, 1):.4f}", **shown, refresh=False)
     state.epoch += 1
