@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.text import DEFAULT
 from ..hf.depth import SELECTIONS, prune_depth
 from .common import add_command, positive_int
-from .lm import add_lm_options, text_dataset
+from .lm import add_calibrated_command_options, text_dataset
 
 
 def register(commands) -> None:
@@ -27,13 +26,7 @@ def register(commands) -> None:
     parser.add_argument("--selection", choices=SELECTIONS, default="independent",
                         help="independent: the blocks of least distance each (ShortGPT); contiguous: the run of "
                         "--blocks consecutive blocks whose input and output are closest (Gromov et al.)")
-    parser.add_argument("--dataset", default=DEFAULT, help="text:FILE.txt, text:FILE.jsonl:FIELD, text:DIR or "
-                        "text:pydoc (the default)")
-    parser.add_argument("--calibration-batches", type=positive_int, default=32,
-                        help="calibration sequences (of --seqlen tokens) the distances are measured on")
-    parser.add_argument("--out", required=True, help="the output folder (checked before any work)")
-    add_lm_options(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_calibrated_command_options(parser, "the distances are")
 
 
 def run_drop_blocks(args: argparse.Namespace) -> int:

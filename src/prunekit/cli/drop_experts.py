@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.text import DEFAULT
 from ..hf.experts import prune_experts
 from .common import add_command, positive_int
-from .lm import add_lm_options, text_dataset
+from .lm import add_calibrated_command_options, text_dataset
 
 
 def register(commands) -> None:
@@ -23,13 +22,7 @@ def register(commands) -> None:
     )
     parser.add_argument("--model", required=True, metavar="hf:DIR", help="hf:DIR or hf:FILE.gguf")
     parser.add_argument("--experts", type=positive_int, required=True, help="experts to remove from every layer")
-    parser.add_argument("--dataset", default=DEFAULT, help="text:FILE.txt, text:FILE.jsonl:FIELD, text:DIR or "
-                        "text:pydoc (the default)")
-    parser.add_argument("--calibration-batches", type=positive_int, default=32,
-                        help="calibration sequences (of --seqlen tokens) the saliencies are measured on")
-    parser.add_argument("--out", required=True, help="the output folder (checked before any work)")
-    add_lm_options(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_calibrated_command_options(parser, "the saliencies are")
 
 
 def run_drop_experts(args: argparse.Namespace) -> int:

@@ -31,6 +31,18 @@ def add_lm_options(parser: argparse.ArgumentParser, *, owl: bool = False) -> Non
                            "text")
 
 
+def add_calibrated_command_options(parser: argparse.ArgumentParser, measured: str) -> None:
+    """``--dataset``, ``--calibration-batches`` (the sequences ``measured`` is measured on), ``--out``, the
+    language-model options and ``--quiet``: what every command that calibrates a language model takes."""
+    parser.add_argument("--dataset", default=DEFAULT, help="text:FILE.txt, text:FILE.jsonl:FIELD, text:DIR or "
+                        "text:pydoc (the default)")
+    parser.add_argument("--calibration-batches", type=positive_int, default=32,
+                        help=f"calibration sequences (of --seqlen tokens) {measured} measured on")
+    parser.add_argument("--out", required=True, help="the output folder (checked before any work)")
+    add_lm_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
     """``prunekit prune --model hf:DIR``: post-training pruning (one-shot, or with a schedule that fine-tunes on
     the text) into a Hugging Face folder."""
