@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/prunekit sweep --model mlp --methods weight,unit --out $(DEMO_OUT)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 install: $(VENV)/.installed
 

@@ -24,3 +24,9 @@ def find_mnist_dir() -> Path:
 
 
 os.environ["PRUNEKIT_DATA"] = str(find_mnist_dir())
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: one torch thread each, not two apiece
+    import torch
+
+    torch.set_num_threads(1)

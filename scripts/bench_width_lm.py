@@ -11,12 +11,14 @@ Usage:
 torch-pruning``, the ``bench`` extra) run on the dense model as its LLM example does (``MetaPruner``, group L2
 norm importance, one ratio for the hidden width, the heads and the MLP channels, ``round_to=4``, the output
 head left whole; the config updated after), at ``--peer-ratio`` (chosen so that its parameter count is near
-prunekit's; the table prints both). Prints parameters, held-out perplexity and its ratio to dense per row.
+prunekit's; the table prints both), in a child process stopped after --peer-timeout seconds (reported so). Prints
+parameters, held-out perplexity and its ratio to dense per row.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
 
 import torch
@@ -64,11 +66,40 @@ def torch_pruning_width(model: torch.nn.Module, tokenizer, ratio: float) -> torc
     return model.eval()
 
 
+def _peer(dense: str, ratio: float, ids: torch.Tensor, seqlen: int, results) -> None:
+    """The peer's row, computed in a child process (so that a time limit can stop it)."""
+    started = time.perf_counter()
+    try:
+        model = load(dense)
+        peer = torch_pruning_width(model.model, model.tokenizer, ratio)
+        results.put((f"Torch-Pruning {ratio:g} (no recovery)", params(peer), perplexity(peer, ids, seqlen),
+                     time.perf_counter() - started))
+    except Exception as exc:  # noqa: BLE001 - the peer's failure is a result to print
+        results.put((f"Torch-Pruning {ratio:g}: failed ({type(exc).__name__}: {exc})"[:120], 0, float("nan"),
+                     time.perf_counter() - started))
+
+
+def peer_row(args: argparse.Namespace, ids: torch.Tensor) -> tuple:
+    """Torch-Pruning's row, or one saying it did not finish within ``--peer-timeout`` seconds."""
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=_peer, args=(args.dense, args.peer_ratio, ids, args.seqlen, results))
+    child.start()
+    child.join(args.peer_timeout)
+    if child.is_alive():
+        child.terminate()
+        child.join()
+        return (f"Torch-Pruning {args.peer_ratio:g}: not done in {args.peer_timeout:g} s", 0, float("nan"),
+                args.peer_timeout)
+    return results.get()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dense", required=True)
     parser.add_argument("--models", nargs="*", default=[])
     parser.add_argument("--peer-ratio", type=float, default=None)
+    parser.add_argument("--peer-timeout", type=float, default=1800, help="seconds the peer may take")
     parser.add_argument("--dataset", default="text:pydoc")
     parser.add_argument("--held-out-tokens", type=int, default=16384)
     parser.add_argument("--seqlen", type=int, default=512)
@@ -80,21 +111,14 @@ def main() -> None:
     for reference in args.models:
         rows.append((reference, params(model := load(reference).model), perplexity(model, ids, args.seqlen), 0.0))
     if args.peer_ratio is not None:
-        started = time.perf_counter()
-        try:
-            peer = torch_pruning_width(dense.model, dense.tokenizer, args.peer_ratio)
-            seconds = time.perf_counter() - started
-            rows.append((f"Torch-Pruning {args.peer_ratio:g} (no recovery)", params(peer),
-                         perplexity(peer, ids, args.seqlen), seconds))
-        except Exception as exc:  # noqa: BLE001 - the peer's failure is a result to print
-            rows.append((f"Torch-Pruning {args.peer_ratio:g}: failed ({type(exc).__name__}: {exc})"[:200], 0,
-                         float("nan"), time.perf_counter() - started))
+        rows.append(peer_row(args, ids))
     base_params, base_ppl = rows[0][1], rows[0][2]
     print(f"held-out perplexity: {args.dataset}, first {len(ids):,} tokens, windows of {args.seqlen}")
     print(f"{'model':<52} {'parameters':>14} {'fewer':>7} {'perplexity':>11} {'x dense':>8}")
-    for name, count, ppl, _ in rows:
+    for name, count, ppl, seconds in rows:
         fewer = f"{100 * (1 - count / base_params):.1f}%" if count else "-"
-        print(f"{name:<52} {count:>14,} {fewer:>7} {ppl:>11.2f} {ppl / base_ppl:>8.2f}")
+        took = f" ({seconds:.0f} s)" if seconds else ""
+        print(f"{name:<52} {count:>14,} {fewer:>7} {ppl:>11.2f} {ppl / base_ppl:>8.2f}{took}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "prunekit"
-LAYERS = ["cli", "study", "hf", "plan", "bench", "schedules", "deploy", "quantize", "checkpoint", "compact", "training", "prune", "structure", "kernels",
+LAYERS = ["__main__", "cli", "study", "hf", "plan", "bench", "schedules", "deploy", "quantize", "checkpoint", "compact", "training", "prune", "structure", "kernels",
           "data", "models", "storage", "losses", "batches", "references", "plugins", "registry", "timing", "tables", "errors", "_version"]
 """Top to bottom: a module may import from its own package and from packages below it, never above."""
 

@@ -17,7 +17,7 @@ from sweeps import EXECUTOR_SWEEP as CONFIG, comparable, stored_points
 from prunekit.study import make_executor, run_sweep
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'prunekit[ray]')")
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]  # one Ray cluster at a time
 
 RAY = str(Path(sys.executable).with_name("ray"))
 NODE = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=80000000"]
