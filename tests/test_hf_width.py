@@ -89,21 +89,48 @@ def test_the_prune_command_writes_the_smaller_folder(tmp_path, capsys):
     assert load("hf:" + str(tmp_path / "u25")).model.config.intermediate_size == 48
 
 
-def test_what_no_standard_config_expresses_is_a_clear_error_and_writes_nothing(tmp_path):
-    gpt2 = tiny_folder(str(tmp_path), "gpt2")  # GPT-2's heads are sized by n_embd, the residual width too
-    with pytest.raises(ConfigError, match="no standard GPT2Config gives the compacted shapes"):
-        prune_pretrained("hf:" + gpt2, PruneSpec("unit"), 50.0, out=tmp_path / "heads", **SMALL)
-    assert not (tmp_path / "heads").exists()
-    mlp = prune_pretrained("hf:" + gpt2, PruneSpec("unit", layers=["*mlp*"]), 50.0, out=tmp_path / "mlp", **SMALL)
-    assert mlp.config_changes == {"n_inner": [None, 64]}  # unset (4 x n_embd) before: written out now
+def test_what_no_standard_config_expresses_is_written_in_prunekits_form_and_said(tmp_path, capsys):
+    import transformers
+
+    import prunekit
+
     llama = tiny_folder(str(tmp_path), "llama")
-    with pytest.raises(ConfigError, match="every layer alike"):
-        prune_pretrained("hf:" + llama, PruneSpec("unit", scope="global"), 50.0, out=tmp_path / "global", **SMALL)
-    model = load("hf:" + llama).model
-    example = {"input_ids": torch.arange(16)[None]}
-    pruner = Pruner(model, PruneSpec("unit", layers=["*layers.0.mlp*"]), example)
-    with pytest.raises(ConfigError, match="no standard LlamaConfig"):  # one layer narrower than the other
-        compact_pretrained(model, pruner.prune(50.0), pruner.structure)
+    assert main(["prune", "--model", "hf:" + llama, "--method", "unit", "--scope", "global", "--sparsity", "50",
+                 "--seqlen", "32", "--held-out-tokens", "512", "--out", str(tmp_path / "global"), "--quiet"]) == 0
+    assert "needs prunekit to load" in capsys.readouterr().out
+    record = json.loads((tmp_path / "global" / "prunekit.json").read_text())
+    assert record["compacted"]["form"] == "prunekit" and "no standard LlamaConfig" in record["compacted"]["nonstandard"]
+    with pytest.raises(OSError):  # stock transformers finds no weights: it fails, it does not load a wrong model
+        transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "global")
+    small = load("hf:" + str(tmp_path / "global")).model
+    widths = {m.out_features for n, m in small.named_modules() if n.endswith("mlp.up_proj")}
+    assert len(widths) == 2, widths  # the layers kept different widths
+    source = load("hf:" + llama).model
+    pruner = Pruner(source, PruneSpec("unit", scope="global"), {"input_ids": torch.arange(16)[None]})
+    compacted = compact_pretrained(source, pruner.prune(50.0), pruner.structure)
+    assert compacted.nonstandard and compacted.changes == {}
+    ids = torch.randint(0, 300, (1, 10), generator=torch.Generator().manual_seed(1))
+    by_hand = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.from_pretrained(tmp_path / "global"))
+    by_hand = prunekit.load_compacted(by_hand, tmp_path / "global" / "prunekit-compacted")
+    with torch.no_grad():
+        assert torch.equal(by_hand(ids).logits, small(ids).logits)
+        assert torch.allclose(small(ids).logits, compacted.model(ids).logits, atol=1e-5)
+    assert small.generate(ids, max_new_tokens=4, do_sample=False).shape == (1, 14)  # with its KV cache
+    with pytest.raises(ConfigError, match="no standard LlamaConfig"):
+        compact_pretrained(source, pruner.prune(50.0), pruner.structure, standard_only=True)
+    sparse = prune_pretrained("hf:" + str(tmp_path / "global"), PruneSpec("weight"), 50.0, out=tmp_path / "w",
+                              **SMALL)  # commands on such a folder write the same form again
+    assert (sparse.path / "prunekit-compacted").is_dir() and abs(sparse.sparsity - 50.0) < 1
+    assert [p.shape for p in load("hf:" + str(sparse.path)).model.parameters()] == [p.shape for p in small.parameters()]
+    from prunekit.hf.depth import prune_depth
+    with pytest.raises(ConfigError, match="compacted form"):
+        prune_depth("hf:" + str(tmp_path / "global"), 1, out=tmp_path / "d", seqlen=32, held_out=512, progress=False)
+    gpt2 = tiny_folder(str(tmp_path), "gpt2")  # GPT-2's heads are sized by n_embd, the residual width too
+    heads = prune_pretrained("hf:" + gpt2, PruneSpec("unit"), 50.0, out=tmp_path / "heads", **SMALL)
+    assert "no standard GPT2Config" in heads.nonstandard and heads.params < heads.params_dense
+    assert sum(p.numel() for p in load("hf:" + str(heads.path)).model.parameters()) == heads.params
+    mlp = prune_pretrained("hf:" + gpt2, PruneSpec("unit", layers=["*mlp*"]), 50.0, out=tmp_path / "mlp", **SMALL)
+    assert mlp.config_changes == {"n_inner": [None, 64]} and mlp.nonstandard is None  # unset before: written out
 
 
 def test_activation_scores_are_what_each_unit_adds_to_the_next_layer():
@@ -132,15 +159,65 @@ def test_a_parameter_target_resolves_to_the_smallest_uniform_sparsity_that_meets
     common = ["--method", "unit", "--layers", "*mlp*", "--seqlen", "32", "--held-out-tokens", "512", "--quiet"]
     assert main(["prune", "--model", "hf:" + folder, "--target-params", "33000", "--out", str(tmp_path / "p"),
                  *common]) == 0
-    assert "target 33,000 parameters: uniform sparsity" in capsys.readouterr().out
+    assert "target at most 33,000 parameters: uniform sparsity" in capsys.readouterr().out
     record = json.loads((tmp_path / "p" / "prunekit.json").read_text())
-    search = record["pruning"]["target_params"]
+    search = record["pruning"]["size_target"]
+    assert search["kind"] == "params" and search["value"] == search["params"]
     assert search["params"] == record["metrics"]["params"] == 39072 - 32 * 192 <= 33000
     assert all(params > 33000 for sparsity, params in search["tried"] if sparsity < search["sparsity"] - 1)
     assert load("hf:" + str(tmp_path / "p")).model.config.intermediate_size == 32
-    for extra, error in ((["--target-params", "100"], "width pruning cannot bring the model to 100 parameters"),
-                         (["--target-params", "1M"], "already at most the target"),
-                         (["--target-params", "30K", "--sparsity", "50"], "one-shot unit pruning alone")):
+    for extra, error in ((["--target-params", "100"], "width pruning cannot bring the model to at most 100 parameters"),
+                         (["--target-params", "1M"], "already meets the target"),
+                         (["--target-params", "30K", "--sparsity", "50"], "one-shot unit pruning alone"),
+                         (["--target-params", "30K", "--target-memory", "1MB"], "give one size target"),
+                         (["--target-latency", "0.5", "--align-channels", "8"], "--round-to N")):
         assert main(["prune", "--model", "hf:" + folder, *extra, "--out", str(tmp_path / "q"), *common]) == 2
         assert error in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["prune", "--model", "hf:" + folder, "--target-memory", "lots", "--out", str(tmp_path / "q"), *common])
+    assert "expected a size such as 300MB" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def test_a_memory_target_counts_the_weights_bytes_at_the_dtype(tmp_path, capsys):
+    folder = tiny_folder(str(tmp_path), "llama")  # 39,072 fp32 parameters: 156,288 bytes
+    common = ["--method", "unit", "--layers", "*mlp*", "--seqlen", "32", "--held-out-tokens", "512", "--quiet"]
+    assert main(["prune", "--model", "hf:" + folder, "--target-memory", "132KB", "--out", str(tmp_path / "m"),
+                 *common]) == 0
+    search = json.loads((tmp_path / "m" / "prunekit.json").read_text())["pruning"]["size_target"]
+    assert search["kind"] == "memory" and search["value"] == 4 * search["params"] <= 132_000
+    assert all(value > 132_000 for sparsity, value in search["tried"] if sparsity < search["sparsity"] - 1)
+    assert main(["prune", "--model", "hf:" + folder, "--target-memory", "66KB", "--dtype", "bf16",
+                 "--out", str(tmp_path / "b"), *common]) == 0  # two bytes a weight: the same plan
+    half = json.loads((tmp_path / "b" / "prunekit.json").read_text())["pruning"]["size_target"]
+    assert half["params"] == search["params"] and half["value"] == 2 * half["params"]
+
+
+def test_a_latency_target_times_the_plans_decode_against_the_dense_model(tmp_path, monkeypatch):
+    import prunekit.bench.generate as generate
+    from prunekit.hf.targets import SizeTarget, resolve_size_target
+    from prunekit.structure import model_structure
+
+    folder = tiny_folder(str(tmp_path), "llama")
+    model = load("hf:" + folder).model
+    timed = []
+
+    def speed_by_parameters(models, **options):  # a timer that cannot be noisy: time in proportion to weights
+        dense, compacted = models.values()
+        with torch.no_grad():
+            compacted(torch.arange(8)[None])  # the compacted copy runs
+        timed.append(compacted)
+        size = [sum(p.numel() for p in m.parameters()) for m in (dense, compacted)]
+        return [{"speedup_decode": 1.0}, {"speedup_decode": size[0] / size[1]}]
+
+    monkeypatch.setattr(generate, "generation_speed", speed_by_parameters)
+    spec = PruneSpec("unit", layers=["*mlp*"])
+    structure = model_structure(model, {"input_ids": torch.arange(16)[None]})
+    search = resolve_size_target(model, spec, structure, SizeTarget(latency=0.85))
+    assert search.tried[0][0] == 99.9 and len(search.tried) > 3  # the extreme plan first, then the bisection
+    assert search.value == round(search.params / search.params_dense, 4) <= 0.85
+    assert all(ratio > 0.85 for sparsity, ratio in search.tried if sparsity < search.sparsity - 1)
+    assert all(m is not model for m in timed) and sum(p.numel() for p in model.parameters()) == search.params_dense
+    for bad in (1.5, 0.0):
+        with pytest.raises(ConfigError, match="below 1|positive"):
+            SizeTarget(latency=bad).check()

@@ -8,7 +8,8 @@ from dataclasses import replace
 from ..data.text import DEFAULT, is_text_reference
 from ..errors import ConfigError
 from ..hf import DTYPES, is_hf_folder, is_hf_reference, prune_pretrained, train_pretrained  # noqa: F401  (DTYPES: the --dtype choices)
-from ..hf import LMSeries, sweep_pretrained
+from ..hf import LMSeries, SizeTarget, sweep_pretrained
+from ..plan import LatencyTarget
 from ..training import DistillConfig
 from .common import positive_int
 from .prune_options import prune_spec_from_args
@@ -48,26 +49,34 @@ def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
     the text) into a Hugging Face folder."""
     if args.checkpoint:
         raise ConfigError("give --checkpoint or --model hf:DIR, not both: a Hugging Face folder is the checkpoint")
-    if args.target_latency is not None:
-        raise ConfigError("--target-latency is not supported for Hugging Face models yet; give --sparsity, "
-                          "--ratios or --pattern")
+    size = None
+    if isinstance(target, LatencyTarget) or args.target_params is not None or args.target_memory is not None:
+        if args.align_channels is not None:
+            raise ConfigError("a language model keeps channel multiples with --round-to N, not --align-channels")
+        latency = target.ratio if isinstance(target, LatencyTarget) else None
+        size = SizeTarget(params=args.target_params, memory=args.target_memory, latency=latency).check()
+        target = None if latency is not None else target  # a sparsity beside a size target is refused below
     dataset = text_dataset(args.dataset)
     result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, owl=args.owl,
-                              schedule=args.schedule, recovery=recovery, target_params=args.target_params,
-                              progress=not args.quiet)
+                              schedule=args.schedule, recovery=recovery, size=size, progress=not args.quiet)
     print(f"{args.model}: {spec.method} pruning ({spec.criterion or 'magnitude'}) to {result.sparsity:.2f}% of the "
           f"pruned layers{_trained(args.schedule, result)} in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
           f"{args.seqlen}) {result.perplexity_dense:.3f} dense -> {result.perplexity:.3f} -> {result.path}")
     if result.search is not None:
-        print(f"target {result.search.target:,} parameters: uniform sparsity {result.search.sparsity:g}% gives "
-              f"{result.search.params:,} ({len(result.search.tried)} plans tried, in prunekit.json)")
+        search = result.search
+        print(f"target {search.target.describe()}: uniform sparsity {search.sparsity:g}% gives {search.value:,.6g} "
+              f"({search.params:,} parameters; {len(search.tried)} plans tried, in prunekit.json)")
     if result.config_changes is not None:
         changed = ", ".join(f"{k} {a} -> {b}" if a is not None else f"{k} {b} (written out)"
                             for k, (a, b) in result.config_changes.items())
-        print(f"compacted: {result.params_dense:,} -> {result.params:,} parameters "
-              f"({100 * (1 - result.params / result.params_dense):.1f}% fewer); config: {changed or 'unchanged'}; "
-              f"stock transformers loads the folder")
+        fewer = f"{result.params_dense:,} -> {result.params:,} parameters ({100 * (1 - result.params / result.params_dense):.1f}% fewer)"
+        if result.nonstandard:
+            print(f"compacted: {fewer}; {result.nonstandard}: written in prunekit's compacted form, which needs "
+                  f"prunekit to load (--model hf:{result.path}, prunekit.hf.load or prunekit.load_compacted); stock "
+                  f"transformers cannot. Prune every layer alike (--scope layer, one --sparsity) for a standard config")
+        else:
+            print(f"compacted: {fewer}; config: {changed or 'unchanged'}; stock transformers loads the folder")
     return 0
 
 

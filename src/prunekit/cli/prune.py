@@ -42,10 +42,16 @@ def register(commands) -> None:
     parser.add_argument("--target-latency", type=positive_float, default=None, metavar="RATIO",
                         help="instead of --sparsity (unit pruning): prune coupled groups until the compacted model "
                         "measures at most RATIO x the dense latency on this machine's CPU (e.g. 0.5), choosing "
-                        "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first)")
+                        "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first); "
+                        "for a language model (--model hf:DIR), the smallest uniform width pruning whose decode time "
+                        "per token (batch 1, KV cache) measures at most RATIO x the dense model's")
     parser.add_argument("--target-params", type=parameter_count, default=None, metavar="N",
                         help="instead of --sparsity (a language model, --method unit): the smallest uniform width "
                         "pruning whose compacted model has at most N parameters (e.g. 100M, 1.5B or 100000000)")
+    parser.add_argument("--target-memory", type=byte_size, default=None, metavar="SIZE",
+                        help="instead of --sparsity (a language model, --method unit): the smallest uniform width "
+                        "pruning whose weights take at most SIZE bytes at --dtype (e.g. 300MB, 1.5GB, 500MiB; the KV "
+                        "cache is not counted)")
     parser.add_argument("--latency-batch", type=positive_int, default=256,
                         help="the batch size --target-latency is measured at")
     parser.add_argument("--align-channels", type=positive_int, default=None, metavar="N",
@@ -83,9 +89,9 @@ def run_prune(args: argparse.Namespace) -> int:
         "latency_bn_batches": args.bn_batches})
     if is_hf_reference(args.model):
         return run_prune_lm(args, spec, target, recovery)
-    if args.target_params is not None:
-        raise ConfigError("--target-params sizes a language model (--model hf:DIR); for the model zoo give "
-                          "--sparsity or --target-latency")
+    if args.target_params is not None or args.target_memory is not None:
+        raise ConfigError("--target-params and --target-memory size a language model (--model hf:DIR); for the model "
+                          "zoo give --sparsity or --target-latency")
     if not args.checkpoint:
         raise ConfigError("give the checkpoint to prune (--checkpoint DIR), or a Hugging Face model (--model hf:DIR)")
     result = prune_checkpoint(args.checkpoint, spec, target, out=args.out, schedule=args.schedule,
@@ -124,6 +130,25 @@ def parameter_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a parameter count such as 100M, 1.5B or 100000000, got {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"a parameter count must be positive, got {text!r}")
+    return value
+
+
+def byte_size(text: str) -> int:
+    """A size in bytes: an integer, or a number with KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
+
+    Example:
+        >>> byte_size("300MB"), byte_size("1.5GiB"), byte_size("1000")
+        (300000000, 1610612736, 1000)
+    """
+    units = {"KIB": 2 ** 10, "MIB": 2 ** 20, "GIB": 2 ** 30, "KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9, "B": 1}
+    upper = text.strip().upper()
+    unit = next((u for u in units if upper.endswith(u)), "")
+    try:
+        value = round(float(upper[:len(upper) - len(unit)]) * units.get(unit, 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 300MB, 1.5GB or 500MiB, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
     return value
 
 

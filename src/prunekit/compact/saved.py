@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from torch import nn
 
@@ -37,9 +38,15 @@ def save_compacted(result, path: str | os.PathLike) -> Path:
         raise ConfigError("this compaction has no plan (an nn.Sequential compacted without example_inputs): save its "
                           "model with prunekit.save_checkpoint(path, result.model, model_name=None, architecture=True)")
     with atomic_folder(path) as tmp:
-        save_tensors(tmp / WEIGHTS_FILE, result.model.state_dict())
-        write_json(tmp / PLAN_FILE, {**result.plan.to_json(), "report": result.report.to_dict()})
+        write_compacted(tmp, result.model.state_dict(), result.plan, {"report": result.report.to_dict()})
     return Path(path)
+
+
+def write_compacted(folder: Path, state: dict, plan: Plan, extra: Optional[dict] = None) -> None:
+    """Write the compact ``state`` and its ``plan`` (with ``extra`` fields) into the existing ``folder``, which
+    the caller writes atomically: what :func:`load_compacted` reads."""
+    save_tensors(folder / WEIGHTS_FILE, state)
+    write_json(folder / PLAN_FILE, {**plan.to_json(), **(extra or {})})
 
 
 def _read_saved(files: FolderFiles) -> tuple[Plan, dict]:
@@ -49,6 +56,15 @@ def _read_saved(files: FolderFiles) -> tuple[Plan, dict]:
     state = tensors_from_bytes(files.read(WEIGHTS_FILE, "a weights file (safetensors)"), weights_path,
                                what="weights file (safetensors)")
     return plan, state
+
+
+def read_plan(path: str | os.PathLike) -> Plan:
+    """The compaction plan of the saved compact folder ``path``.
+
+    Raises:
+        CheckpointError: if the folder is missing or its plan malformed.
+    """
+    return read_consistently(Path(path), _read_saved)[0]
 
 
 def load_compacted(model: nn.Module, path: str | os.PathLike) -> nn.Module:

@@ -11,7 +11,7 @@
 * :func:`prune_depth` -- remove whole decoder blocks (least angular distance between a block's input and
   output), written as a folder with a standard, shorter config;
 * :func:`compact_pretrained` -- a unit-pruned model made smaller, in a config solved from its new shapes
-  (:func:`prune_pretrained` with ``method="unit"`` writes it); :func:`sparsity_for_params` sizes it;
+  (:func:`prune_pretrained` with ``method="unit"`` writes it); :func:`resolve_size_target` sizes it;
 * :func:`prune_experts` -- remove the least salient experts of mixture-of-experts layers (REAP);
 * :func:`block_sensitivity` -- each decoder block pruned alone over a grid: curves for
   :func:`~prunekit.plan.allocate`'s per-block plans;
@@ -30,8 +30,9 @@ from .save import MASKS_FILE, RECORD_FILE, save_pretrained
 from .sensitivity import block_sensitivity
 from .sweep import LMSeries, LMSweep, sweep_pretrained
 from .train import TrainedLM, train_pretrained
-from .width import CompactedLM, compact_pretrained, sparsity_for_params
+from .targets import SizeSearch, SizeTarget, resolve_size_target
+from .width import CompactedLM, compact_pretrained
 
-__all__ = ["block_sensitivity", "CompactedLM", "compact_pretrained", "DepthPruned", "ExpertsPruned", "prune_depth", "prune_experts", "sparsity_for_params", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
+__all__ = ["block_sensitivity", "CompactedLM", "compact_pretrained", "DepthPruned", "ExpertsPruned", "prune_depth", "prune_experts", "resolve_size_target", "SizeSearch", "SizeTarget", "DTYPES", "LMCheckpoint", "LMSeries", "LMSweep", "MASKS_FILE", "Pretrained", "PrunedLM", "RECORD_FILE", "example_tokens",
            "held_out_perplexity", "is_hf_folder", "is_hf_reference", "load", "load_model_or_checkpoint",
            "load_tokenizer", "perplexity", "prune_pretrained", "save_pretrained", "sweep_pretrained", "TrainedLM", "train_pretrained"]

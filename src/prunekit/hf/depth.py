@@ -171,6 +171,7 @@ def prune_depth(reference: str, blocks: int, *, out: str | os.PathLike, selectio
         raise ConfigError(f"unknown block selection {selection!r}; choose from {', '.join(SELECTIONS)}")
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
+    pretrained.check_standard("removing blocks")
     model = pretrained.model
     count = len(decoder_blocks(model)[1])
     if not 1 <= blocks < count:

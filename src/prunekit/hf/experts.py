@@ -187,6 +187,7 @@ def prune_experts(reference: str, remove: int, *, out: str | os.PathLike, datase
     """
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
+    pretrained.check_standard("removing experts")
     model = pretrained.model
     layers = moe_layers(model)
     check_removal(model, layers, remove)

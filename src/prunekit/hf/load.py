@@ -28,6 +28,9 @@ from ..storage import file_digest
 PREFIX = "hf:"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.gguf")
+COMPACTED_DIR = "prunekit-compacted"
+"""Where a folder keeps a width-pruned model no standard config describes: the compact weights and the plan
+that made them from the architecture ``config.json`` describes (see :func:`prunekit.load_compacted`)."""
 
 
 def is_hf_reference(text: Any) -> bool:
@@ -45,6 +48,8 @@ class Pretrained:
         source: the folder or GGUF file.
         digest: sha256 (first 16 hex digits) of the config and weight files.
         dtype: ``fp32``, ``bf16`` or ``fp16``.
+        plan: for a folder in prunekit's compacted form (:data:`COMPACTED_DIR`), the compaction plan that made
+            the model from the architecture of its ``config.json`` (saved again with it); else ``None``.
     """
 
     model: nn.Module
@@ -52,6 +57,17 @@ class Pretrained:
     source: Path
     digest: str
     dtype: str = "fp32"
+    plan: Any = None
+
+    def check_standard(self, what: str) -> None:
+        """Refuse ``what`` (e.g. "removing blocks") on a model in prunekit's compacted form.
+
+        Raises:
+            ConfigError: when :attr:`plan` is set.
+        """
+        if self.plan is not None:
+            raise ConfigError(f"{self.source} is in prunekit's compacted form (layers of different widths): "
+                              f"{what} needs a standard config; do it before the width pruning")
 
 
 GGUF_EXPECTED = ("expected a GGUF file of an architecture and a quantization transformers' GGUF reader supports "
@@ -73,6 +89,8 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
     if path.is_file() and path.suffix == ".gguf":
         folder, options = path.parent, {"gguf_file": path.name}
         files = [path]
+    elif path.is_dir() and (path / COMPACTED_DIR).is_dir():
+        return _load_compacted(transformers, path, dtype)
     elif path.is_dir():
         folder, options = path, {}
         files = [path / "config.json"] + sorted(f for p in WEIGHT_PATTERNS for f in path.glob(p))
@@ -90,6 +108,27 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
     if options:
         _dequantized(model)
     return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype)
+
+
+def _load_compacted(transformers, path: Path, dtype: str) -> Pretrained:
+    """A folder in prunekit's compacted form: the dense architecture of ``config.json``, built empty, with the
+    plan in :data:`COMPACTED_DIR` replayed on it and its weights loaded."""
+    from ..compact.saved import PLAN_FILE, WEIGHTS_FILE, load_compacted, read_plan
+
+    _check_folder(path, weights=False)
+    common = dict(local_files_only=True, trust_remote_code=False)
+    tokenizer = _tokenizer(transformers, path, path, common)
+    try:
+        config = transformers.AutoConfig.from_pretrained(path, **common)
+        with torch.random.fork_rng(devices=[]):  # its random initialisation is overwritten: leave the RNG be
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype], trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        raise ConfigError(f"{path}: transformers cannot build this model ({type(exc).__name__}: {_first(exc)})")
+    load_compacted(model, path / COMPACTED_DIR)
+    if (path / "generation_config.json").is_file():
+        model.generation_config = transformers.GenerationConfig.from_pretrained(path, **common)
+    files = [path / "config.json", path / COMPACTED_DIR / PLAN_FILE, path / COMPACTED_DIR / WEIGHTS_FILE]
+    return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype, read_plan(path / COMPACTED_DIR))
 
 
 def load_tokenizer(reference: str | os.PathLike) -> Any:
@@ -133,7 +172,7 @@ def folder_digest(files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _check_folder(path: Path) -> None:
+def _check_folder(path: Path, weights: bool = True) -> None:
     config = path / "config.json"
     if not config.is_file():
         raise ConfigError(f"{path} has no config.json: it is not a Hugging Face model folder (save_pretrained "
@@ -147,7 +186,7 @@ def _check_folder(path: Path) -> None:
     if data.get("auto_map") or data.get("trust_remote_code"):
         raise ConfigError(f"{config} asks for code shipped with the model (auto_map: remote code); prunekit never "
                           f"runs code from a model folder. Use an architecture transformers has built in")
-    if not any(path.glob(p) for p in WEIGHT_PATTERNS):
+    if weights and not any(path.glob(p) for p in WEIGHT_PATTERNS):
         raise ConfigError(f"{path} holds no weights (*.safetensors): save the model with save_pretrained")
 
 

@@ -32,13 +32,15 @@ from .load import load
 from .perplexity import perplexity
 from .recover import check_schedule, lm_recovery, prune_with_recovery, training_windows
 from .save import save_pretrained
-from .width import ParamsSearch, compact_pretrained, sparsity_for_params
+from .targets import SizeSearch, SizeTarget, resolve_size_target
+from .width import compact_pretrained
 
 
 @dataclass
 class PrunedLM:
     """What :func:`prune_pretrained` measured and wrote (``config_changes``: the settings unit pruning changed,
-    ``{setting: [before, after]}``; ``None`` for weight pruning, whose folder keeps the dense shapes)."""
+    ``{setting: [before, after]}``; ``None`` for weight pruning, whose folder keeps the dense shapes;
+    ``nonstandard``: why the folder is in prunekit's compacted form, which stock transformers cannot load)."""
 
     path: Path
     mask: Mask
@@ -50,13 +52,14 @@ class PrunedLM:
     params_dense: int = 0
     params: int = 0
     config_changes: Optional[dict[str, list]] = None
-    search: Optional[ParamsSearch] = None
+    search: Optional[SizeSearch] = None
+    nonstandard: Optional[str] = None
 
 
 def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mapping[str, float], None] = None, *,
                      out: str | os.PathLike, dataset: str = DEFAULT, dtype: str = "fp32", seqlen: int = 512,
                      held_out: int = 16384, owl: bool = False, schedule: str = "oneshot",
-                     recovery: Optional[Recovery] = None, target_params: Optional[int] = None,
+                     recovery: Optional[Recovery] = None, size: Optional[SizeTarget] = None,
                      progress: bool = True) -> PrunedLM:
     """Load ``reference`` (``hf:DIR`` or ``hf:FILE.gguf``), prune it as ``spec`` says to ``target`` (or the
     spec's N:M pattern) and write it as a Hugging Face folder ``out`` with its perplexity before and after.
@@ -73,35 +76,40 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     its query heads) and, with ``spec.include_inexact``, the residual width, from the traced model's coupled
     groups; the folder holds the **smaller** model in a standard config solved from its shapes
     (:func:`~.width.compact_pretrained`), which stock transformers loads. Every layer alike (layer scope,
-    one sparsity) gives such a config; ``spec.round_to`` keeps channel counts multiples of N.
-    ``target_params`` (unit pruning, instead of ``target``): the smallest uniform sparsity whose compacted
-    model has at most that many parameters (:func:`~.width.sparsity_for_params`; the search is recorded).
+    one sparsity) gives such a config; ``spec.round_to`` keeps channel counts multiples of N. Layers of
+    different widths (global scope, per-layer ratios) are written in prunekit's compacted form, which
+    :func:`~.load.load` reads and stock transformers does not (``PrunedLM.nonstandard`` says why).
+    ``size`` (unit pruning, instead of ``target``): the smallest uniform sparsity whose compacted model has at
+    most so many parameters or bytes of weights, or decodes in at most a ratio of the dense time per token
+    (:func:`~.targets.resolve_size_target`; the search is recorded).
 
     Raises:
-        ConfigError: for a target the spec refuses, a model or text that cannot be read, a text too short, or
-            unit pruning no standard config can express (naming the sizes).
+        ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
     """
-    recipe = check_request(spec, target, owl=owl, schedule=schedule, recovery=recovery, target_params=target_params)
+    recipe = check_request(spec, target, owl=owl, schedule=schedule, recovery=recovery, size=size)
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
+    if spec.removes_units:
+        pretrained.check_standard("unit pruning")
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     model = pretrained.model
     search, structure = None, None
     if spec.removes_units:
         structure = model_structure(model, {"input_ids": splits.rest[:min(seqlen, 64)].unsqueeze(0)})
-    if target_params is not None:
-        search = sparsity_for_params(model, spec, structure, target_params)
+    if size is not None:
+        search = resolve_size_target(model, spec, structure, size, progress=progress)
         target = search.sparsity
     dense = perplexity(model, splits.held_out, seqlen, progress)
     point = prune_loaded(model, splits, spec, target, seqlen=seqlen, owl=owl, schedule=schedule, recipe=recipe,
                          structure=structure, progress=progress)
     sparsity = point.mask.sparsity()
     params_dense = sum(p.numel() for p in model.parameters())
-    compacted, mask = None, point.mask
+    compacted, mask, plan = None, point.mask, None
     if spec.removes_units:  # a smaller model in a standard config, not a masked one
         compacted = compact_pretrained(model, point.mask, structure, include_inexact=spec.include_inexact)
         pretrained = replace(pretrained, model=compacted.model)
         mask = None
+        plan = compacted.plan if compacted.nonstandard else None
     pruned = perplexity(pretrained.model, splits.held_out, seqlen, progress)
     params = sum(p.numel() for p in pretrained.model.parameters())
     record = {"pruning": {**_spec_record(spec), "sparsity": target, "dataset": dataset,
@@ -113,39 +121,39 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
                           "prune_seconds": point.seconds, "params_dense": params_dense, "params": params,
                           **point.cost}}
     if search is not None:
-        record["pruning"]["target_params"] = {"target": search.target, "sparsity": search.sparsity,
-                                              "params": search.params, "tried": search.tried}
+        record["pruning"]["size_target"] = search.to_dict()
     if compacted is not None:
         record["compacted"] = {"config_changes": compacted.changes, "groups": compacted.plan.groups,
-                               "exact": compacted.exact, "logit_difference": compacted.difference}
-    path = save_pretrained(pretrained, out, mask, record)
+                               "exact": compacted.exact, "logit_difference": compacted.difference,
+                               "form": "prunekit" if compacted.nonstandard else "standard",
+                               "nonstandard": compacted.nonstandard}
+    path = save_pretrained(pretrained, out, mask, record, plan)
     return PrunedLM(path, point.mask, sparsity, dense, pruned, point.seconds, point.cost.get("train_tokens", 0),
-                    params_dense, params, compacted.changes if compacted is not None else None, search)
+                    params_dense, params, compacted.changes if compacted is not None else None, search,
+                    compacted.nonstandard if compacted is not None else None)
 
 
 def check_request(spec: PruneSpec, target: Union[float, Mapping[str, float], None], *, owl: bool = False,
                   schedule: str = "oneshot", recovery: Optional[Recovery] = None,
-                  target_params: Optional[int] = None) -> Optional[Recovery]:
+                  size: Optional[SizeTarget] = None) -> Optional[Recovery]:
     """Refuse, before anything is loaded, a request :func:`prune_pretrained` cannot do; return the recovery
     recipe of a schedule that trains (through :func:`~.recover.lm_recovery`), else ``None``.
 
     Raises:
         ConfigError: naming what is wrong with the request.
     """
-    if target_params is not None:
+    if size is not None:
         if not spec.removes_units or target is not None or spec.pattern is not None or schedule != "oneshot":
-            raise ConfigError("a parameter target (--target-params) is met by one-shot unit pruning alone: give "
-                              "--method unit without --sparsity, --ratios or --pattern (distil afterwards with "
-                              "prunekit train --teacher)")
-        if not (isinstance(target_params, int) and target_params > 0):
-            raise ConfigError(f"a parameter target is a positive number of parameters, got {target_params!r}")
+            raise ConfigError("a size target (--target-params, --target-memory, --target-latency) is met by one-shot "
+                              "unit pruning alone: give --method unit without --sparsity, --ratios or --pattern "
+                              "(distil afterwards with prunekit train --teacher)")
+        if spec.scope != "layer":
+            raise ConfigError("a size target resolves to one sparsity for every layer (--scope layer)")
+        size.check()
     elif (target is None) == (spec.pattern is None):
         raise ConfigError("give exactly one of a sparsity, per-layer ratios or an N:M pattern")
     else:
         spec.check_target(target)
-    if spec.removes_units and spec.scope != "layer":
-        raise ConfigError("unit pruning of a language model prunes every layer alike (--scope layer), so the result "
-                          "is a standard config stock transformers loads; global scope gives layers of different widths")
     if owl and (spec.removes_units or spec.pattern is not None or isinstance(target, Mapping)):
         raise ConfigError("OWL turns one sparsity into per-block sparsities of weight pruning: give --sparsity "
                           "with a weight method, not a pattern, a plan or unit pruning")

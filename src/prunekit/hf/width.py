@@ -12,8 +12,9 @@ model's code (head counts in a view, a split offset read from the config) follow
 against the masked model's logits before anything is written.
 
 A plan no standard config expresses (layers of different widths, GPT-2's heads, whose width is ``n_embd``)
-is an error naming the sizes that stayed unexplained; prunekit's own compacted form
-(:func:`prunekit.compact.compact`, ``save``/``load_compacted``) keeps such models.
+keeps the dense architecture with its tensors sliced, in prunekit's compacted form (the plan replayed on a
+model built from the dense config: :func:`prunekit.hf.load` and :func:`prunekit.load_compacted` read it;
+stock transformers does not), and says so.
 
 Example (a tiny random Llama, its MLPs pruned by half):
     >>> import tempfile, torch
@@ -31,22 +32,16 @@ Example (a tiny random Llama, its MLPs pruned by half):
 from __future__ import annotations
 
 import copy
-import glob
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..compact.graph import build_plan, check_outputs, removable_units
 from ..compact.plan import Plan, apply_plan
 from ..errors import ConfigError
-from ..prune import Pruner, PruneSpec
 from ..prune.mask import as_mask
-from ..prune.select import num_to_prune
-from ..prune.structured import prunable_groups
 from ..structure import ModelStructure, Structure
 
 MAX_ROUNDS = 8
@@ -64,6 +59,9 @@ class CompactedLM:
         difference: its logits' largest difference from the masked model's, relative to their scale
             (0 up to float rounding for exact groups; the residual width through a norm is not exact).
         exact: whether every removed group was exact.
+        nonstandard: ``None`` when the config is standard; else why no standard config gives the shapes (the
+            model is then the dense architecture with its tensors sliced, which prunekit's compacted form keeps:
+            :func:`prunekit.hf.load` and :func:`prunekit.load_compacted` read it, stock transformers does not).
     """
 
     model: nn.Module
@@ -71,20 +69,24 @@ class CompactedLM:
     plan: Plan
     difference: float
     exact: bool
+    nonstandard: Optional[str] = None
 
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
 
 def compact_pretrained(model: nn.Module, mask: Optional[Mapping[str, torch.Tensor]], structure: ModelStructure, *,
-                       include_inexact: bool = False, atol: float = 1e-4) -> CompactedLM:
+                       include_inexact: bool = False, atol: float = 1e-4,
+                       standard_only: bool = False) -> CompactedLM:
     """Remove the pruned units of the Hugging Face model ``model`` (not modified) and rebuild it from a
-    standard config solved from the new shapes (see the module docstring).
+    standard config solved from the new shapes (see the module docstring). When no standard config gives
+    them (layers of different widths) the result is the model with its tensors sliced and
+    :attr:`CompactedLM.nonstandard` says why; ``standard_only`` makes that an error instead.
 
     Raises:
-        ConfigError: when no change of the config's integer settings gives the compacted shapes (naming
-            the tensors left unexplained), or the rebuilt model's logits differ from the masked model's by
-            more than ``atol`` (relative) although every removed group is exact.
+        ConfigError: with ``standard_only``, when no change of the config's integer settings gives the
+            compacted shapes (naming the tensors left unexplained); or when the compacted model's logits differ
+            from the masked model's by more than ``atol`` (relative) although every removed group is exact.
     """
     masked = copy.deepcopy(model).eval()
     if mask is not None:
@@ -92,9 +94,18 @@ def compact_pretrained(model: nn.Module, mask: Optional[Mapping[str, torch.Tenso
     graph = structure.graph
     removed = removable_units(graph, masked, None, include_inexact)
     plan = build_plan(graph, masked, removed)
-    sliced = apply_plan(copy.deepcopy(masked), plan).state_dict()
+    exact = all(graph.groups[i].exact for i in removed)
+    sliced_model = apply_plan(copy.deepcopy(masked), plan).eval()
+    sliced = sliced_model.state_dict()
     shapes = {name: tuple(t.shape) for name, t in sliced.items()}
-    config, changes = solve_config(model, shapes, graph, removed)
+    try:
+        config, changes = solve_config(model, shapes, graph, removed)
+    except ConfigError as exc:
+        if standard_only:
+            raise
+        difference = check_outputs(masked, sliced_model, structure.example_inputs,
+                                   atol=atol if exact else float("inf"))
+        return CompactedLM(sliced_model, {}, plan, difference, exact, nonstandard=str(exc).split("): ")[0] + ")")
     small = type(model)._from_config(config, dtype=next(model.parameters()).dtype)
     missing, unexpected = small.load_state_dict(sliced, strict=False)
     persistent = set(small.state_dict())
@@ -103,7 +114,6 @@ def compact_pretrained(model: nn.Module, mask: Optional[Mapping[str, torch.Tenso
                           f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     small.generation_config = copy.deepcopy(model.generation_config)
     small.eval()
-    exact = all(graph.groups[i].exact for i in removed)
     difference = check_outputs(masked, small, structure.example_inputs, atol=atol if exact else float("inf"))
     return CompactedLM(small, changes, plan, difference, exact)
 
@@ -200,59 +210,6 @@ def _mismatches(model_class, config_class, base: dict, changed: dict, shapes: Ma
     return {n for n in set(shapes) | set(built) if shapes.get(n) != built.get(n)}
 
 
-@dataclass
-class ParamsSearch:
-    """The uniform sparsity that meets a parameter target, and every sparsity tried on the way."""
-
-    target: int
-    sparsity: float
-    params: int
-    tried: list[tuple[float, int]]
-
-
-def sparsity_for_params(model: nn.Module, spec: PruneSpec, structure: ModelStructure, target: int, *,
-                        tolerance: float = 0.01) -> ParamsSearch:
-    """The smallest uniform unit sparsity (every pruned group alike, ``spec``'s layers and rounding) whose
-    compacted model has at most ``target`` parameters: a bisection over the compaction plans' shapes (no
-    scores, no pruning: which units go does not change the sizes).
-
-    Raises:
-        ConfigError: for a target the model already meets, or one width pruning cannot reach.
-    """
-    pruner = Pruner(model, spec, structure=structure)
-    graph = structure.graph
-    groups = prunable_groups(graph, spec.layers, spec.include_inexact)
-    index = {id(g): i for i, g in enumerate(graph.groups)}
-    tied = {name: p for name, p in model.named_parameters()}
-    tried: list[tuple[float, int]] = []
-
-    def params_at(sparsity: float) -> int:
-        plan = pruner.rounded(sparsity) if spec.round_to > 1 else {}
-        removed = {}
-        for g in groups:
-            share = plan.get(glob.escape(g.name), sparsity)
-            removed[index[id(g)]] = np.arange(min(num_to_prune(share, g.size), g.size - 1))
-        kept = build_plan(graph, model, removed).tensors
-        count = sum(math.prod(len(kept[n].keep[a]) if n in kept and a in kept[n].keep else size
-                              for a, size in enumerate(p.shape)) for n, p in tied.items())
-        tried.append((round(sparsity, 3), count))
-        return count
-
-    dense, least = params_at(0.0), params_at(99.9)
-    if dense <= target:
-        raise ConfigError(f"the model has {dense:,} parameters, already at most the target {target:,}")
-    if least > target:
-        raise ConfigError(f"width pruning cannot bring the model to {target:,} parameters: pruning every group it "
-                          f"may prune to one unit leaves {least:,}. Give a larger target, more groups "
-                          f"(--include-inexact for the residual width, --layers), or remove blocks first "
-                          f"(prunekit drop-blocks)")
-    low, high = 0.0, 99.9
-    while high - low > tolerance:
-        middle = (low + high) / 2
-        low, high = (low, middle) if params_at(middle) <= target else (middle, high)
-    return ParamsSearch(target, round(high, 3), params_at(high), tried)
-
-
 def kv_rule_holds(config: Any) -> bool:
     """Whether the config's query heads divide by its key/value heads (every grouped-query runtime needs it).
 
@@ -265,4 +222,4 @@ def kv_rule_holds(config: Any) -> bool:
     return not (isinstance(heads, int) and isinstance(kv, int) and kv) or heads % kv == 0
 
 
-__all__ = ["CompactedLM", "ParamsSearch", "compact_pretrained", "kv_rule_holds", "solve_config", "sparsity_for_params"]
+__all__ = ["CompactedLM", "compact_pretrained", "kv_rule_holds", "solve_config"]
