@@ -153,7 +153,7 @@ class _Plans:
 
 
 def resolve_size_target(model: nn.Module, spec: PruneSpec, structure: ModelStructure, target: SizeTarget, *,
-                        tolerance: float = 0.01, prompt_tokens: int = 32, new_tokens: int = 16,
+                        tolerance: float = 0.01, prompt_tokens: int = 128, new_tokens: int = 32,
                         repeats: int = 3, progress: bool = False) -> SizeSearch:
     """The smallest uniform unit sparsity of ``model`` (``spec``'s layers and rounding) that meets ``target``
     (see the module docstring); ``tolerance``: the bisection's width in sparsity points for the size targets
@@ -210,13 +210,18 @@ def _latency_ratio(model: nn.Module, plans: _Plans, prompt_tokens: int, new_toke
     interleaved in one run (:func:`prunekit.bench.generate.generation_speed`)."""
     from ..bench.generate import generation_speed
 
+    measured: dict[int, float] = {}  # by parameter count: sparsities that round to the same shapes are timed once
+
     def ratio(sparsity: float) -> float:
-        rows = generation_speed({"dense": model, "plan": plans.compacted(sparsity)}, prompt_tokens=prompt_tokens,
-                                new_tokens=new_tokens, repeats=repeats)
-        measured = round(1.0 / rows[1]["speedup_decode"], 4)
-        if progress:
-            print(f"  {sparsity:6.2f}% of the units: decode {measured:.3f}x the dense time per token")
-        return measured
+        size = plans.params(sparsity)
+        if size not in measured:
+            rows = generation_speed({"dense": model, "plan": plans.compacted(sparsity)},
+                                    prompt_tokens=prompt_tokens, new_tokens=new_tokens, repeats=repeats)
+            measured[size] = round(1.0 / rows[1]["speedup_decode"], 4)
+            if progress:
+                print(f"  {sparsity:6.2f}% of the units ({size:,} parameters): decode {measured[size]:.3f}x the "
+                      f"dense time per token")
+        return measured[size]
 
     return ratio
 
