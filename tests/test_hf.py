@@ -117,11 +117,36 @@ def test_the_command_line_prunes_and_evaluates_a_folder(tmp_path, capsys):
     masks = safetensors.torch.load_file(str(tuned / "masks.safetensors"))
     assert all(not again.get_parameter(n)[~m].any() for n, m in masks.items())  # the mask held while training
     for option, message in ((["--schedule", "lottery"], "no initialisation"),
-                            (["--schedule", "finetune", "--distill"], "distillation is not available"),
                             (["--schedule", "finetune", "--owl"], "OWL and per-layer plans")):
         assert main(["prune", "--model", f"hf:{folder}", "--sparsity", "50", *option,
                      "--out", str(tmp_path / "x"), *small]) == 2
         assert message in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_iterative_pruning_distils_from_the_dense_model(tmp_path):
+    from prunekit.schedules import Recovery
+    from prunekit.training import DistillConfig, TrainConfig
+
+    folder = tiny_folder(str(tmp_path), "llama")
+    small = dict(seqlen=32, held_out=512, progress=False)
+    spec = PruneSpec("weight")
+    oneshot = prune_pretrained("hf:" + folder, spec, 70.0, out=tmp_path / "o", **small)
+    recovery = Recovery(iterative=TrainConfig(epochs=0.05, lr=1e-3), distill=DistillConfig())
+    distilled = prune_pretrained("hf:" + folder, spec, 70.0, out=tmp_path / "d", schedule="iterative",
+                                 recovery=recovery, **small)
+    record = json.loads((distilled.path / "prunekit.json").read_text())["pruning"]["recovery"]
+    assert record["distill"] == {"temperature": 1.0, "alpha": 1.0}  # the language-model defaults
+    ids = torch.randint(0, 300, (4, 32), generator=torch.Generator().manual_seed(3))
+    dense = load("hf:" + folder).model
+
+    def kl_to_dense(path):
+        with torch.no_grad():
+            student = load("hf:" + str(path)).model(ids).logits.log_softmax(-1)
+            teacher = dense(ids).logits.log_softmax(-1)
+        return float((teacher.exp() * (teacher - student)).sum(-1).mean())
+
+    assert distilled.train_tokens > 0 and abs(distilled.sparsity - 70.0) < 1
+    assert kl_to_dense(distilled.path) < 0.8 * kl_to_dense(oneshot.path)
 
 
 def test_bad_models_and_texts_get_clear_errors(tmp_path, capsys):
