@@ -221,3 +221,29 @@ def test_a_latency_target_times_the_plans_decode_against_the_dense_model(tmp_pat
     for bad in (1.5, 0.0):
         with pytest.raises(ConfigError, match="below 1|positive"):
             SizeTarget(latency=bad).check()
+
+
+def test_depth_and_width_are_planned_together_for_a_size_target(tmp_path, capsys):
+    folder = tiny_folder(str(tmp_path), "llama")  # 2 blocks, 39,072 parameters
+    common = ["--method", "unit", "--layers", "*mlp*", "--seqlen", "32", "--held-out-tokens", "512", "--quiet"]
+    assert main(["prune", "--model", "hf:" + folder, "--target-params", "30000", "--blocks", "auto",
+                 "--out", str(tmp_path / "dw"), *common]) == 0
+    assert "depth x width: removed blocks" in capsys.readouterr().out
+    record = json.loads((tmp_path / "dw" / "prunekit.json").read_text())
+    depth = record["pruning"]["depth"]
+    assert [c["blocks"] for c in depth["candidates"]] == [0, 1] and all(c["params"] <= 30000 for c in depth["candidates"])
+    best = min(depth["candidates"], key=lambda c: c["validation_perplexity"])
+    assert depth["removed"] == best["removed"] and record["metrics"]["params"] == best["params"]
+    small = load("hf:" + str(tmp_path / "dw")).model  # a standard config: blocks and channels both follow
+    assert small.config.num_hidden_layers == 2 - best["blocks"]
+    assert sum(p.numel() for p in small.parameters()) == best["params"]
+    assert main(["prune", "--model", "hf:" + folder, "--target-params", "36000", "--blocks", "1",
+                 "--out", str(tmp_path / "one"), *common]) == 0  # one block alone meets it: the width stays
+    fixed = json.loads((tmp_path / "one" / "prunekit.json").read_text())
+    assert fixed["pruning"]["depth"]["candidates"][0]["sparsity"] == 0.0
+    assert load("hf:" + str(tmp_path / "one")).model.config.num_hidden_layers == 1
+    for extra, error in ((["--sparsity", "50", "--blocks", "1"], "--blocks plans depth with a size target"),
+                         (["--target-params", "30000", "--blocks", "2"], "0 to 1 or 'auto'")):
+        assert main(["prune", "--model", "hf:" + folder, *extra, "--out", str(tmp_path / "q"), *common]) == 2
+        assert error in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()

@@ -54,8 +54,12 @@ def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
         if args.align_channels is not None:
             raise ConfigError("a language model keeps channel multiples with --round-to N, not --align-channels")
         latency = target.ratio if isinstance(target, LatencyTarget) else None
-        size = SizeTarget(params=args.target_params, memory=args.target_memory, latency=latency).check()
+        size = SizeTarget(params=args.target_params, memory=args.target_memory, latency=latency,
+                          blocks=args.blocks).check()
         target = None if latency is not None else target  # a sparsity beside a size target is refused below
+    elif args.blocks is not None:
+        raise ConfigError("--blocks plans depth with a size target (--target-params, --target-memory, "
+                          "--target-latency); to remove blocks alone use prunekit drop-blocks")
     dataset = text_dataset(args.dataset)
     result = prune_pretrained(args.model, spec, target, out=args.out, dataset=dataset, dtype=args.dtype,
                               seqlen=args.seqlen, held_out=args.held_out_tokens, owl=args.owl,
@@ -63,6 +67,11 @@ def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
     print(f"{args.model}: {spec.method} pruning ({spec.criterion or 'magnitude'}) to {result.sparsity:.2f}% of the "
           f"pruned layers{_trained(args.schedule, result)} in {result.prune_seconds:.1f} s; held-out perplexity ({dataset}, windows of "
           f"{args.seqlen}) {result.perplexity_dense:.3f} dense -> {result.perplexity:.3f} -> {result.path}")
+    if result.depth_candidates is not None:
+        tried = "; ".join(f"{c['blocks']} blocks + width {c['sparsity']:g}%: {c['validation_perplexity']:.3f}"
+                          if "error" not in c else f"{c['blocks']} blocks: cannot" for c in result.depth_candidates)
+        print(f"depth x width: removed blocks {result.blocks_removed or 'none'} (validation perplexity of the plans "
+              f"tried, pruned without recovery: {tried})")
     if result.search is not None:
         search = result.search
         print(f"target {search.target.describe()}: uniform sparsity {search.sparsity:g}% gives {search.value:,.6g} "

@@ -52,6 +52,11 @@ def register(commands) -> None:
                         help="instead of --sparsity (a language model, --method unit): the smallest uniform width "
                         "pruning whose weights take at most SIZE bytes at --dtype (e.g. 300MB, 1.5GB, 500MiB; the KV "
                         "cache is not counted)")
+    parser.add_argument("--blocks", type=blocks_option, default=None, metavar="N|auto",
+                        help="with a size target on a language model: remove N decoder blocks first (ranked as "
+                        "drop-blocks ranks them) and cut the width to meet the rest, or 'auto': try 0 and steps of "
+                        "about a tenth of the blocks, and keep the plan of the lowest perplexity on validation "
+                        "windows of the text (every candidate is printed and recorded)")
     parser.add_argument("--latency-batch", type=positive_int, default=256,
                         help="the batch size --target-latency is measured at")
     parser.add_argument("--align-channels", type=positive_int, default=None, metavar="N",
@@ -89,9 +94,9 @@ def run_prune(args: argparse.Namespace) -> int:
         "latency_bn_batches": args.bn_batches})
     if is_hf_reference(args.model):
         return run_prune_lm(args, spec, target, recovery)
-    if args.target_params is not None or args.target_memory is not None:
-        raise ConfigError("--target-params and --target-memory size a language model (--model hf:DIR); for the model "
-                          "zoo give --sparsity or --target-latency")
+    if args.target_params is not None or args.target_memory is not None or args.blocks is not None:
+        raise ConfigError("--target-params, --target-memory and --blocks size a language model (--model hf:DIR); for "
+                          "the model zoo give --sparsity or --target-latency")
     if not args.checkpoint:
         raise ConfigError("give the checkpoint to prune (--checkpoint DIR), or a Hugging Face model (--model hf:DIR)")
     result = prune_checkpoint(args.checkpoint, spec, target, out=args.out, schedule=args.schedule,
@@ -130,6 +135,24 @@ def parameter_count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a parameter count such as 100M, 1.5B or 100000000, got {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"a parameter count must be positive, got {text!r}")
+    return value
+
+
+def blocks_option(text: str):
+    """``auto`` or a count of blocks (0 or more).
+
+    Example:
+        >>> blocks_option("auto"), blocks_option("5")
+        ('auto', 5)
+    """
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of blocks or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the number of blocks cannot be negative, got {text!r}")
     return value
 
 

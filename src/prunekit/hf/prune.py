@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
+
+import torch
 
 from ..data.text import DEFAULT, TokenSplits, token_splits
 from ..errors import ConfigError
@@ -28,6 +30,7 @@ from ..schedules import Recovery
 from ..storage import check_output
 from ..structure import ModelStructure, model_structure
 
+from .depth_width import DepthWidthPlan, plan_depth_and_width
 from .load import load
 from .perplexity import perplexity
 from .recover import check_schedule, lm_recovery, prune_with_recovery, training_windows
@@ -54,6 +57,8 @@ class PrunedLM:
     config_changes: Optional[dict[str, list]] = None
     search: Optional[SizeSearch] = None
     nonstandard: Optional[str] = None
+    blocks_removed: list[int] = field(default_factory=list)
+    depth_candidates: Optional[list[dict[str, Any]]] = None
 
 
 def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mapping[str, float], None] = None, *,
@@ -81,7 +86,8 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     :func:`~.load.load` reads and stock transformers does not (``PrunedLM.nonstandard`` says why).
     ``size`` (unit pruning, instead of ``target``): the smallest uniform sparsity whose compacted model has at
     most so many parameters or bytes of weights, or decodes in at most a ratio of the dense time per token
-    (:func:`~.targets.resolve_size_target`; the search is recorded).
+    (:func:`~.targets.resolve_size_target`; the search is recorded). With ``size.blocks`` decoder blocks are
+    removed first, their number given or searched (:func:`~.depth_width.plan_depth_and_width`).
 
     Raises:
         ConfigError: for a target the spec refuses, a model or text that cannot be read, or a text too short.
@@ -93,17 +99,22 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
         pretrained.check_standard("unit pruning")
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     model = pretrained.model
-    search, structure = None, None
-    if spec.removes_units:
+    dense = perplexity(model, splits.held_out, seqlen, progress)
+    params_dense = sum(p.numel() for p in model.parameters())
+    search, structure, depth = None, None, None
+    if size is not None and size.blocks is not None:  # depth and width planned together
+        depth = _plan_depth(model, splits, spec, size, seqlen, progress)
+        model, structure, search = depth.model, depth.structure, depth.search
+        pretrained = replace(pretrained, model=model)
+        target = search.sparsity if search is not None else 0.0
+    elif spec.removes_units:
         structure = model_structure(model, {"input_ids": splits.rest[:min(seqlen, 64)].unsqueeze(0)})
-    if size is not None:
+    if size is not None and depth is None:
         search = resolve_size_target(model, spec, structure, size, progress=progress)
         target = search.sparsity
-    dense = perplexity(model, splits.held_out, seqlen, progress)
     point = prune_loaded(model, splits, spec, target, seqlen=seqlen, owl=owl, schedule=schedule, recipe=recipe,
                          structure=structure, progress=progress)
     sparsity = point.mask.sparsity()
-    params_dense = sum(p.numel() for p in model.parameters())
     compacted, mask, plan = None, point.mask, None
     if spec.removes_units:  # a smaller model in a standard config, not a masked one
         compacted = compact_pretrained(model, point.mask, structure, include_inexact=spec.include_inexact)
@@ -122,6 +133,8 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
                           **point.cost}}
     if search is not None:
         record["pruning"]["size_target"] = search.to_dict()
+    if depth is not None:
+        record["pruning"]["depth"] = {"blocks": size.blocks, "removed": depth.removed, "candidates": depth.candidates}
     if compacted is not None:
         record["compacted"] = {"config_changes": compacted.changes, "groups": compacted.plan.groups,
                                "exact": compacted.exact, "logit_difference": compacted.difference,
@@ -130,7 +143,24 @@ def prune_pretrained(reference: str, spec: PruneSpec, target: Union[float, Mappi
     path = save_pretrained(pretrained, out, mask, record, plan)
     return PrunedLM(path, point.mask, sparsity, dense, pruned, point.seconds, point.cost.get("train_tokens", 0),
                     params_dense, params, compacted.changes if compacted is not None else None, search,
-                    compacted.nonstandard if compacted is not None else None)
+                    compacted.nonstandard if compacted is not None else None,
+                    depth.removed if depth is not None else [], depth.candidates if depth is not None else None)
+
+
+def _plan_depth(model: Any, splits: TokenSplits, spec: PruneSpec, size: SizeTarget, seqlen: int,
+                progress: bool) -> DepthWidthPlan:
+    """:func:`~.depth_width.plan_depth_and_width` on the text: blocks ranked on (up to 32 of) the calibration
+    sequences, candidates compared on the 8 windows after them."""
+    batches = spec.calibration_batches
+    ranking = torch.cat([b["input_ids"] for b in splits.calibration(min(batches, 32), seqlen)])
+    windows = training_windows(splits.rest, seqlen)
+    validation = windows[batches:batches + 8]
+    if len(validation) == 0:
+        raise ConfigError(f"the text after the held-out part has {len(windows)} windows of {seqlen} tokens: none left "
+                          f"after the {batches} calibration sequences to compare depth x width plans on")
+    calibration = splits.calibration(batches, seqlen) if spec.needs_data else None
+    return plan_depth_and_width(model, spec, size, calibration=ranking, validation=validation,
+                                calibration_batches=calibration, progress=progress)
 
 
 def check_request(spec: PruneSpec, target: Union[float, Mapping[str, float], None], *, owl: bool = False,

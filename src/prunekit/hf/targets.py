@@ -28,7 +28,7 @@ import copy
 import glob
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from torch import nn
@@ -54,6 +54,8 @@ class SizeTarget:
         memory: at most this many bytes of weights at the model's dtype (the KV cache and activations are
             not counted: they depend on the context length, not on the plan alone).
         latency: at most this ratio of the dense model's decode time per token (batch 1, KV cache), measured.
+        blocks: decoder blocks removed before the width is cut (:mod:`~.depth_width`): a number, or ``"auto"``
+            to try several and keep the plan of the lowest validation perplexity; ``None``: width alone.
 
     Example:
         >>> SizeTarget(memory=400_000_000).check().describe()
@@ -63,6 +65,7 @@ class SizeTarget:
     params: Optional[int] = None
     memory: Optional[int] = None
     latency: Optional[float] = None
+    blocks: Any = None
 
     @property
     def kind(self) -> str:
@@ -74,7 +77,7 @@ class SizeTarget:
         Raises:
             ConfigError: naming what is wrong.
         """
-        given = {k: v for k, v in vars(self).items() if v is not None}
+        given = {k: getattr(self, k) for k in ("params", "memory", "latency") if getattr(self, k) is not None}
         if len(given) != 1:
             raise ConfigError(f"give one size target (--target-params, --target-memory or --target-latency), "
                               f"got {', '.join(given) or 'none'}")
@@ -85,6 +88,9 @@ class SizeTarget:
                               f"got {value!r}")
         if kind == "latency" and value >= 1:
             raise ConfigError(f"a latency target is a ratio to the dense model below 1 (e.g. 0.8), got {value!r}")
+        if self.blocks is not None and self.blocks != "auto" and (isinstance(self.blocks, bool)
+                                                                  or not isinstance(self.blocks, int) or self.blocks < 0):
+            raise ConfigError(f"the blocks to remove before width pruning are a count or 'auto', got {self.blocks!r}")
         return self
 
     def describe(self) -> str:
@@ -93,6 +99,10 @@ class SizeTarget:
         if self.memory is not None:
             return f"at most {self.memory:,} bytes of weights"
         return f"at most {self.latency:g}x the dense decode time per token"
+
+
+class TargetAlreadyMet(ConfigError):
+    """The model meets the size target without width pruning."""
 
 
 @dataclass
@@ -183,7 +193,7 @@ def resolve_size_target(model: nn.Module, spec: PruneSpec, structure: ModelStruc
 
     dense = measure(0.0) if target.kind != "latency" else 1.0
     if dense <= limit:
-        raise ConfigError(f"the model, {dense:,} {_unit(target)}, already meets the target: {target.describe()}")
+        raise TargetAlreadyMet(f"the model, {dense:,} {_unit(target)}, already meets the target: {target.describe()}")
     least = value(MOST)
     if least > limit:
         raise ConfigError(f"width pruning cannot bring the model to {target.describe()}: pruning every group it may "
@@ -230,4 +240,4 @@ def _unit(target: SizeTarget) -> str:
     return {"params": "parameters", "memory": "bytes", "latency": "x the dense decode time"}[target.kind]
 
 
-__all__ = ["SizeSearch", "SizeTarget", "resolve_size_target"]
+__all__ = ["SizeSearch", "SizeTarget", "TargetAlreadyMet", "resolve_size_target"]
