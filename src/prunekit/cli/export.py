@@ -54,8 +54,10 @@ def run_exporter(args: argparse.Namespace) -> int:
     language_model = isinstance(ckpt, LMCheckpoint)
     if language_model and not exporter.language_models:
         usable = " or ".join(n for n in EXPORTERS.names() if EXPORTERS.get(n).language_models)
+        smaller = (" (a language model is made smaller by unit pruning, which writes the compacted folder: prunekit "
+                   "prune --model hf:DIR --method unit --sparsity N --out DIR)") if args.format == "compact" else ""
         raise ConfigError(f"{args.format} output is not available for Hugging Face language models yet; use "
-                          f"prunekit export --format {usable}")
+                          f"prunekit export --format {usable}{smaller}")
     input_shape = args.input_shape or ckpt.input_shape
     example = call(args.example_inputs, "example inputs") if args.example_inputs else example_tokens(ckpt)
     if input_shape is None and example is None:

@@ -74,7 +74,8 @@ def run_prune_lm(args: argparse.Namespace, spec, target, recovery) -> int:
               f"tried, pruned without recovery: {tried})")
     if result.search is not None:
         search = result.search
-        print(f"target {search.target.describe()}: uniform sparsity {search.sparsity:g}% gives {search.value:,.6g} "
+        value = f"{search.value:.3f}x" if search.target.kind == "latency" else f"{int(search.value):,}"
+        print(f"target {search.target.describe()}: uniform sparsity {search.sparsity:g}% gives {value} "
               f"({search.params:,} parameters; {len(search.tried)} plans tried, in prunekit.json)")
     if result.config_changes is not None:
         changed = ", ".join(f"{k} {a} -> {b}" if a is not None else f"{k} {b} (written out)"

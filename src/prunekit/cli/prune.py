@@ -45,18 +45,19 @@ def register(commands) -> None:
                         "groups by accuracy lost per latency saved (a sensitivity and latency table is measured first); "
                         "for a language model (--model hf:DIR), the smallest uniform width pruning whose decode time "
                         "per token (batch 1, KV cache) measures at most RATIO x the dense model's")
-    parser.add_argument("--target-params", type=parameter_count, default=None, metavar="N",
-                        help="instead of --sparsity (a language model, --method unit): the smallest uniform width "
-                        "pruning whose compacted model has at most N parameters (e.g. 100M, 1.5B or 100000000)")
-    parser.add_argument("--target-memory", type=byte_size, default=None, metavar="SIZE",
-                        help="instead of --sparsity (a language model, --method unit): the smallest uniform width "
-                        "pruning whose weights take at most SIZE bytes at --dtype (e.g. 300MB, 1.5GB, 500MiB; the KV "
-                        "cache is not counted)")
-    parser.add_argument("--blocks", type=blocks_option, default=None, metavar="N|auto",
-                        help="with a size target on a language model: remove N decoder blocks first (ranked as "
-                        "drop-blocks ranks them) and cut the width to meet the rest, or 'auto': try 0 and steps of "
-                        "about a tenth of the blocks, and keep the plan of the lowest perplexity on validation "
-                        "windows of the text (every candidate is printed and recorded)")
+    sizes = parser.add_argument_group("size targets of a language model (--model hf:DIR --method unit, instead of "
+                                      "--sparsity)")
+    sizes.add_argument("--target-params", type=parameter_count, default=None, metavar="N",
+                       help="the smallest uniform width pruning whose compacted model has at most N parameters "
+                       "(e.g. 100M, 1.5B or 100000000)")
+    sizes.add_argument("--target-memory", type=byte_size, default=None, metavar="SIZE",
+                       help="the smallest uniform width pruning whose weights take at most SIZE bytes at --dtype "
+                       "(e.g. 300MB, 1.5GB, 500MiB; the KV cache is not counted)")
+    sizes.add_argument("--blocks", type=blocks_option, default=None, metavar="N|auto",
+                       help="with a size target (--target-latency too): remove N decoder blocks first (ranked as "
+                       "drop-blocks ranks them) and cut the width to meet the rest, or 'auto': try 0 and steps of "
+                       "about a tenth of the blocks, and keep the plan of the lowest perplexity on validation "
+                       "windows of the text (every candidate is printed and recorded)")
     parser.add_argument("--latency-batch", type=positive_int, default=256,
                         help="the batch size --target-latency is measured at")
     parser.add_argument("--align-channels", type=positive_int, default=None, metavar="N",

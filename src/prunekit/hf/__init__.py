@@ -11,7 +11,9 @@
 * :func:`prune_depth` -- remove whole decoder blocks (least angular distance between a block's input and
   output), written as a folder with a standard, shorter config;
 * :func:`compact_pretrained` -- a unit-pruned model made smaller, in a config solved from its new shapes
-  (:func:`prune_pretrained` with ``method="unit"`` writes it); :func:`resolve_size_target` sizes it;
+  (:func:`prune_pretrained` with ``method="unit"`` writes it), or kept in prunekit's compacted form where no
+  standard config says its shapes; :func:`resolve_size_target` sizes it to a parameter, memory or latency
+  target, and :mod:`.depth_width` plans how many blocks go first;
 * :func:`prune_experts` -- remove the least salient experts of mixture-of-experts layers (REAP);
 * :func:`block_sensitivity` -- each decoder block pruned alone over a grid: curves for
   :func:`~prunekit.plan.allocate`'s per-block plans;

@@ -74,7 +74,8 @@ def plan_depth_and_width(model: nn.Module, spec: PruneSpec, target: SizeTarget, 
                          progress: bool = False) -> DepthWidthPlan:
     """The depth x width plan meeting ``target`` with the lowest perplexity on ``validation`` (``[n, tokens]``
     ids); blocks ranked on ``calibration`` (``[n, tokens]``); the criterion reads ``calibration_batches`` (the
-    prune request's calibration data) if it needs data. ``model`` is not modified.
+    prune request's calibration data) if it needs data. ``model`` is not modified; up to three copies of it are
+    held at once (the best candidate, the one being tried, and it pruned).
 
     Raises:
         ConfigError: when no candidate meets the target, or ``target.blocks`` is not a valid count.
