@@ -58,15 +58,6 @@ def _read_saved(files: FolderFiles) -> tuple[Plan, dict]:
     return plan, state
 
 
-def read_plan(path: str | os.PathLike) -> Plan:
-    """The compaction plan of the saved compact folder ``path``.
-
-    Raises:
-        CheckpointError: if the folder is missing or its plan malformed.
-    """
-    return read_consistently(Path(path), _read_saved)[0]
-
-
 def load_compacted(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Replay a saved plan on ``model`` (a fresh instance of the class that was compacted, e.g. built
     from the same config) and load the compact weights. Nothing is unpickled and no code is imported.
@@ -78,9 +69,14 @@ def load_compacted(model: nn.Module, path: str | os.PathLike) -> nn.Module:
         CheckpointError: if the folder is missing or malformed, or the plan or weights do not fit ``model``
             (the model is then left as it was when the plan does not fit).
     """
+    return load_compacted_with_plan(model, path)[0]
+
+
+def load_compacted_with_plan(model: nn.Module, path: str | os.PathLike) -> tuple[nn.Module, Plan]:
+    """:func:`load_compacted`, and the plan it replayed (read in the same pass as the weights)."""
     path = Path(path)
     plan, state = read_consistently(path, _read_saved)
     apply_plan(model, plan)
     check_state_dict_fits(model.state_dict(), state, path / WEIGHTS_FILE)
     model.load_state_dict(state)
-    return model.eval()
+    return model.eval(), plan

@@ -98,8 +98,9 @@ def plan_depth_and_width(model: nn.Module, spec: PruneSpec, target: SizeTarget, 
         except ConfigError as exc:
             candidates.append({"blocks": blocks, "removed": removed, "error": str(exc)})
             continue
-        pruned = copy.deepcopy(candidate)
-        if sparsity > 0:
+        pruned = candidate
+        if sparsity > 0:  # scored masked, on a copy: the candidate itself stays whole for the final pruning
+            pruned = copy.deepcopy(candidate)
             Pruner(pruned, spec, structure=structure).prune(sparsity, calibration=calibration_batches).apply_(pruned)
         score = _perplexity(pruned, validation)
         params = search.params if search is not None else sum(p.numel() for p in candidate.parameters())

@@ -113,7 +113,7 @@ def load(reference: str | os.PathLike, dtype: str = "fp32") -> Pretrained:
 def _load_compacted(transformers, path: Path, dtype: str) -> Pretrained:
     """A folder in prunekit's compacted form: the dense architecture of ``config.json``, built empty, with the
     plan in :data:`COMPACTED_DIR` replayed on it and its weights loaded."""
-    from ..compact.saved import PLAN_FILE, WEIGHTS_FILE, load_compacted, read_plan
+    from ..compact.saved import PLAN_FILE, WEIGHTS_FILE, load_compacted_with_plan
 
     _check_folder(path, weights=False)
     common = dict(local_files_only=True, trust_remote_code=False)
@@ -124,11 +124,11 @@ def _load_compacted(transformers, path: Path, dtype: str) -> Pretrained:
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=DTYPES[dtype], trust_remote_code=False)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise ConfigError(f"{path}: transformers cannot build this model ({type(exc).__name__}: {_first(exc)})")
-    load_compacted(model, path / COMPACTED_DIR)
+    model, plan = load_compacted_with_plan(model, path / COMPACTED_DIR)
     if (path / "generation_config.json").is_file():
         model.generation_config = transformers.GenerationConfig.from_pretrained(path, **common)
     files = [path / "config.json", path / COMPACTED_DIR / PLAN_FILE, path / COMPACTED_DIR / WEIGHTS_FILE]
-    return Pretrained(model.eval(), tokenizer, path, folder_digest(files), dtype, read_plan(path / COMPACTED_DIR))
+    return Pretrained(model, tokenizer, path, folder_digest(files), dtype, plan)
 
 
 def load_tokenizer(reference: str | os.PathLike) -> Any:

@@ -191,7 +191,7 @@ def resolve_size_target(model: nn.Module, spec: PruneSpec, structure: ModelStruc
         tried.append((round(sparsity, 3), result))
         return result
 
-    dense = measure(0.0) if target.kind != "latency" else 1.0
+    dense = {"params": params_dense, "memory": params_dense * bytes_per_param, "latency": 1.0}[target.kind]
     if dense <= limit:
         raise TargetAlreadyMet(f"the model, {dense:,} {_unit(target)}, already meets the target: {target.describe()}")
     least = value(MOST)
