@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from .attributes import int_attributes, update_layer_attributes
+from .bypass import PARTS, bypass
 
 FORMAT, VERSION = "prunekit.plan", 1
 
@@ -44,6 +45,17 @@ class Plan:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     model_class: str = ""
     groups: list[dict[str, Any]] = field(default_factory=list)
+    bypassed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Residual branches removed whole, by module path: ``{"part", "outputs", "layer_idx"}`` (see
+    :class:`~prunekit.compact.bypass.Bypassed`), replayed after the slicing."""
+
+    def with_bypassed(self, branches: dict[str, dict[str, Any]]) -> "Plan":
+        """This plan with ``branches`` removed too: their tensors and attributes are no longer sliced or set."""
+        def inside(name: str) -> bool:
+            return any(name == p or name.startswith(p + ".") for p in branches)
+        return Plan({n: t for n, t in self.tensors.items() if not inside(n)},
+                    {p: a for p, a in self.attributes.items() if not inside(p)}, self.model_class, self.groups,
+                    {**self.bypassed, **branches})
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "model_class": self.model_class,
@@ -52,7 +64,7 @@ class Plan:
                             for name, t in self.tensors.items()},
                 "attributes": {path: {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()}
                                for path, attrs in self.attributes.items()},
-                "groups": self.groups}
+                "groups": self.groups, **({"bypassed": self.bypassed} if self.bypassed else {})}
 
     @classmethod
     def from_json(cls, data: Any, source: Any = "plan") -> "Plan":
@@ -81,7 +93,8 @@ class Plan:
                 tensors[str(name)] = TensorPlan(shape, keep)
             attributes = {str(p): {str(k): _count(v, f"attribute {p}.{k}") for k, v in a.items()}
                           for p, a in data.get("attributes", {}).items()}
-            return cls(tensors, attributes, str(data.get("model_class", "")), list(data.get("groups", [])))
+            bypassed = {str(p): _branch(b, f"bypassed {p!r}") for p, b in data.get("bypassed", {}).items()}
+            return cls(tensors, attributes, str(data.get("model_class", "")), list(data.get("groups", [])), bypassed)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source} is not a valid compaction plan ({exc})") from None
 
@@ -91,6 +104,15 @@ def _count(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
     return value
+
+
+def _branch(value: Any, where: str) -> dict[str, Any]:
+    """A removed branch read from a plan: its part, the length of its output tuple, its KV-cache layer."""
+    if not isinstance(value, dict) or value.get("part") not in PARTS:
+        raise ValueError(f"{where}: expected {{'part': one of {', '.join(PARTS)}, 'outputs', 'layer_idx'}}, got {value!r}")
+    layer = value.get("layer_idx")
+    return {"part": value["part"], "outputs": _count(value.get("outputs", 0), f"{where}: outputs"),
+            "layer_idx": None if layer is None else _count(layer, f"{where}: layer_idx")}
 
 
 def _axis(key: Any, where: str) -> int:
@@ -107,7 +129,8 @@ def _list(value: Any, where: str) -> list:
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
-    """Slice ``model``'s tensors and set its attributes as ``plan`` says, in place; returns ``model``.
+    """Slice ``model``'s tensors, set its attributes and remove its bypassed branches as ``plan`` says, in
+    place; returns ``model``.
 
     Raises:
         CheckpointError: if a tensor of the plan is missing or has another shape, or an attribute it sets
@@ -121,6 +144,10 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             if path not in modules or attr not in int_attributes(modules[path]):
                 raise CheckpointError(f"the plan sets {f'{path}.' if path else ''}{attr}, which is not an integer "
                                       f"attribute of the model ({type(model).__name__}): it does not fit this model")
+    for path in plan.bypassed:
+        if path not in modules or not path:
+            raise CheckpointError(f"the plan removes the branch {path!r}, which the model ({type(model).__name__}) "
+                                  f"does not have: it does not fit this model")
     for name, entry in plan.tensors.items():
         if name not in tensors:
             raise CheckpointError(f"the plan slices {name!r}, which the model ({type(model).__name__}) does not have")
@@ -145,6 +172,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     for path, attrs in plan.attributes.items():
         for attr, value in attrs.items():
             setattr(modules[path], attr, value)
+    for path, branch in plan.bypassed.items():
+        bypass(model, path, **branch)
     return model
 
 

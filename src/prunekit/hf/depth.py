@@ -7,7 +7,8 @@ al.'s distance). ``independent`` removes the ``n`` blocks of least distance; ``c
 knowing the architecture: the ``nn.ModuleList`` as long as the config's ``num_hidden_layers``. Removing them
 keeps the config standard (fewer layers, per-layer lists such as ``layer_types`` shortened alike, each
 attention's ``layer_idx`` renumbered for the KV cache), so the saved folder loads with stock
-``AutoModelForCausalLM.from_pretrained`` and gives the logits of the model in memory.
+``AutoModelForCausalLM.from_pretrained`` and gives the logits of the model in memory. :func:`prune_depth`
+with ``part="attention"`` / ``"mlp"`` removes only that half of the chosen blocks (:mod:`prunekit.hf.halves`).
 
 Example (a tiny random Llama of 2 blocks):
     >>> import tempfile, torch
@@ -23,50 +24,30 @@ Example (a tiny random Llama of 2 blocks):
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
+from ..compact.bypass import PARTS as HALVES
+from ..compact.plan import Plan
 from ..data.text import DEFAULT, token_splits
 from ..errors import ConfigError
 from ..storage import check_output
 
+from .blocks import angular_distance_sum, decoder_blocks, hidden_states, text_config
+from .halves import choose_halves, drop_halves
 from .load import load
 from .perplexity import perplexity
 from .save import save_pretrained
 
 SELECTIONS = ("independent", "contiguous")
-
-
-def decoder_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """``(name, blocks)``: the model's list of decoder blocks (the ``nn.ModuleList`` whose length is the
-    config's ``num_hidden_layers``).
-
-    Raises:
-        ConfigError: when no such list, or more than one, is found.
-    """
-    layers = _text_config(model).num_hidden_layers
-    found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == layers]
-    if len(found) != 1:
-        raise ConfigError(f"{type(model).__name__}: expected one list of {layers} decoder blocks (the config's "
-                          f"num_hidden_layers), found {len(found)} ({', '.join(n for n, _ in found) or 'none'})")
-    return found[0]
-
-
-def _text_config(model: nn.Module) -> Any:
-    config = model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
-
-
-def _hidden(value: Any) -> Tensor:
-    """The hidden states in a block's input or output (a tensor, or the first element of a tuple)."""
-    return value if isinstance(value, Tensor) else value[0]
+PARTS = ("block",) + HALVES
+"""What ``prune_depth`` removes: whole blocks, or one half of each chosen block."""
 
 
 @torch.inference_mode()
@@ -81,11 +62,11 @@ def block_distances(model: nn.Module, calibration: Tensor, *, span: int = 1, bat
 
     def keep_input(index: int):
         def hook(module, args, kwargs):
-            states[index] = _hidden(args[0] if args else kwargs["hidden_states"]).double()
+            states[index] = hidden_states(args[0] if args else kwargs["hidden_states"]).double()  # a copy
         return hook
 
     def keep_output(module, args, output):
-        states[count] = _hidden(output).double()
+        states[count] = hidden_states(output).double()
 
     handles = [b.register_forward_pre_hook(keep_input(i), with_kwargs=True) for i, b in enumerate(blocks)]
     handles.append(blocks[-1].register_forward_hook(keep_output))
@@ -95,8 +76,7 @@ def block_distances(model: nn.Module, calibration: Tensor, *, span: int = 1, bat
             ids = calibration[start:start + batch_size]
             model(input_ids=ids, use_cache=False)
             for i in range(count - span + 1):
-                cos = torch.nn.functional.cosine_similarity(states[i], states[i + span], dim=-1).clamp(-1, 1)
-                sums[i] += (torch.arccos(cos) / math.pi).sum()
+                sums[i] += angular_distance_sum(states[i], states[i + span])
             tokens += ids.numel()
     finally:
         for handle in handles:
@@ -135,7 +115,7 @@ def drop_blocks(model: nn.Module, indices: Sequence[int]) -> None:
         for module in block.modules():
             if isinstance(getattr(module, "layer_idx", None), int):
                 module.layer_idx = new
-    for config in {id(c): c for c in (model.config, _text_config(model))}.values():
+    for config in {id(c): c for c in (model.config, text_config(model))}.values():
         for key, value in list(vars(config).items()):  # per-layer lists (layer_types, ...) keep the kept entries
             if isinstance(value, list) and len(value) == count and key != "architectures":
                 setattr(config, key, [value[i] for i in kept])
@@ -155,42 +135,59 @@ class DepthPruned:
     perplexity_dense: float
     perplexity: float
     seconds: float
+    part: str = "block"
 
 
 def prune_depth(reference: str, blocks: int, *, out: str | os.PathLike, selection: str = "independent",
-                dataset: str = DEFAULT, calibration_batches: int = 32, dtype: str = "fp32", seqlen: int = 512,
-                held_out: int = 16384, progress: bool = True) -> DepthPruned:
+                part: str = "block", dataset: str = DEFAULT, calibration_batches: int = 32, dtype: str = "fp32",
+                seqlen: int = 512, held_out: int = 16384, progress: bool = True) -> DepthPruned:
     """Load ``reference`` (``hf:DIR`` / ``hf:FILE.gguf``), remove ``blocks`` decoder blocks chosen on
     ``calibration_batches`` sequences of ``dataset`` after its first ``held_out`` tokens, and write a Hugging
     Face folder ``out`` that stock transformers loads, with the held-out perplexity before and after.
 
+    With ``part`` ``"attention"`` or ``"mlp"``, only that half of ``blocks`` blocks is removed
+    (:mod:`prunekit.hf.halves`) and the folder is in prunekit's compacted form.
+
     Raises:
-        ConfigError: for a block count or selection that cannot be done, or a model or text that cannot be read.
+        ConfigError: for a block count, selection or part that cannot be done, or a model or text that cannot
+            be read.
     """
     if selection not in SELECTIONS:
         raise ConfigError(f"unknown block selection {selection!r}; choose from {', '.join(SELECTIONS)}")
+    if part not in PARTS:
+        raise ConfigError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+    if part != "block" and selection != "independent":
+        raise ConfigError(f"--selection {selection} removes runs of whole blocks; halves ({part}) are chosen "
+                          f"independently")
     out = check_output(out, inputs=[reference.removeprefix("hf:")])
     pretrained = load(reference, dtype)
-    pretrained.check_standard("removing blocks")
     model = pretrained.model
     count = len(decoder_blocks(model)[1])
-    if not 1 <= blocks < count:
-        raise ConfigError(f"cannot remove {blocks} of the model's {count} decoder blocks: give 1 to {count - 1}")
+    if part == "block":
+        pretrained.check_standard("removing blocks")
+        if not 1 <= blocks < count:
+            raise ConfigError(f"cannot remove {blocks} of the model's {count} decoder blocks: give 1 to {count - 1}")
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     calibration = torch.cat([batch["input_ids"] for batch in splits.calibration(calibration_batches, seqlen)])
     params_dense = sum(p.numel() for p in model.parameters())
     dense = perplexity(model, splits.held_out, seqlen, progress)
     started = time.perf_counter()
-    removed, distances = choose_blocks(model, calibration, blocks, selection)
-    drop_blocks(model, removed)
+    plan = None
+    if part == "block":
+        removed, distances = choose_blocks(model, calibration, blocks, selection)
+        drop_blocks(model, removed)
+    else:
+        removed, distances = choose_halves(model, calibration, part, blocks)
+        branches = drop_halves(model, part, removed)
+        plan = (pretrained.plan or Plan({}, model_class=type(model).__name__)).with_bypassed(branches)
     seconds = time.perf_counter() - started
     pruned = perplexity(model, splits.held_out, seqlen, progress)
     params = sum(p.numel() for p in model.parameters())
-    record = {"pruning": {"method": "depth", "blocks": blocks, "selection": selection, "removed": removed,
-                          "block_distances": distances, "dataset": dataset,
+    record = {"pruning": {"method": "depth", "part": part, "blocks": blocks, "selection": selection,
+                          "removed": removed, "block_distances": distances, "dataset": dataset,
                           "calibration": [calibration_batches, seqlen]},
               "metrics": {"params_dense": params_dense, "params": params, "perplexity_dense": dense,
                           "perplexity": pruned, "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),
                           "prune_seconds": seconds}}
-    path = save_pretrained(pretrained, out, None, record)
-    return DepthPruned(path, removed, distances, params_dense, params, dense, pruned, seconds)
+    path = save_pretrained(pretrained, out, None, record, plan)
+    return DepthPruned(path, removed, distances, params_dense, params, dense, pruned, seconds, part)

@@ -36,7 +36,8 @@ from ..errors import ConfigError
 from ..prune import Pruner, PruneSpec
 from ..structure import ModelStructure, model_structure
 
-from .depth import block_distances, decoder_blocks, drop_blocks
+from .blocks import decoder_blocks
+from .depth import block_distances, drop_blocks
 from .targets import SizeSearch, SizeTarget, TargetAlreadyMet, resolve_size_target
 
 
