@@ -107,6 +107,9 @@ def test_halves_compose_with_a_width_plan_and_commands_say_the_form(tmp_path, ca
     kept = [n for n, m in both.model.named_modules() if n.endswith("up_proj")]
     assert len(kept) == 2 and all(both.model.get_submodule(n).out_features ==
                                   widths.get_submodule(n).out_features for n in kept)  # the width plan still holds
+    with pytest.raises(ConfigError, match=r"compacted form \(layers of different widths and attention or MLP halves "
+                                          r"of blocks removed\): removing blocks needs a standard config"):
+        prune_depth("hf:" + str(tmp_path / "both"), 1, out=tmp_path / "d", **SMALL)
     with pytest.raises(ConfigError, match="halves .mlp. are chosen independently"):
         prune_depth("hf:" + llama, 1, out=tmp_path / "c", part="mlp", selection="contiguous", **SMALL)
     assert not (tmp_path / "c").exists()

@@ -66,8 +66,10 @@ class Pretrained:
             ConfigError: when :attr:`plan` is set.
         """
         if self.plan is not None:
-            raise ConfigError(f"{self.source} is in prunekit's compacted form (layers of different widths): "
-                              f"{what} needs a standard config; do it before the width pruning")
+            kinds = (["layers of different widths"] if self.plan.tensors else []) + (
+                ["attention or MLP halves of blocks removed"] if self.plan.bypassed else [])
+            raise ConfigError(f"{self.source} is in prunekit's compacted form ({' and '.join(kinds)}): {what} needs "
+                              f"a standard config; do it before the step that wrote this form")
 
 
 GGUF_EXPECTED = ("expected a GGUF file of an architecture and a quantization transformers' GGUF reader supports "
