@@ -49,9 +49,13 @@ def peer_row(args: argparse.Namespace, ids: torch.Tensor) -> tuple:
         except subprocess.TimeoutExpired:
             return f"{name}: not done in {args.peer_timeout:g} s", 0, float("nan"), args.peer_timeout
         if done.returncode != 0:
-            return f"{name}: failed ({done.stderr.strip().splitlines()[-1][:80]})", 0, float("nan"), 0.0
+            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            return f"{name}: failed ({last[:80]})", 0, float("nan"), 0.0
         seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-        model = load_folder(out)
+        try:
+            model = load_folder(out)
+        except (OSError, ValueError, RuntimeError) as exc:
+            return f"{name}: its folder does not load ({type(exc).__name__}: {str(exc)[:60]})", 0, float("nan"), 0.0
         return name, params(model), perplexity(model, ids, args.seqlen), seconds
 
 

@@ -29,6 +29,7 @@ def prune(model: torch.nn.Module, ratio: float, scope: str, round_to: int) -> No
     attention = {name: m for name, m in model.named_modules() if name.endswith("self_attn") and hasattr(m, "q_proj")}
     ignored = [model.lm_head]
     heads = {}
+    fused = {m.gate_up_proj: 2 for name, m in model.named_modules() if name.endswith("mlp") and hasattr(m, "gate_up_proj")}
     if scope == "mlp":
         ignored += [model.get_input_embeddings(), *attention.values()]
     else:
@@ -41,7 +42,8 @@ def prune(model: torch.nn.Module, ratio: float, scope: str, round_to: int) -> No
     pruner = tp.pruner.MetaPruner(
         model, example_inputs=inputs, importance=importance(p=2, group_reduction="mean"), global_pruning=False,
         pruning_ratio=ratio, ignored_layers=ignored, num_heads=heads, prune_num_heads=bool(heads),
-        prune_head_dims=False, head_pruning_ratio=ratio, round_to=round_to, output_transform=lambda out: out.logits)
+        prune_head_dims=False, head_pruning_ratio=ratio, out_channel_groups=fused, round_to=round_to,
+        output_transform=lambda out: out.logits)
     for group in pruner.step(interactive=True):
         group.prune()
     config.hidden_size = model.lm_head.in_features
@@ -49,8 +51,8 @@ def prune(model: torch.nn.Module, ratio: float, scope: str, round_to: int) -> No
         config.num_attention_heads = module.q_proj.out_features // module.head_dim
         config.num_key_value_heads = module.k_proj.out_features // module.head_dim
         module.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
-    widths = {m.gate_proj.out_features for name, m in model.named_modules() if name.endswith("mlp")
-              and hasattr(m, "gate_proj")}
+    widths = {m.gate_proj.out_features if hasattr(m, "gate_proj") else m.gate_up_proj.out_features // 2
+              for name, m in model.named_modules() if name.endswith("mlp") and hasattr(m, "down_proj")}
     if len(widths) == 1:
         config.intermediate_size = widths.pop()
 

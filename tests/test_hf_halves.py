@@ -15,7 +15,9 @@ from prunekit.compact.plan import apply_plan
 from prunekit.errors import CheckpointError, ConfigError
 from prunekit.hf import load, prune_depth
 from prunekit.hf.blocks import decoder_blocks
-from prunekit.hf.halves import block_halves, choose_halves, drop_halves, half_distances
+from prunekit.hf.halves import block_halves, check_removed, choose_halves, drop_halves, half_distances
+from prunekit.hf.load import Pretrained
+from prunekit.hf.save import save_pretrained
 from prunekit.hf.tiny import tiny_folder
 
 pytest.importorskip("transformers")
@@ -53,6 +55,12 @@ def test_each_architecture_loses_halves_into_a_folder_prunekit_loads_with_the_sa
         # the KV cache counts tokens even where attention is gone (block 0's length is the position)
         assert torch.allclose(_cached_logits(small, IDS), full[:, -1], rtol=1e-4, atol=1e-5), arch
         assert small.generate(IDS, max_new_tokens=4, do_sample=False).shape == (1, 14), arch
+        if arch == "qwen2":  # a static cache (allocated at the config's sizes) and a batch of two give the same
+            batch = torch.cat([IDS, IDS.flip(1)])
+            dynamic = small.generate(batch, max_new_tokens=4, do_sample=False)
+            assert torch.equal(dynamic, small.generate(batch, max_new_tokens=4, do_sample=False, use_cache=False))
+            assert torch.equal(dynamic, small.generate(batch, max_new_tokens=4, do_sample=False,
+                                                       cache_implementation="static"))
         record = json.loads((result.path / "prunekit.json").read_text())["pruning"]
         assert record["part"] == part and record["removed"] == result.removed, arch
 
@@ -119,11 +127,39 @@ def test_a_plan_with_a_malformed_or_misplaced_branch_is_refused(tmp_path):
     model = load("hf:" + tiny_folder(str(tmp_path), "llama")).model
     plan = Plan({}).with_bypassed({"model.layers.0.self_attn": {"part": "attention", "outputs": 2, "layer_idx": 0}})
     assert Plan.from_json(plan.to_json()) == plan
-    bad = plan.to_json()
-    bad["bypassed"]["model.layers.0.self_attn"]["part"] = "ffn"
-    with pytest.raises(CheckpointError, match="plan.json is not a valid compaction plan .bypassed 'model.layers.0"):
-        Plan.from_json(bad, "plan.json")
-    elsewhere = Plan({}).with_bypassed({"model.layers.7.mlp": {"part": "mlp", "outputs": 0, "layer_idx": None}})
-    with pytest.raises(CheckpointError, match="removes the branch 'model.layers.7.mlp', which the model"):
-        apply_plan(model, elsewhere)
+    for change, why in [({"part": "ffn"}, "expected"), ({"layer_idx": None}, "an attention branch names the KV-cache"),
+                        ({"part": "mlp"}, "an attention branch names")]:
+        bad = plan.to_json()
+        bad["bypassed"]["model.layers.0.self_attn"].update(change)
+        with pytest.raises(CheckpointError, match=f"plan.json is not a valid compaction plan .bypassed 'model.layers.0"
+                                                  f".self_attn': {why}"):
+            Plan.from_json(bad, "plan.json")
+
+    def branch(part, layer=None):
+        return {"part": part, "outputs": 2 if part == "attention" else 0, "layer_idx": layer}
+
+    for branches, why in [({"model.layers.7.mlp": branch("mlp")}, "removes the branch 'model.layers.7.mlp', which the"),
+                          ({"model.layers.1.self_attn": branch("attention", 0)}, "the model's module there has "
+                                                                                 "layer_idx \\[1\\]"),
+                          ({"model.layers.1": branch("mlp"), "model.layers.1.mlp": branch("mlp")},
+                           "removes 'model.layers.1.mlp' inside another removed branch")]:
+        with pytest.raises(CheckpointError, match=why):
+            apply_plan(model, Plan({}).with_bypassed(branches))
     assert not any(isinstance(m, Bypassed) for m in model.modules())
+    with pytest.raises(ConfigError, match="plan.json removes 'model.layers.1' as the mlp of a decoder block, which"):
+        check_removed(model, {"model.layers.1": branch("mlp")}, "plan.json")  # hf.load checks what it replays
+    drop_halves(model, "mlp", [0])  # written without its plan, it would load with random weights: refused
+    with pytest.raises(ConfigError, match="has attention or MLP halves removed: no standard config describes it"):
+        save_pretrained(Pretrained(model, None, tmp_path, ""), tmp_path / "plain")
+    assert not (tmp_path / "plain").exists()
+
+
+def test_commands_refuse_what_a_compacted_folder_cannot_become_before_reading_text(tmp_path, capsys):
+    folder = tiny_folder(str(tmp_path), "llama", layers=3)
+    with pytest.raises(ConfigError, match="cannot remove the attention of 4 blocks: 3 of the model's 3"):
+        prune_depth("hf:" + folder, 4, out=tmp_path / "a4", part="attention", dataset="text:/no/such/file", **{
+            k: v for k, v in SMALL.items()})
+    prune_depth("hf:" + folder, 1, out=tmp_path / "a1", part="attention", **SMALL)
+    assert main(["export", "--checkpoint", "hf:" + str(tmp_path / "a1"), "--format", "hf",
+                 "--out", str(tmp_path / "exported")]) == 2
+    assert "compacted form" in capsys.readouterr().err and not (tmp_path / "exported").exists()

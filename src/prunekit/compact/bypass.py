@@ -46,10 +46,13 @@ class Bypassed(nn.Module):
         return f"part={self.part!r}, outputs={self.outputs}, layer_idx={self.layer_idx}"
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        hidden = args[0] if args else kwargs["hidden_states"]
+        hidden = args[0] if args else kwargs.get("hidden_states")
+        if hidden is None:
+            hidden = next(v for v in kwargs.values() if isinstance(v, torch.Tensor))
         if self.layer_idx is not None:
             for cache in _caches(list(args[1:]) + list(kwargs.values())):
-                tokens = hidden.new_zeros(hidden.shape[0], 1, hidden.shape[-2], 1)
+                heads, width = _allocated(cache, self.layer_idx)
+                tokens = hidden.new_zeros(hidden.shape[0], heads, hidden.shape[-2], width)
                 cache.update(tokens, tokens, self.layer_idx)
         zeros = torch.zeros_like(hidden)
         return zeros if self.outputs == 0 else (zeros,) + (None,) * (self.outputs - 1)
@@ -57,13 +60,24 @@ class Bypassed(nn.Module):
 
 def _caches(values: list[Any]) -> list[Any]:
     """The KV caches among a branch's arguments (objects with ``update`` and ``get_seq_length``; the
-    self-attention part of an encoder-decoder cache)."""
-    found = []
+    self-attention part of an encoder-decoder cache), each once."""
+    found = {}
     for value in values:
         value = getattr(value, "self_attention_cache", value)
         if callable(getattr(value, "update", None)) and callable(getattr(value, "get_seq_length", None)):
-            found.append(value)
-    return found
+            found[id(value)] = value
+    return list(found.values())
+
+
+def _allocated(cache: Any, layer_idx: int) -> tuple[int, int]:
+    """``(heads, head width)`` of the keys a cache layer holds already (a static cache allocates them at the
+    config's sizes before the first token); ``(1, 1)`` for a layer that takes its shape from the first update."""
+    layers = getattr(cache, "layers", None)
+    try:
+        keys = layers[layer_idx].keys if layers is not None else None
+    except (IndexError, AttributeError, TypeError):
+        keys = None
+    return (keys.shape[1], keys.shape[-1]) if isinstance(keys, torch.Tensor) and keys.dim() == 4 else (1, 1)
 
 
 def bypass(model: nn.Module, path: str, part: str, outputs: int = 0, layer_idx: Optional[int] = None) -> None:

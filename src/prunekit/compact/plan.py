@@ -64,7 +64,7 @@ class Plan:
                             for name, t in self.tensors.items()},
                 "attributes": {path: {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()}
                                for path, attrs in self.attributes.items()},
-                "groups": self.groups, **({"bypassed": self.bypassed} if self.bypassed else {})}
+                "groups": self.groups, **({"bypassed": {p: dict(b) for p, b in self.bypassed.items()}} if self.bypassed else {})}
 
     @classmethod
     def from_json(cls, data: Any, source: Any = "plan") -> "Plan":
@@ -111,6 +111,9 @@ def _branch(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict) or value.get("part") not in PARTS:
         raise ValueError(f"{where}: expected {{'part': one of {', '.join(PARTS)}, 'outputs', 'layer_idx'}}, got {value!r}")
     layer = value.get("layer_idx")
+    if (value["part"] == "attention") != (layer is not None):
+        raise ValueError(f"{where}: an attention branch names the KV-cache layer it wrote (layer_idx), an MLP "
+                         f"branch none; got part {value['part']!r} with layer_idx {layer!r}")
     return {"part": value["part"], "outputs": _count(value.get("outputs", 0), f"{where}: outputs"),
             "layer_idx": None if layer is None else _count(layer, f"{where}: layer_idx")}
 
@@ -144,10 +147,8 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
             if path not in modules or attr not in int_attributes(modules[path]):
                 raise CheckpointError(f"the plan sets {f'{path}.' if path else ''}{attr}, which is not an integer "
                                       f"attribute of the model ({type(model).__name__}): it does not fit this model")
-    for path in plan.bypassed:
-        if path not in modules or not path:
-            raise CheckpointError(f"the plan removes the branch {path!r}, which the model ({type(model).__name__}) "
-                                  f"does not have: it does not fit this model")
+    for path, branch in plan.bypassed.items():
+        _check_branch(model, modules, plan, path, branch)
     for name, entry in plan.tensors.items():
         if name not in tensors:
             raise CheckpointError(f"the plan slices {name!r}, which the model ({type(model).__name__}) does not have")
@@ -175,6 +176,21 @@ def apply_plan(model: nn.Module, plan: Plan) -> nn.Module:
     for path, branch in plan.bypassed.items():
         bypass(model, path, **branch)
     return model
+
+
+def _check_branch(model: nn.Module, modules: dict[str, nn.Module], plan: Plan, path: str, branch: dict) -> None:
+    """A branch the plan removes is a module of the model, inside no other removed branch, and an attention
+    branch wrote the KV-cache layer the plan names."""
+    if path not in modules or not path:
+        raise CheckpointError(f"the plan removes the branch {path!r}, which the model ({type(model).__name__}) "
+                              f"does not have: it does not fit this model")
+    if any(path.startswith(other + ".") for other in plan.bypassed):
+        raise CheckpointError(f"the plan removes {path!r} inside another removed branch: it is not a valid plan")
+    if branch["part"] == "attention":
+        layers = sorted({m.layer_idx for m in modules[path].modules() if isinstance(getattr(m, "layer_idx", None), int)})
+        if layers != [branch["layer_idx"]]:
+            raise CheckpointError(f"the plan removes {path!r} as the attention of KV-cache layer {branch['layer_idx']}; "
+                                  f"the model's module there has layer_idx {layers or 'none'}: it does not fit this model")
 
 
 def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -67,6 +67,8 @@ def load_model_or_checkpoint(reference: str | os.PathLike, *, model_source: str 
     mask = _mask(pretrained)
     model = {"source": PREFIX + str(pretrained.source), "digest": pretrained.digest, "dtype": dtype,
              "architecture": type(pretrained.model).__name__}
+    if pretrained.plan is not None:
+        model["compacted_form"] = True
     if record.get("source"):  # a folder prunekit wrote: the model it was pruned from
         model.update(pruned_from=record["source"], pruned_from_digest=record.get("source_digest"))
     config = {"model": model, "pruning": record.get("pruning")}

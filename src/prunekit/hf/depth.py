@@ -40,7 +40,7 @@ from ..errors import ConfigError
 from ..storage import check_output
 
 from .blocks import angular_distance_sum, decoder_blocks, hidden_states, text_config
-from .halves import choose_halves, drop_halves
+from .halves import check_half_count, choose_halves, drop_halves
 from .load import load
 from .perplexity import perplexity
 from .save import save_pretrained
@@ -167,6 +167,8 @@ def prune_depth(reference: str, blocks: int, *, out: str | os.PathLike, selectio
         pretrained.check_standard("removing blocks")
         if not 1 <= blocks < count:
             raise ConfigError(f"cannot remove {blocks} of the model's {count} decoder blocks: give 1 to {count - 1}")
+    else:  # the halves are found, and counted, before any text is read
+        check_half_count(model, part, blocks)
     splits = token_splits(dataset, pretrained.tokenizer, held_out, seqlen)
     calibration = torch.cat([batch["input_ids"] for batch in splits.calibration(calibration_batches, seqlen)])
     params_dense = sum(p.numel() for p in model.parameters())
@@ -184,7 +186,8 @@ def prune_depth(reference: str, blocks: int, *, out: str | os.PathLike, selectio
     pruned = perplexity(model, splits.held_out, seqlen, progress)
     params = sum(p.numel() for p in model.parameters())
     record = {"pruning": {"method": "depth", "part": part, "blocks": blocks, "selection": selection,
-                          "removed": removed, "block_distances": distances, "dataset": dataset,
+                          "removed": removed, ("block" if part == "block" else part) + "_distances": distances,
+                          "dataset": dataset,
                           "calibration": [calibration_batches, seqlen]},
               "metrics": {"params_dense": params_dense, "params": params, "perplexity_dense": dense,
                           "perplexity": pruned, "perplexity_window": seqlen, "held_out_tokens": len(splits.held_out),

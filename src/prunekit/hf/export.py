@@ -25,6 +25,9 @@ def _hf(model: nn.Module, out: Path, options: ExportOptions) -> list[str]:
     if not is_hf_reference(source):
         raise ConfigError("--format hf writes Hugging Face models (loaded from hf:DIR or hf:FILE.gguf); this "
                           "checkpoint is a prunekit model: export it as sparse, compact or onnx")
+    if options.source.get("compacted_form"):
+        raise ConfigError(f"{source} is in prunekit's compacted form (a plan no standard config describes): --format "
+                          f"hf cannot write it as a folder stock transformers loads; prunekit loads the folder as it is")
     pretrained = Pretrained(model, load_tokenizer(source), Path(source.removeprefix("hf:")),
                             options.source.get("digest", ""), options.source.get("dtype", "fp32"))
     record = {"pruning": options.pruning, "metrics": options.metrics}

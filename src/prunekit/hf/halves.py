@@ -12,6 +12,9 @@ weight matrices that carries a KV-cache ``layer_idx``, the MLP the one other chi
 block whose halves are not residual branches (with both removed, its output is not its input: BLOOM adds
 the residual inside its attention) is refused with the measured difference.
 
+A removed attention returns no attention weights (``output_attentions`` gives ``None`` for its block) and
+keeps a key and a value one wide per token in the cache.
+
 No standard config says "block i has no attention", so the result is written in prunekit's compacted form
 (:func:`prunekit.hf.load` and :func:`prunekit.load_compacted` read it; stock transformers does not).
 
@@ -151,9 +154,12 @@ def _check_residual(block: nn.Module, index: int, before: Tensor, without: Tenso
                           f"not residual branches, so one cannot be removed alone; remove whole blocks instead")
 
 
-def choose_halves(model: nn.Module, calibration: Tensor, part: str, count: int) -> tuple[list[int], list[float]]:
-    """``(indices, distances)``: the ``count`` blocks whose ``part`` (``attention`` / ``mlp``) moves the
-    residual stream least on ``calibration``, among those that still have it, and every block's distance."""
+def check_half_count(model: nn.Module, part: str, count: int) -> list[int]:
+    """The blocks that still have their ``part``, when ``count`` of them can lose it.
+
+    Raises:
+        ConfigError: for an unknown part, blocks whose halves cannot be found, or a count out of range.
+    """
     _check_part(part)
     _, blocks = decoder_blocks(model)
     present = [i for i, block in enumerate(blocks) if not isinstance(getattr(block, block_halves(block)[part]),
@@ -161,6 +167,13 @@ def choose_halves(model: nn.Module, calibration: Tensor, part: str, count: int) 
     if not 1 <= count <= len(present):
         raise ConfigError(f"cannot remove the {part} of {count} blocks: {len(present)} of the model's {len(blocks)} "
                           f"blocks have one; give 1 to {len(present)}")
+    return present
+
+
+def choose_halves(model: nn.Module, calibration: Tensor, part: str, count: int) -> tuple[list[int], list[float]]:
+    """``(indices, distances)``: the ``count`` blocks whose ``part`` (``attention`` / ``mlp``) moves the
+    residual stream least on ``calibration``, among those that still have it, and every block's distance."""
+    present = check_half_count(model, part, count)
     distances = half_distances(model, calibration)[part]
     return sorted(sorted(present, key=distances.__getitem__)[:count]), distances
 
@@ -188,6 +201,22 @@ def drop_halves(model: nn.Module, part: str, indices: Sequence[int]) -> dict[str
         bypass(model, path, **branch)
         branches[path] = branch
     return branches
+
+
+def check_removed(model: nn.Module, branches: dict[str, dict[str, Any]], source: Any) -> None:
+    """Each removed branch of a plan read from ``source`` is the attention or MLP (as it says) of a decoder block.
+
+    Raises:
+        ConfigError: naming ``source`` and the first branch that is not.
+    """
+    name, blocks = decoder_blocks(model)
+    for path, branch in branches.items():
+        parent, _, child = path.rpartition(".")
+        index = parent.removeprefix(name + ".")
+        if not (parent.startswith(name + ".") and index.isdigit() and int(index) < len(blocks)
+                and block_halves(blocks[int(index)])[branch["part"]] == child):
+            raise ConfigError(f"{source} removes {path!r} as the {branch['part']} of a decoder block, which it is not "
+                              f"in {type(model).__name__}: the plan does not fit this model")
 
 
 @torch.inference_mode()

@@ -67,7 +67,7 @@ class Pretrained:
         """
         if self.plan is not None:
             kinds = (["layers of different widths"] if self.plan.tensors else []) + (
-                ["attention or MLP halves of blocks removed"] if self.plan.bypassed else [])
+                ["attention or MLP halves of blocks removed"] if self.plan.bypassed else []) or ["a compaction plan"]
             raise ConfigError(f"{self.source} is in prunekit's compacted form ({' and '.join(kinds)}): {what} needs "
                               f"a standard config; do it before the step that wrote this form")
 
@@ -127,6 +127,10 @@ def _load_compacted(transformers, path: Path, dtype: str) -> Pretrained:
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise ConfigError(f"{path}: transformers cannot build this model ({type(exc).__name__}: {_first(exc)})")
     model, plan = load_compacted_with_plan(model, path / COMPACTED_DIR)
+    if plan.bypassed:
+        from .halves import check_removed
+
+        check_removed(model, plan.bypassed, path / COMPACTED_DIR)
     if (path / "generation_config.json").is_file():
         model.generation_config = transformers.GenerationConfig.from_pretrained(path, **common)
     files = [path / "config.json", path / COMPACTED_DIR / PLAN_FILE, path / COMPACTED_DIR / WEIGHTS_FILE]

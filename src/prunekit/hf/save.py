@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 import safetensors.torch
 import torch
 
+from ..compact.bypass import Bypassed
 from ..compact.plan import Plan
 from ..compact.saved import write_compacted
 from ..errors import ConfigError
@@ -45,6 +46,9 @@ def save_pretrained(pretrained: Pretrained, out: str | os.PathLike, mask: Option
     """
     model = pretrained.model
     plan = plan if plan is not None else pretrained.plan  # a compacted form stays one
+    if plan is None and any(isinstance(m, Bypassed) for m in model.modules()):
+        raise ConfigError(f"{type(model).__name__} has attention or MLP halves removed: no standard config describes "
+                          f"it; save it with the compaction plan that removed them (prunekit's compacted form)")
     if mask is not None:
         model = copy.deepcopy(model)
         as_mask(mask).apply_(model)
