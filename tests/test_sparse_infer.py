@@ -124,3 +124,29 @@ def test_crossover_is_measured_once_and_bounded():
     assert set(first) == {"torch_csr", "scipy_csr"}
     assert all(0 < v <= MAX_SPARSE_DENSITY for v in first.values())
     assert crossover_densities() == first
+
+
+@pytest.mark.parametrize("form", ["prunekit_csr", "prunekit_bitmask"])
+def test_a_chosen_kernel_runs_bound_to_its_arguments_and_copies_rebind_their_own(form):
+    import copy
+    import pickle
+
+    from prunekit.kernels import available
+    from prunekit.timing import wall_timer
+
+    if not available():
+        pytest.skip("prunekit's compiled kernels are not built here")
+    layer, sparse = sparse_linear(timer=fake_timer(form), repeats=1)
+    inputs = [torch.randn(1, 300), torch.randn(1, 1, 300), torch.randn(4, 300)[:, ::1].t().contiguous().t(),
+              torch.randn(2, 2, 300)]
+    with torch.inference_mode():
+        for x in inputs * 2:  # the second time through, the bound product runs
+            assert torch.allclose(sparse(x), layer(x), atol=1e-5)
+        assert form in {k for _, k in sparse._products} and {b for b, _ in sparse._products} == {1, 4}
+        sparse.timer = wall_timer  # the test's timer is a local function: pickle takes the module's
+        for again in (copy.deepcopy(sparse), pickle.loads(pickle.dumps(sparse))):
+            assert again._products == {}
+            again.weight.mul_(2)  # its own weight: the copy packs and binds its own
+            again._formats.clear()
+            assert torch.allclose(again(inputs[0]), 2 * layer(inputs[0]) - layer.bias, atol=1e-5)
+        assert torch.allclose(sparse(inputs[0]), layer(inputs[0]), atol=1e-5)

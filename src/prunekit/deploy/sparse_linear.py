@@ -96,19 +96,29 @@ class SparseLinear(nn.Module):
         self.timings: dict[int, dict[str, float]] = {}
         self.default: Optional[str] = None
         self._formats: dict[str, object] = {}
+        self._products: dict[tuple[int, str], Callable[[Tensor], Tensor]] = {}
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"density={self.density:.4f}, choice={self.choice}")
 
     def forward(self, x: Tensor) -> Tensor:
-        kernel = self.choice.get(x.numel() // self.in_features, self.default)
+        batch = x.numel() // self.in_features
+        kernel = self.choice.get(batch, self.default)
         if kernel == "dense" or x.dtype != torch.float32 or x.device.type != "cpu":
             return F.linear(x, self.weight, self.bias)
+        product = self._products.get((batch, kernel))
+        if product is not None and x.shape[-1] == self.in_features:
+            return product(x)  # prunekit's kernel, its arguments bound: a small layer's call costs microseconds
         flat = x.reshape(-1, self.in_features)
         if kernel is None:
             kernel = self.calibrate(flat)
         return self.run(kernel, flat).reshape(*x.shape[:-1], self.out_features)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_products"] = {}  # bound functions: rebuilt on first use by a copy or an unpickled layer
+        return state
 
     def to_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` with this layer's weight and bias."""
@@ -122,14 +132,18 @@ class SparseLinear(nn.Module):
         return layer
 
     def run(self, kernel: str, x: Tensor) -> Tensor:
-        """``x @ weight.T + bias`` with ``kernel`` (one of :data:`KERNELS`); ``x`` is 2-D."""
+        """``x @ weight.T + bias`` with ``kernel`` (one of :data:`KERNELS`); ``x`` is 2-D, fp32, on the CPU (what
+        :meth:`forward` and :meth:`calibrate` check)."""
         if kernel == "dense":
             return F.linear(x, self.weight, self.bias)
         if kernel not in SPARSE_KERNELS:
             raise ConfigError(f"unknown kernel {kernel!r}; choose from {', '.join(KERNELS)}")
-        if kernel in OWN_KERNELS:
-            packed = self._formats.get(kernel)  # looked up first: a small layer's product takes microseconds
-            return (packed or self.packed(kernel.removeprefix("prunekit_"))).matmul(x, self.bias)
+        if kernel in OWN_KERNELS:  # bound once per batch size: a small layer's product takes microseconds
+            product = self._products.get((x.shape[0], kernel))
+            if product is None:
+                product = self.packed(kernel.removeprefix("prunekit_")).product(x.shape[0], self.bias)
+                self._products[(x.shape[0], kernel)] = product
+            return product(x)
         y = self._scipy(x) if kernel == "scipy_csr" else self._torch(x)
         return y if self.bias is None else y + self.bias
 
@@ -168,7 +182,14 @@ class SparseLinear(nn.Module):
 
     @torch.inference_mode()
     def calibrate(self, x: Tensor) -> str:
-        """Time every eligible kernel on ``x`` (2-D), record and return the choice for ``len(x)``."""
+        """Time every eligible kernel on ``x`` (2-D), record and return the choice for ``len(x)``.
+
+        Raises:
+            ConfigError: for an ``x`` that is not a 2-D fp32 CPU tensor of ``in_features`` columns.
+        """
+        if x.dim() != 2 or x.shape[1] != self.in_features or x.dtype != torch.float32 or x.device.type != "cpu":
+            raise ConfigError(f"calibration takes a 2-D fp32 CPU input of {self.in_features} features, got "
+                              f"{tuple(x.shape)} {x.dtype} on {x.device}")
         kernels = [k for k in self.kernels if k == "dense" or self.density <= kernel_density_limit(k)]
         times = measure({k: (lambda k=k: self.run(k, x)) for k in kernels}, self.repeats, self.timer)
         best = min(kernels, key=times.__getitem__)

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -151,24 +151,42 @@ class PackedWeight:
         Raises:
             ConfigError: for another dtype, device or width, or when the compiled kernels are not built.
         """
-        rows, cols = self.shape
-        if x.dim() != 2 or x.shape[1] != cols:
-            raise ConfigError(f"the input has shape {tuple(x.shape)}; expected [batch, {cols}]")
+        if x.dim() != 2 or x.shape[1] != self.shape[1]:
+            raise ConfigError(f"the input has shape {tuple(x.shape)}; expected [batch, {self.shape[1]}]")
         if x.dtype != torch.float32 or x.device.type != "cpu":
             raise ConfigError(f"the sparse kernels take fp32 CPU inputs, got {x.dtype} on {x.device}")
+        return self.product(x.shape[0], bias, threads=threads)(x)
+
+    def product(self, batch: int, bias: Optional[Tensor] = None, *,
+                threads: Optional[int] = None) -> Callable[[Tensor], Tensor]:
+        """A function of an fp32 CPU ``x`` of ``batch`` rows of ``cols`` features (any leading shape, any
+        strides) giving ``x @ W^T (+ bias)`` shaped ``[..., rows]``: ``bias`` and the kernel's arguments checked
+        and bound once, so a call costs the kernel and an output tensor. The caller checks ``x``'s dtype,
+        device and size (as :meth:`matmul` does).
+
+        Raises:
+            ConfigError: for a bias that is not an fp32 CPU vector of ``rows``, or when the compiled kernels are
+                not built.
+        """
+        rows, cols = self.shape
         if bias is not None and (bias.dtype != torch.float32 or bias.shape != (rows,) or bias.device.type != "cpu"):
             raise ConfigError(f"the bias must be an fp32 CPU vector of {rows}, got {tuple(bias.shape)} {bias.dtype}")
-        kernels = compiled_module()
-        x = x.contiguous()
+        run = compiled_module().matmul
         bias = None if bias is None else bias.contiguous()
-        batch = x.shape[0]
-        y = torch.empty(batch, rows)
-        tile = torch.empty(cols * 16 + 16) if batch > 1 else None
-        if threads is None:
-            threads = 1 if self._nbytes < SINGLE_THREAD_BYTES else torch.get_num_threads()
-        kernels.matmul(*self._weight_args, x.data_ptr(), batch, y.data_ptr(),
-                       0 if bias is None else bias.data_ptr(), threads, 0 if tile is None else _aligned(tile))
-        return y
+        bias_address = 0 if bias is None else bias.data_ptr()
+        weight = self._weight_args
+        small = self._nbytes < SINGLE_THREAD_BYTES
+
+        def product(x: Tensor) -> Tensor:
+            x = x.contiguous()
+            y = torch.empty(*x.shape[:-1], rows)
+            tile = torch.empty(cols * 16 + 16) if batch > 1 else None  # scratch of this call (calls may overlap)
+            run(*weight, x.data_ptr(), batch, y.data_ptr(), bias_address,
+                threads or (1 if small else torch.get_num_threads()), 0 if tile is None else _aligned(tile))
+            return y
+
+        product.keep = (self, bias)  # what the bound addresses point into lives as long as the function
+        return product
 
 
 def _aligned(buffer: Tensor) -> int:
