@@ -36,6 +36,20 @@ def test_a_pruned_language_model_decodes_with_sparse_kernels_to_the_same_tokens(
     assert all(set(counts) <= {1, 16} for counts in summary.values())
 
 
+def test_the_logit_check_covers_the_one_token_calls_decode_makes(tmp_path):
+    import copy
+
+    model = _pruned(tmp_path, "llama")
+    other = copy.deepcopy(model)  # differs only where a layer sees one token at a time
+    other.model.layers[0].mlp.down_proj.register_forward_hook(
+        lambda module, args, out: out + 1e-2 if args[0].shape[-2] == 1 else out)
+    with torch.no_grad():
+        ids = torch.randint(0, 300, (1, 16))
+        assert torch.equal(model(input_ids=ids).logits, other(input_ids=ids).logits)
+    assert max_logit_difference(model, other, tokens=16) > 1e-4
+    assert max_logit_difference(model, copy.deepcopy(model), tokens=16) < 1e-6  # the same model: rounding only
+
+
 def test_gpt2_conv1d_layers_run_sparse_kernels_with_the_same_outputs(tmp_path):
     model = load("hf:" + tiny_folder(str(tmp_path), "gpt2")).model
     with torch.no_grad():  # GPT-2's transposed linear layers, 90% of each weight zeroed

@@ -100,12 +100,21 @@ def sparse_runner(model: nn.Module, *, prompt_tokens: int = 128, repeats: int = 
 
 
 @torch.inference_mode()
-def max_logit_difference(reference: nn.Module, other: nn.Module, tokens: int = 64) -> float:
-    """The largest difference between the two models' logits on random tokens, relative to the largest logit."""
+def max_logit_difference(reference: nn.Module, other: nn.Module, tokens: int = 64, decoded: int = 16) -> float:
+    """The largest difference between the two models' logits, relative to the largest logit: over a prompt of
+    ``tokens`` random tokens and then ``decoded`` tokens fed one at a time through each model's KV cache (the
+    reference's greedy choices, for both), so the kernels decode runs (one token per call) are checked as
+    well as the prompt's."""
+    from transformers import DynamicCache
+
     ids = _prompt(reference, tokens, seed=1)
-    want = reference(input_ids=ids).logits.double()
-    got = other(input_ids=ids).logits.double()
-    return float((got - want).abs().max() / want.abs().max())
+    caches = [{_cache_argument(m): DynamicCache(config=m.config)} for m in (reference, other)]
+    worst, scale = 0.0, 0.0
+    for _ in range(decoded + 1):
+        want, got = (m(input_ids=ids, use_cache=True, **c).logits.double() for m, c in zip((reference, other), caches))
+        worst, scale = max(worst, float((got - want).abs().max())), max(scale, float(want.abs().max()))
+        ids = want[:, -1:].argmax(-1)
+    return worst / scale
 
 
 class _Free(nn.Module):
