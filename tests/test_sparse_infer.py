@@ -146,7 +146,11 @@ def test_a_chosen_kernel_runs_bound_to_its_arguments_and_copies_rebind_their_own
         sparse.timer = wall_timer  # the test's timer is a local function: pickle takes the module's
         for again in (copy.deepcopy(sparse), pickle.loads(pickle.dumps(sparse))):
             assert again._products == {}
-            again.weight.mul_(2)  # its own weight: the copy packs and binds its own
+            packed = again._formats[form]  # the copy's packed weight points the kernel at its own arrays
+            assert packed._weight_args[1] == packed.offsets.ctypes.data != sparse._formats[form].offsets.ctypes.data
+            assert torch.allclose(again(inputs[0]), layer(inputs[0]), atol=1e-5)
+            again.weight.mul_(2)  # its own weight: packed again, the copy binds its own product
             again._formats.clear()
+            again._products.clear()
             assert torch.allclose(again(inputs[0]), 2 * layer(inputs[0]) - layer.bias, atol=1e-5)
         assert torch.allclose(sparse(inputs[0]), layer(inputs[0]), atol=1e-5)

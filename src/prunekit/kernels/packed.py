@@ -23,7 +23,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Optional
 
 import numpy as np
@@ -64,6 +64,14 @@ class PackedWeight:
             0 if self.mask is None else self.mask.ctypes.data, 0 if self.mask is None else self.mask.shape[1],
             self.values.ctypes.data, VALUE_TYPES[self.values_type][1], self.shape[0], self.shape[1]))
         object.__setattr__(self, "_nbytes", self._count_bytes())
+
+    def __getstate__(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # not the addresses of this copy's arrays
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        self.__post_init__()  # a copy or an unpickled weight points the kernel at its own arrays
 
     @property
     def nnz(self) -> int:
