@@ -1,6 +1,8 @@
-"""Data-parallel training on PyTorch's own engine: the processes ``torchrun`` (or ``accelerate launch``) starts
-each train a :class:`~torch.nn.parallel.DistributedDataParallel` copy of the model on their slice of every
-batch, and the averaged gradients make every step the step one process takes on the whole batch.
+"""Data-parallel training on PyTorch's own engine: the processes ``torchrun`` starts each train a
+:class:`~torch.nn.parallel.DistributedDataParallel` copy of the model on their slice of every batch, and the
+averaged gradients make every step the step one process takes on the whole batch. ``accelerate launch
+--multi_gpu`` starts its GPU processes through torchrun, with the same environment (untested here: no GPU);
+on CPUs ``accelerate launch`` starts a single process (its multi-CPU mode needs MPI), so use torchrun there.
 
 ``torchrun --nproc_per_node 2 -m prunekit.cli train --model hf:DIR --teacher hf:DENSE ...`` is all it takes:
 the process group is set up from the launcher's environment (``gloo`` on CPUs, ``nccl`` on CUDA devices), the
