@@ -162,7 +162,7 @@ AVX2 static inline float value1(const void *vals, int64_t k, int vkind) {
     return bf16_to_float(((const uint16_t *)vals)[k]);
 }
 
-/* Batch 1, CSR: scalar loads and four independent sums (AVX2's gathers are slower than scalar loads on
+/* Batch 1, CSR: scalar loads and eight independent sums (AVX2's gathers are slower than scalar loads on
  * the AMD cores measured; three loads per stored weight keep the load ports, not the arithmetic, busy). */
 #define SCALAR __attribute__((target("fma,f16c")))
 
@@ -177,17 +177,21 @@ SCALAR static inline void csr_b1_rows(const int64_t *offsets, const void *cols, 
                                       int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         int64_t k = offsets[r], end = offsets[r + 1];
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-        for (; k + 4 <= end; k += 4) {
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, s4 = 0.0f, s5 = 0.0f, s6 = 0.0f, s7 = 0.0f;
+        for (; k + 8 <= end; k += 8) {
             _mm_prefetch((const char *)vals + (k << (vkind == VAL_F32 ? 2 : 1)) + PREFETCH, _MM_HINT_T0);
             _mm_prefetch((const char *)cols + (k << (ikind == IDX_U16 ? 1 : 2)) + PREFETCH, _MM_HINT_T0);
             s0 = fmaf(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
             s1 = fmaf(scalar_value(vals, k + 1, vkind), x[index_at(cols, k + 1, ikind)], s1);
             s2 = fmaf(scalar_value(vals, k + 2, vkind), x[index_at(cols, k + 2, ikind)], s2);
             s3 = fmaf(scalar_value(vals, k + 3, vkind), x[index_at(cols, k + 3, ikind)], s3);
+            s4 = fmaf(scalar_value(vals, k + 4, vkind), x[index_at(cols, k + 4, ikind)], s4);
+            s5 = fmaf(scalar_value(vals, k + 5, vkind), x[index_at(cols, k + 5, ikind)], s5);
+            s6 = fmaf(scalar_value(vals, k + 6, vkind), x[index_at(cols, k + 6, ikind)], s6);
+            s7 = fmaf(scalar_value(vals, k + 7, vkind), x[index_at(cols, k + 7, ikind)], s7);
         }
         for (; k < end; k++) s0 = fmaf(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
-        y[r] = (s0 + s1) + (s2 + s3) + (bias ? bias[r] : 0.0f);
+        y[r] = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + (bias ? bias[r] : 0.0f);
     }
 }
 
