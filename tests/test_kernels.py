@@ -63,6 +63,19 @@ def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
             assert torch.equal(p.matmul(x, threads=1), p.matmul(x, threads=2))  # each row summed by one thread
 
 
+@pytest.mark.parametrize("values", ["fp32", "fp16", "bf16"])
+def test_batch_one_bitmask_rows_of_whole_blocks_equal_the_dense_product(values):
+    # the vector path's 4 x 8-column steps: each group's values are loaded by its count and moved to their lanes
+    gen = torch.Generator().manual_seed(7)
+    for cols, density in ((576, 0.3), (1536, 0.7), (96, 0.05), (64, 1.0)):
+        w = torch.randn(40, cols, generator=gen) * (torch.rand(40, cols, generator=gen) < density)
+        packed = PackedWeight.pack(w, "bitmask", values=values)
+        x = torch.randn(1, cols, generator=gen)
+        want = x.double() @ packed.dense().double().T
+        for threads in (1, 2):
+            assert relative_error(packed.matmul(x, threads=threads), want) < TOLERANCE["fp32"], (cols, density)
+
+
 def test_nm_patterns_are_checked_on_the_stored_form_and_pack_as_bits():
     gen = torch.Generator().manual_seed(1)
     from prunekit.prune.nm import nm_keep_mask

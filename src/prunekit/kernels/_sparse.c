@@ -137,8 +137,9 @@ static void bitmask_rows_portable(const int64_t *offsets, const uint8_t *mask, i
 #if PK_X86
 /* ------------------------------------------------------------------ AVX2 kernels */
 
-static int32_t expand_perm[256][8] __attribute__((aligned(32)));    /* lane j of a group takes packed value popcount(m & ((1 << j) - 1)) */
+static int32_t expand_perm[256][8] __attribute__((aligned(32)));    /* lane j of a group takes packed value popcount(m & ((1 << j) - 1)); lane 7 where bit j is clear */
 static int32_t expand_lanes[256][8] __attribute__((aligned(32)));   /* all ones where bit j of m is set */
+static int32_t first_lanes[9][8] __attribute__((aligned(32)));      /* all ones in the first n lanes */
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -206,9 +207,16 @@ SCALAR static void csr_b1_fast(const int64_t *offsets, const void *cols, const v
 
 /* Batch 1, bitmask: four groups of 8 columns per step from one 32-bit load of the mask; each group's first
  * value is found from popcounts of the mask's lower bytes, so the four expansions do not wait on each other.
- * A group's stored values are moved to their lanes by a permutation and the empty lanes zeroed. */
+ * A group's stored values are moved to their lanes by a permutation. fp32 values are loaded with a mask of
+ * the group's count, so the lanes past it read zero and the permutation sends the empty lanes there (lane 7,
+ * never a value unless all eight are set); 16-bit values zero the empty lanes after the permutation. */
 AVX2 static inline __m256 expand(const void *vals, int64_t k, unsigned bits, int vkind) {
-    __m256 v = _mm256_permutevar8x32_ps(load8(vals, k, vkind), _mm256_load_si256((const __m256i *)expand_perm[bits]));
+    __m256i perm = _mm256_load_si256((const __m256i *)expand_perm[bits]);
+    if (vkind == VAL_F32) {
+        __m256i count = _mm256_load_si256((const __m256i *)first_lanes[__builtin_popcount(bits)]);
+        return _mm256_permutevar8x32_ps(_mm256_maskload_ps((const float *)vals + k, count), perm);
+    }
+    __m256 v = _mm256_permutevar8x32_ps(load8(vals, k, vkind), perm);
     return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)expand_lanes[bits])));
 }
 
@@ -447,11 +455,13 @@ PyMODINIT_FUNC PyInit__sparse(void) {
         int packed = 0;
         for (int j = 0; j < 8; j++) {
             int set = (m >> j) & 1;
-            expand_perm[m][j] = set ? packed : 0;
+            expand_perm[m][j] = set ? packed : 7;
             expand_lanes[m][j] = set ? -1 : 0;
             packed += set;
         }
     }
+    for (int n = 0; n <= 8; n++)
+        for (int j = 0; j < 8; j++) first_lanes[n][j] = j < n ? -1 : 0;
 #endif
     return PyModule_Create(&module);
 }
