@@ -87,3 +87,26 @@ def test_the_floor_version_has_no_linear_layers_and_keeps_the_original(tmp_path)
     assert any(isinstance(m, nn.Linear) for m in model.modules())
     rows = generation_speed({"model": model, "floor": free}, prompt_tokens=8, new_tokens=3, repeats=1)
     assert rows[1]["decode_tokens_per_s"] > 0
+
+
+def test_decode_bytes_count_each_layer_in_the_form_its_one_token_kernel_reads(tmp_path):
+    from prunekit.bench.generate import decode_bytes, decode_limits, linear_layout
+    from prunekit.deploy.sparse_linear import SparseLinear
+
+    model = _pruned(tmp_path, "llama")
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n != "lm_head"]
+    runner = sparsify(model, plan={names[0]: {"1": "prunekit_bitmask"}, names[1]: {"1": "prunekit_csr"}})
+    dense = sum(m.weight.numel() * 4 + (0 if m.bias is None else m.bias.numel() * 4)
+                for m in model.modules() if isinstance(m, nn.Linear))
+    assert decode_bytes(model) == dense
+    sparse = {n: m for n, m in runner.named_modules() if isinstance(m, SparseLinear)}
+    assert set(sparse) == set(names[:2])
+    packed = sparse[names[0]].packed("bitmask").nbytes + sparse[names[1]].packed("csr").nbytes
+    replaced = sum(dict(model.named_modules())[n].weight.numel() * 4 for n in names[:2])
+    assert decode_bytes(runner) == dense - replaced + packed < dense
+    assert linear_layout(runner) == linear_layout(model)
+    other = load("hf:" + tiny_folder(str(tmp_path / "q"), "qwen2")).model
+    assert linear_layout(other) != linear_layout(model)
+    rows = [{"version": "a", "decode_s_per_token": 0.5}]
+    limits = decode_limits(rows, 0.25, {"a": dense, "b": dense // 2}, dense / 0.25 / 1e9)
+    assert limits == {"a": pytest.approx(1.0), "b": pytest.approx(4 / 3)}

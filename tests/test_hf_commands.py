@@ -254,3 +254,19 @@ def test_sensitivity_prunes_each_block_alone_and_allocates_a_plan_prune_takes(pr
         assert main(["sensitivity", "--model", f"hf:{folder}", *extra, "--out", str(tmp_path / "no"), *SMALL]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_bench_generate_floor_gives_each_same_layout_model_its_decode_limit(pruned, capsys):
+    folder, out = pruned
+    assert main(["bench", "generate", "--model", f"hf:{folder}", f"hf:{out}", "--prompt-tokens", "8",
+                 "--new-tokens", "3", "--repeats", "1", "--floor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("version"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("limit x:"))
+    assert lines[start].split()[-3:] == ["limit", "x", "MB/token"] and "GB/s" in lines[end]
+    table = lines[start + 1:end]
+    assert [line.split()[0] for line in table] == [f"hf:{folder}", f"hf:{out}", f"hf:{out}", "floor:"]
+    limits = [float(line.split()[-2]) for line in table[:3]]
+    megabytes = [float(line.split()[-1]) for line in table[:3]]
+    assert all(x > 0 for x in limits) and megabytes[0] == megabytes[1]  # the masked model reads dense weights
+    assert len(table[3].split()) == len(lines[start].split()) - 2  # the floor itself has no limit

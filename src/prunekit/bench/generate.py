@@ -4,7 +4,10 @@ Each model runs the same greedy loop: one forward pass over a prompt of random t
 token at a time through the cache (decode). Models are timed in turn, repeat after repeat, so a drifting
 load touches them alike; the medians are reported. :func:`sparse_runner` makes the model whose pruned
 linear layers run prunekit's sparse kernels (chosen per layer and token count by measurement), and
-:func:`max_logit_difference` checks that it computes what the masked model computes.
+:func:`max_logit_difference` checks that it computes what the masked model computes. :func:`linear_free`
+times the rest of the model (its linear layers cost nothing), and :func:`decode_limits` turns that floor,
+the bytes the linear layers read per token (:func:`decode_bytes`) and the machine's read bandwidth into the
+largest decode speed-up those bytes allow.
 
 Example:
     >>> import tempfile
@@ -27,7 +30,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..deploy.sparsify import kernel_choices, sparsify
+from ..deploy.sparse_linear import SparseLinear
+from ..deploy.sparsify import is_conv1d, kernel_choices, sparsify
+from .roofline import weight_bytes
 
 
 def _prompt(model: nn.Module, tokens: int, seed: int = 0) -> torch.Tensor:
@@ -138,6 +143,46 @@ def linear_free(model: nn.Module) -> nn.Module:
             parent, _, child = name.rpartition(".")
             setattr(free.get_submodule(parent) if parent else free, child, _Free(out))
     return free
+
+
+def decode_bytes(model: nn.Module) -> int:
+    """Bytes the linear layers of ``model`` read for one decoded token: each weight in the form its one-token
+    kernel reads (a packed sparse form, else dense), the output head included.
+
+    Example:
+        >>> decode_bytes(nn.Sequential(nn.Linear(4, 2, bias=False), nn.ReLU(), nn.Linear(2, 1)))  # 11 fp32 values
+        44
+    """
+    return sum(weight_bytes(m, m.choice.get(1) or "dense" if isinstance(m, SparseLinear) else "dense")
+               for m in model.modules() if _linear(m))
+
+
+def _linear(module: nn.Module) -> bool:
+    """An ``nn.Linear``, transformers' ``Conv1D`` or a :class:`SparseLinear`."""
+    return isinstance(module, (nn.Linear, SparseLinear)) or is_conv1d(module)
+
+
+def linear_layout(model: nn.Module) -> tuple:
+    """The model's class and the names and weight shapes of its linear layers: models with the same layout
+    differ only in their weights' values (and the kernels running them), so one linear-free floor holds for
+    all of them."""
+    return type(model).__name__, tuple((name, tuple(m.weight.shape)) for name, m in model.named_modules() if _linear(m))
+
+
+def decode_limits(rows: list[dict[str, Any]], floor_s_per_token: float, bytes_by_version: Mapping[str, int],
+                  bandwidth_gbps: float) -> dict[str, float]:
+    """``{version: decode speed-up}`` a version could reach at most against the first row's measured decode:
+    its linear layers reading their bytes (``bytes_by_version``) at ``bandwidth_gbps``, everything else
+    costing the measured linear-free floor. Only the versions in ``bytes_by_version`` get a limit.
+
+    Example:
+        >>> rows = [{"version": "dense", "decode_s_per_token": 0.06}, {"version": "w70", "decode_s_per_token": 0.04}]
+        >>> round(decode_limits(rows, 0.02, {"w70": 150_000_000}, 15.0)["w70"], 2)
+        2.0
+    """
+    reference = rows[0]["decode_s_per_token"]
+    return {version: reference / (floor_s_per_token + nbytes / (bandwidth_gbps * 1e9))
+            for version, nbytes in bytes_by_version.items()}
 
 
 def kernel_summary(model: nn.Module) -> dict[str, dict[int, int]]:

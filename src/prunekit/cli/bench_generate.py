@@ -8,10 +8,15 @@ import platform
 
 import torch
 
-from ..bench.generate import generation_speed, kernel_summary, linear_free, max_logit_difference, sparse_runner
+from ..bench.generate import (decode_bytes, decode_limits, generation_speed, kernel_summary, linear_free,
+                              linear_layout, max_logit_difference, sparse_runner)
+from ..bench.roofline import read_bandwidth
 from ..errors import ConfigError
 from ..hf import LMCheckpoint, load_model_or_checkpoint
 from .common import add_command, positive_int
+
+
+FLOOR = "floor: linear layers free"
 
 
 def register_generate(sub) -> None:
@@ -34,7 +39,9 @@ def register_generate(sub) -> None:
     parser.add_argument("--no-sparse", action="store_true", help="do not add the sparse-kernel versions")
     parser.add_argument("--floor", action="store_true",
                         help="also time the first model with its linear layers costing nothing (zeros): what the "
-                        "rest of the model costs, the most faster linear kernels could buy")
+                        "rest of the model costs, the most faster linear kernels could buy; and give each model "
+                        "of the first one's layout its decode limit: its linear layers reading their bytes at "
+                        "the read bandwidth measured in the same run, the rest costing the floor")
     parser.add_argument("--values", choices=("fp32", "fp16", "bf16"), default="fp32",
                         help="value type of the sparse kernels' weights (fp16/bf16 round them: lossy)")
 
@@ -53,17 +60,33 @@ def run_bench_generate(args: argparse.Namespace) -> int:
             runner = sparse_runner(ckpt.model, prompt_tokens=args.prompt_tokens, values=args.values)
             models[f"{reference} (sparse kernels)"] = runner
             checks[reference] = (max_logit_difference(ckpt.model, runner), kernel_summary(runner))
+    limits = {}
     if args.floor:
-        models["floor: linear layers free"] = linear_free(next(iter(models.values())))
+        first = next(iter(models.values()))
+        layout = linear_layout(first)
+        limit_bytes = {name: decode_bytes(m) for name, m in models.items() if linear_layout(m) == layout}
+        models[FLOOR] = linear_free(first)
     rows = generation_speed(models, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
                             repeats=args.repeats)
+    if args.floor:
+        bandwidth = read_bandwidth()
+        floor = next(r["decode_s_per_token"] for r in rows if r["version"] == FLOOR)
+        limits = decode_limits(rows, floor, limit_bytes, bandwidth)
     print(f"batch 1, prompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, greedy, KV cache; "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, {platform.machine()}; medians of "
           f"{args.repeats} interleaved runs")
-    print(f"{'version':52s} {'prefill tok/s':>13s} {'x':>6s} {'decode tok/s':>12s} {'x':>6s}")
+    print(f"{'version':52s} {'prefill tok/s':>13s} {'x':>6s} {'decode tok/s':>12s} {'x':>6s}"
+          + (f" {'limit x':>8s} {'MB/token':>9s}" if limits else ""))
     for row in rows:
-        print(f"{row['version']:52s} {row['prefill_tokens_per_s']:>13.1f} {row['speedup_prefill']:>6.2f} "
-              f"{row['decode_tokens_per_s']:>12.2f} {row['speedup_decode']:>6.2f}")
+        name = row["version"]
+        limit = f" {limits[name]:>8.2f} {limit_bytes[name] / 1e6:>9.1f}" if name in limits else ""
+        print(f"{name:52s} {row['prefill_tokens_per_s']:>13.1f} {row['speedup_prefill']:>6.2f} "
+              f"{row['decode_tokens_per_s']:>12.2f} {row['speedup_decode']:>6.2f}{limit}")
+    if limits:
+        print(f"limit x: the most decode could reach against the first model's measured speed if the linear layers "
+              f"read their bytes per token (MB/token: each weight in the form its one-token kernel reads, output head "
+              f"included) at the read bandwidth measured now, {bandwidth:.1f} GB/s, and the rest cost the floor, "
+              f"{floor * 1e3:.1f} ms/token")
     for reference, (difference, kernels) in checks.items():
         used = ", ".join(f"{k} {dict(sorted(v.items()))}" for k, v in sorted(kernels.items()))
         print(f"{reference}: sparse kernels vs masked dense, max logit difference {difference:.1e} (relative; a "

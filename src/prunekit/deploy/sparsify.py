@@ -38,7 +38,7 @@ from ..timing import Timer, cold_timer, last_level_cache_bytes, wall_timer
 from .sparse_linear import (DEFAULT_KERNELS, KERNELS, MARGIN, MAX_SPARSE_DENSITY, SPARSE_KERNELS,
                             SparseLinear, kernel_density_limit)
 
-__all__ = ["DEFAULT_KERNELS", "KERNELS", "MARGIN", "MAX_SPARSE_DENSITY", "SPARSE_KERNELS", "SparseLinear",
+__all__ = ["DEFAULT_KERNELS", "KERNELS", "MARGIN", "MAX_SPARSE_DENSITY", "SPARSE_KERNELS", "SparseLinear", "is_conv1d",
            "kernel_choices", "kernel_plan", "replace_linears", "replace_sparse", "sparsify"]
 
 
@@ -66,7 +66,7 @@ def as_linear(module: nn.Module) -> Optional[nn.Linear]:
     """
     if type(module) is nn.Linear:
         return module
-    if type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers"):
+    if is_conv1d(module):
         weight = module.weight.detach()
         linear = nn.Linear(weight.shape[0], weight.shape[1], bias=module.bias is not None, device=weight.device,
                            dtype=weight.dtype)
@@ -143,6 +143,11 @@ def sparsify(
     return runner
 
 
+def is_conv1d(module: nn.Module) -> bool:
+    """Whether ``module`` is transformers' ``Conv1D`` (GPT-2's linear layer, weight ``[in, out]``)."""
+    return type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers")
+
+
 def linear_bytes(model: nn.Module) -> int:
     """Bytes of the weights of ``model``'s linear layers (``nn.Linear``, ``Conv1D``): more than the last-level
     cache and a forward pass reads them from memory, so :func:`sparsify` times its layers with cold caches.
@@ -152,7 +157,7 @@ def linear_bytes(model: nn.Module) -> int:
         40
     """
     return sum(m.weight.numel() * m.weight.element_size() for m in model.modules()
-               if isinstance(m, nn.Linear) or (type(m).__name__ == "Conv1D" and hasattr(m, "weight")))
+               if isinstance(m, nn.Linear) or is_conv1d(m))
 
 
 def kernel_plan(model: nn.Module) -> dict[str, dict[str, str]]:
