@@ -154,10 +154,10 @@ def decode_bytes(model: nn.Module) -> int:
         44
     """
     return sum(weight_bytes(m, m.choice.get(1) or "dense" if isinstance(m, SparseLinear) else "dense")
-               for m in model.modules() if _linear(m))
+               for m in model.modules() if is_linear_layer(m))
 
 
-def _linear(module: nn.Module) -> bool:
+def is_linear_layer(module: nn.Module) -> bool:
     """An ``nn.Linear``, transformers' ``Conv1D`` or a :class:`SparseLinear`."""
     return isinstance(module, (nn.Linear, SparseLinear)) or is_conv1d(module)
 
@@ -166,7 +166,8 @@ def linear_layout(model: nn.Module) -> tuple:
     """The model's class and the names and weight shapes of its linear layers: models with the same layout
     differ only in their weights' values (and the kernels running them), so one linear-free floor holds for
     all of them."""
-    return type(model).__name__, tuple((name, tuple(m.weight.shape)) for name, m in model.named_modules() if _linear(m))
+    layers = tuple((name, tuple(m.weight.shape)) for name, m in model.named_modules() if is_linear_layer(m))
+    return type(model).__name__, layers
 
 
 def decode_limits(rows: list[dict[str, Any]], floor_s_per_token: float, bytes_by_version: Mapping[str, int],

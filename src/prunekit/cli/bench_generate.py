@@ -8,9 +8,10 @@ import platform
 
 import torch
 
-from ..bench.generate import (decode_bytes, decode_limits, generation_speed, kernel_summary, linear_free,
-                              linear_layout, max_logit_difference, sparse_runner)
+from ..bench.generate import (decode_bytes, decode_limits, generation_speed, is_linear_layer, kernel_summary,
+                              linear_free, linear_layout, max_logit_difference, sparse_runner)
 from ..bench.roofline import read_bandwidth
+from ..deploy.sparsify import sparse_enough
 from ..errors import ConfigError
 from ..hf import LMCheckpoint, load_model_or_checkpoint
 from .common import add_command, positive_int
@@ -55,8 +56,7 @@ def run_bench_generate(args: argparse.Namespace) -> int:
         if not isinstance(ckpt, LMCheckpoint):
             raise ConfigError(f"{reference}: bench generate takes language models (hf:DIR or hf:FILE.gguf)")
         models[reference] = ckpt.model.eval()
-        zeros = sum(int((m.weight == 0).sum()) for m in ckpt.model.modules() if isinstance(m, torch.nn.Linear))
-        if not args.no_sparse and zeros:
+        if not args.no_sparse and any(sparse_enough(m.weight) for m in ckpt.model.modules() if is_linear_layer(m)):
             runner = sparse_runner(ckpt.model, prompt_tokens=args.prompt_tokens, values=args.values)
             models[f"{reference} (sparse kernels)"] = runner
             checks[reference] = (max_logit_difference(ckpt.model, runner), kernel_summary(runner))

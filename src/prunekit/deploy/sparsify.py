@@ -36,10 +36,10 @@ from ..errors import ConfigError
 from ..prune.mask import as_mask
 from ..timing import Timer, cold_timer, last_level_cache_bytes, wall_timer
 from .sparse_linear import (DEFAULT_KERNELS, KERNELS, MARGIN, MAX_SPARSE_DENSITY, SPARSE_KERNELS,
-                            SparseLinear, kernel_density_limit)
+                            SparseLinear, kernel_density_limit, usable_kernels)
 
 __all__ = ["DEFAULT_KERNELS", "KERNELS", "MARGIN", "MAX_SPARSE_DENSITY", "SPARSE_KERNELS", "SparseLinear", "is_conv1d",
-           "kernel_choices", "kernel_plan", "replace_linears", "replace_sparse", "sparsify"]
+           "kernel_choices", "kernel_plan", "replace_linears", "replace_sparse", "sparse_enough", "sparsify"]
 
 
 def replace_linears(model: nn.Module, make: Callable[[str, nn.Linear], Optional[nn.Module]]) -> nn.Module:
@@ -129,8 +129,7 @@ def sparsify(
 
     def make(name: str, layer: nn.Linear) -> Optional[nn.Module]:
         sparse = SparseLinear(layer, chunk=chunk, repeats=repeats, timer=timer, kernels=kernels, values=values)
-        tried = [k for k in sparse.kernels if k != "dense" and sparse.density <= kernel_density_limit(k)]
-        return sparse if tried else None
+        return sparse if sparse_enough(layer.weight, sparse.kernels) else None
 
     replace_linears(runner, make)
     if batch_sizes:
@@ -141,6 +140,18 @@ def sparsify(
                 runner(*args, **kwargs)
         replace_sparse(runner, lambda m: m.to_linear() if set(m.choice.values()) == {"dense"} else None)
     return runner
+
+
+def sparse_enough(weight: Tensor, kernels: Sequence[str] = DEFAULT_KERNELS) -> bool:
+    """Whether some sparse kernel of ``kernels`` (built here) is tried at ``weight``'s density: the layers
+    :func:`sparsify` replaces.
+
+    Example:
+        >>> sparse_enough(torch.ones(4, 4)), sparse_enough(torch.eye(4))
+        (False, True)
+    """
+    density = float(torch.count_nonzero(weight)) / max(weight.numel(), 1)
+    return any(k != "dense" and density <= kernel_density_limit(k) for k in usable_kernels(kernels))
 
 
 def is_conv1d(module: nn.Module) -> bool:
