@@ -110,3 +110,18 @@ def test_decode_bytes_count_each_layer_in_the_form_its_one_token_kernel_reads(tm
     rows = [{"version": "a", "decode_s_per_token": 0.5}]
     limits = decode_limits(rows, 0.25, {"a": dense, "b": dense // 2}, dense / 0.25 / 1e9)
     assert limits == {"a": pytest.approx(1.0), "b": pytest.approx(4 / 3)}
+
+
+def test_the_rounding_floor_changes_only_the_linear_layers_it_names(tmp_path):
+    from prunekit.bench.rounding import ExactLinear, exact_linears, rounding_floor
+    from prunekit.errors import ConfigError
+
+    model = load("hf:" + tiny_folder(str(tmp_path), "llama")).model
+    exact = exact_linears(model)
+    kinds = {n: type(m) for n, m in exact.named_modules() if isinstance(m, (nn.Linear, ExactLinear))}
+    assert kinds.pop("lm_head") is nn.Linear and set(kinds.values()) == {ExactLinear}  # the head stays as it is
+    one = exact_linears(model, ["model.layers.0.self_attn.k_proj"])
+    assert [n for n, m in one.named_modules() if isinstance(m, ExactLinear)] == ["model.layers.0.self_attn.k_proj"]
+    assert 0.0 < rounding_floor(model, tokens=8, decoded=2) < 1e-4  # it moves the logits, by rounding alone
+    with pytest.raises(ConfigError, match="model.norm"):
+        exact_linears(model, ["model.norm"])

@@ -10,6 +10,7 @@ import torch
 
 from ..bench.generate import (decode_bytes, decode_limits, generation_speed, is_linear_layer, kernel_summary,
                               linear_free, linear_layout, max_logit_difference, sparse_runner)
+from ..bench.rounding import rounding_floor
 from ..bench.roofline import read_bandwidth
 from ..deploy.sparsify import sparse_enough
 from ..errors import ConfigError
@@ -27,7 +28,9 @@ def register_generate(sub) -> None:
         "(prefill), then --new-tokens tokens one at a time (decode). Every model given is timed in turn, repeat "
         "after repeat (medians); the first is the reference the speed-ups are measured against. Each pruned model "
         "also runs with its pruned linear layers on prunekit's sparse kernels (chosen per layer and token count by "
-        "measurement; --no-sparse: masked dense only), checked to give the masked model's logits.\n\nExample:\n"
+        "measurement; --no-sparse: masked dense only), checked to give the masked model's logits (beside the "
+        "difference the same model shows with its linear layers computed exactly, in fp64: what rounding alone "
+        "moves).\n\nExample:\n"
         "  prunekit bench generate --model hf:runs/smollm2 hf:runs/smollm2-w50 hf:runs/smollm2-24",
         run=run_bench_generate,
     )
@@ -59,7 +62,8 @@ def run_bench_generate(args: argparse.Namespace) -> int:
         if not args.no_sparse and any(sparse_enough(m.weight) for m in ckpt.model.modules() if is_linear_layer(m)):
             runner = sparse_runner(ckpt.model, prompt_tokens=args.prompt_tokens, values=args.values)
             models[f"{reference} (sparse kernels)"] = runner
-            checks[reference] = (max_logit_difference(ckpt.model, runner), kernel_summary(runner))
+            checks[reference] = (max_logit_difference(ckpt.model, runner), rounding_floor(ckpt.model),
+                                 kernel_summary(runner))
     limits = {}
     if args.floor:
         first = next(iter(models.values()))
@@ -87,9 +91,9 @@ def run_bench_generate(args: argparse.Namespace) -> int:
               f"read their bytes per token (MB/token: each weight in the form its one-token kernel reads, output head "
               f"included) at the read bandwidth measured now, {bandwidth:.1f} GB/s, and the rest cost the floor, "
               f"{floor * 1e3:.1f} ms/token")
-    for reference, (difference, kernels) in checks.items():
+    for reference, (difference, floor, kernels) in checks.items():
         used = ", ".join(f"{k} {dict(sorted(v.items()))}" for k, v in sorted(kernels.items()))
         print(f"{reference}: sparse kernels vs masked dense, max logit difference {difference:.1e} (relative; a "
-              f"64-token prompt, then 16 tokens decoded one by one); layers by kernel and token count: "
-              f"{used or 'all dense'}")
+              f"64-token prompt, then 16 tokens decoded one by one); its linear layers computed exactly (fp64) "
+              f"instead: {floor:.1e}; layers by kernel and token count: {used or 'all dense'}")
     return 0
