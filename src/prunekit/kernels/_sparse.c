@@ -163,6 +163,19 @@ AVX2 static inline float value1(const void *vals, int64_t k, int vkind) {
     return bf16_to_float(((const uint16_t *)vals)[k]);
 }
 
+/* Four stored values as fp32 (16-bit ones converted by one vector instruction, not one each). */
+AVX2 static inline void values4(const void *vals, int64_t k, int vkind, float *out) {
+    if (vkind == VAL_F32) {
+        memcpy(out, (const float *)vals + k, 4 * sizeof(float));
+        return;
+    }
+    __m128i h = _mm_loadl_epi64((const __m128i *)((const uint16_t *)vals + k));
+    if (vkind == VAL_F16)
+        _mm_store_ps(out, _mm_cvtph_ps(h));
+    else
+        _mm_store_ps(out, _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16)));
+}
+
 /* Batch 1, CSR: scalar loads and eight independent sums (AVX2's gathers are slower than scalar loads on
  * the AMD cores measured; three loads per stored weight keep the load ports, not the arithmetic, busy). */
 #define SCALAR __attribute__((target("fma,f16c")))
@@ -295,24 +308,38 @@ AVX2 static inline void store_sums(__m256 a[4][2], float *y, int64_t out_feature
                y, out_features, r, rows_in_tile, bias);
 }
 
-AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
-                               const float *xt, float *y, int64_t out_features, int64_t rows_in_tile,
-                               const float *bias, int64_t lo, int64_t hi) {
+AVX2 static inline void csr_tile_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
+                                      int vkind, const float *xt, float *y, int64_t out_features,
+                                      int64_t rows_in_tile, const float *bias, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         __m256 a[4][2];
         for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
         int64_t k = offsets[r], end = offsets[r + 1];
-        for (; k + 4 <= end; k += 4)
-            for (int i = 0; i < 4; i++)
-                fma_column(&a[i][0], &a[i][1], value1(vals, k + i, vkind), xt, index_at(cols, k + i, ikind));
+        for (; k + 4 <= end; k += 4) {
+            float v[4] __attribute__((aligned(16)));
+            values4(vals, k, vkind, v);
+            for (int i = 0; i < 4; i++) fma_column(&a[i][0], &a[i][1], v[i], xt, index_at(cols, k + i, ikind));
+        }
         for (; k < end; k++) fma_column(&a[0][0], &a[0][1], value1(vals, k, vkind), xt, index_at(cols, k, ikind));
         store_sums(a, y, out_features, r, rows_in_tile, bias);
     }
 }
 
-AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
-                                   int vkind, const float *xt, float *y, int64_t out_features, int64_t rows_in_tile,
-                                   const float *bias, int64_t lo, int64_t hi) {
+/* one copy per index and value type, so the inner loops have no type tests */
+AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
+                               const float *xt, float *y, int64_t out_features, int64_t rows_in_tile,
+                               const float *bias, int64_t lo, int64_t hi) {
+#define CSR_TILE(I, V) if (ikind == I && vkind == V) { \
+        csr_tile_rows(offsets, cols, vals, I, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
+    CSR_TILE(IDX_U16, VAL_F32) CSR_TILE(IDX_U16, VAL_F16) CSR_TILE(IDX_U16, VAL_BF16)
+    CSR_TILE(IDX_I32, VAL_F32) CSR_TILE(IDX_I32, VAL_F16) CSR_TILE(IDX_I32, VAL_BF16)
+#undef CSR_TILE
+}
+
+AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
+                                          const void *vals, int vkind, const float *xt, float *y,
+                                          int64_t out_features, int64_t rows_in_tile, const float *bias, int64_t lo,
+                                          int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         const uint8_t *m = mask + r * row_bytes;
         int64_t k = offsets[r];
@@ -329,6 +356,15 @@ AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, 
         }
         store_sums(a, y, out_features, r, rows_in_tile, bias);
     }
+}
+
+AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
+                                   int vkind, const float *xt, float *y, int64_t out_features, int64_t rows_in_tile,
+                                   const float *bias, int64_t lo, int64_t hi) {
+#define BM_TILE(V) if (vkind == V) { \
+        bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
+    BM_TILE(VAL_F32) BM_TILE(VAL_F16) BM_TILE(VAL_BF16)
+#undef BM_TILE
 }
 #endif
 
