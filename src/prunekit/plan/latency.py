@@ -15,9 +15,9 @@ Example:
     >>> import torch
     >>> from torch import nn
     >>> _ = torch.manual_seed(0)
-    >>> model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 3))
+    >>> model = nn.Sequential(nn.Linear(8, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 3))
     >>> x = torch.randn(256, 8); y = (x[:, 0] > 0).long()
-    >>> result = plan_for_latency(model, 0.9, (x, y), x[:2], batch_size=64, sparsities=(50, 90), progress=False)
+    >>> result = plan_for_latency(model, 0.9, (x, y), x[:2], batch_size=256, sparsities=(50, 90), progress=False)
     >>> sorted(result.plan), result.measured_ratio <= 0.9
     (['0', '2'], True)
 """
