@@ -89,6 +89,17 @@ def test_the_floor_version_has_no_linear_layers_and_keeps_the_original(tmp_path)
     assert rows[1]["decode_tokens_per_s"] > 0
 
 
+def test_gpt2s_conv1d_layers_are_freed_and_keep_their_layout_on_sparse_kernels(tmp_path):
+    from prunekit.bench.generate import linear_free, linear_layout
+    from prunekit.deploy.sparsify import is_conv1d
+
+    model = load("hf:" + tiny_folder(str(tmp_path), "gpt2")).model
+    conv = [n for n, m in model.named_modules() if is_conv1d(m)]
+    assert conv and not any(is_conv1d(m) or isinstance(m, nn.Linear) for m in linear_free(model).modules())
+    runner = sparsify(model, plan={conv[0]: {"1": "prunekit_csr"}})  # Conv1D [in, out] becomes [out, in]
+    assert linear_layout(runner) == linear_layout(model)
+
+
 def test_decode_bytes_count_each_layer_in_the_form_its_one_token_kernel_reads(tmp_path):
     from prunekit.bench.generate import decode_bytes, decode_limits, linear_layout
     from prunekit.deploy.sparse_linear import SparseLinear

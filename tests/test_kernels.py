@@ -55,6 +55,11 @@ def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
     assert packed.columns.itemsize == 4
     x = torch.randn(3, 140000, generator=gen)[:, ::2]  # a strided view
     assert relative_error(packed.matmul(x), x.double() @ w.double().T) < 1e-5
+    for values in ("fp16", "bf16"):  # 32-bit indices with 16-bit values, batch 1 and batched
+        rounded = PackedWeight.pack(w, "csr", values=values)
+        stored = rounded.dense().double()
+        for rows in (x[:1], x):
+            assert relative_error(rounded.matmul(rows), rows.double() @ stored.T) < 1e-5
     wide = torch.randn(64, 4096, generator=gen) * (torch.rand(64, 4096, generator=gen) < 0.3)
     for form in ("csr", "bitmask"):
         p = PackedWeight.pack(wide, form)
@@ -64,7 +69,7 @@ def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
 
 
 @pytest.mark.parametrize("values", ["fp32", "fp16", "bf16"])
-def test_batch_one_bitmask_rows_of_whole_blocks_equal_the_dense_product(values):
+def test_batch_one_bitmask_rows_of_whole_32_column_steps_equal_the_dense_product(values):
     # the vector path's 4 x 8-column steps: each group's values are loaded by its count and moved to their lanes
     gen = torch.Generator().manual_seed(7)
     for cols, density in ((576, 0.3), (1536, 0.7), (96, 0.05), (64, 1.0)):

@@ -214,11 +214,23 @@ def test_aligned_latency_plans_keep_multiples_of_the_alignment(monkeypatch):
         budget.plan_for_latency(model, 0.5, (x, y), x[:2], align=0, progress=False)
 
 
-def test_cli_prune_to_a_measured_latency_target(baseline, tmp_path, mnist_dir, capsys):
+def _weights_kept(model, mask, example, **kwargs):
+    """A deterministic stand-in for the latency timer: the fraction of the weights a mask keeps."""
+    mask = as_mask(mask)
+    return sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+
+
+def test_cli_prune_to_a_measured_latency_target(baseline, tmp_path, mnist_dir, capsys, monkeypatch):
+    import prunekit.plan.latency as budget
+    import prunekit.plan.sensitivity as sensitivity
     from prunekit.checkpoint import load_checkpoint
     from prunekit.cli import main
 
-    out = tmp_path / "lat"  # LeNet-300-100 at batch 64 reaches about 0.7x at most: 0.8 is a target it meets
+    # the command's plumbing, timed by a stand-in (LeNet-300-100 at batch 64 measures about 0.7x at best, too
+    # close to a target for a loaded machine; the real timer is tested above on a larger model)
+    monkeypatch.setattr(budget, "compact_latency_ratio", _weights_kept)
+    monkeypatch.setattr(sensitivity, "compact_latency_ratio", _weights_kept)
+    out = tmp_path / "lat"
     assert main(["prune", "--checkpoint", str(baseline), "--method", "unit", "--target-latency", "0.8",
                  "--latency-batch", "64", "--out", str(out), "--data-dir", str(mnist_dir), "--quiet"]) == 0
     printed = capsys.readouterr().out

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..deploy.sparse_linear import SparseLinear
-from ..deploy.sparsify import is_conv1d, kernel_choices, sparsify
+from ..deploy.sparsify import is_conv1d, is_linear_layer, kernel_choices, sparsify
 from .roofline import weight_bytes
 
 
@@ -138,10 +138,9 @@ def linear_free(model: nn.Module) -> nn.Module:
     model (attention, norms, embeddings, the framework) costs, the floor no linear-layer kernel can go below."""
     free = copy.deepcopy(model).eval()
     for name, module in list(free.named_modules()):
-        out = getattr(module, "out_features", None)
-        if isinstance(module, nn.Linear) or (type(module).__name__ == "SparseLinear" and out):
+        if is_linear_layer(module):
             parent, _, child = name.rpartition(".")
-            setattr(free.get_submodule(parent) if parent else free, child, _Free(out))
+            setattr(free.get_submodule(parent) if parent else free, child, _Free(_out_in(module)[0]))
     return free
 
 
@@ -153,20 +152,21 @@ def decode_bytes(model: nn.Module) -> int:
         >>> decode_bytes(nn.Sequential(nn.Linear(4, 2, bias=False), nn.ReLU(), nn.Linear(2, 1)))  # 11 fp32 values
         44
     """
-    return sum(weight_bytes(m, m.choice.get(1) or "dense" if isinstance(m, SparseLinear) else "dense")
+    return sum(weight_bytes(m, (m.choice.get(1) or "dense") if isinstance(m, SparseLinear) else "dense")
                for m in model.modules() if is_linear_layer(m))
 
 
-def is_linear_layer(module: nn.Module) -> bool:
-    """An ``nn.Linear``, transformers' ``Conv1D`` or a :class:`SparseLinear`."""
-    return isinstance(module, (nn.Linear, SparseLinear)) or is_conv1d(module)
+def _out_in(layer: nn.Module) -> tuple[int, int]:
+    """``(out, in)`` features of a linear layer (transformers' ``Conv1D`` stores its weight ``[in, out]``)."""
+    rows, cols = layer.weight.shape
+    return (cols, rows) if is_conv1d(layer) else (rows, cols)
 
 
 def linear_layout(model: nn.Module) -> tuple:
     """The model's class and the names and weight shapes of its linear layers: models with the same layout
     differ only in their weights' values (and the kernels running them), so one linear-free floor holds for
     all of them."""
-    layers = tuple((name, tuple(m.weight.shape)) for name, m in model.named_modules() if is_linear_layer(m))
+    layers = tuple((name, _out_in(m)) for name, m in model.named_modules() if is_linear_layer(m))
     return type(model).__name__, layers
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..deploy.sparsify import replace_linears
 from ..errors import ConfigError
+from .generate import max_logit_difference
 
 
 class ExactLinear(nn.Module):
@@ -69,6 +70,4 @@ def rounding_floor(model: nn.Module, layers: Optional[Sequence[str]] = None, tok
                    decoded: int = 16) -> float:
     """The largest difference between ``model``'s logits and those of :func:`exact_linears` (same prompt,
     decode steps and scale as the sparse kernels' check)."""
-    from .generate import max_logit_difference
-
     return max_logit_difference(model, exact_linears(model, layers), tokens=tokens, decoded=decoded)

@@ -8,11 +8,11 @@ import platform
 
 import torch
 
-from ..bench.generate import (decode_bytes, decode_limits, generation_speed, is_linear_layer, kernel_summary,
-                              linear_free, linear_layout, max_logit_difference, sparse_runner)
+from ..bench.generate import (decode_bytes, decode_limits, generation_speed, kernel_summary, linear_free,
+                              linear_layout, max_logit_difference, sparse_runner)
 from ..bench.rounding import rounding_floor
 from ..bench.roofline import read_bandwidth
-from ..deploy.sparsify import sparse_enough
+from ..deploy.sparsify import is_linear_layer, sparse_enough
 from ..errors import ConfigError
 from ..hf import LMCheckpoint, load_model_or_checkpoint
 from .common import add_command, positive_int
@@ -91,9 +91,9 @@ def run_bench_generate(args: argparse.Namespace) -> int:
               f"read their bytes per token (MB/token: each weight in the form its one-token kernel reads, output head "
               f"included) at the read bandwidth measured now, {bandwidth:.1f} GB/s, and the rest cost the floor, "
               f"{floor * 1e3:.1f} ms/token")
-    for reference, (difference, floor, kernels) in checks.items():
+    for reference, (difference, rounding, kernels) in checks.items():
         used = ", ".join(f"{k} {dict(sorted(v.items()))}" for k, v in sorted(kernels.items()))
         print(f"{reference}: sparse kernels vs masked dense, max logit difference {difference:.1e} (relative; a "
               f"64-token prompt, then 16 tokens decoded one by one); its linear layers computed exactly (fp64) "
-              f"instead: {floor:.1e}; layers by kernel and token count: {used or 'all dense'}")
+              f"instead: {rounding:.1e}; layers by kernel and token count: {used or 'all dense'}")
     return 0

@@ -39,7 +39,8 @@ from .sparse_linear import (DEFAULT_KERNELS, KERNELS, MARGIN, MAX_SPARSE_DENSITY
                             SparseLinear, kernel_density_limit, usable_kernels)
 
 __all__ = ["DEFAULT_KERNELS", "KERNELS", "MARGIN", "MAX_SPARSE_DENSITY", "SPARSE_KERNELS", "SparseLinear", "is_conv1d",
-           "kernel_choices", "kernel_plan", "replace_linears", "replace_sparse", "sparse_enough", "sparsify"]
+           "is_linear_layer", "kernel_choices", "kernel_plan", "replace_linears", "replace_sparse", "sparse_enough",
+           "sparsify"]
 
 
 def replace_linears(model: nn.Module, make: Callable[[str, nn.Linear], Optional[nn.Module]]) -> nn.Module:
@@ -129,7 +130,7 @@ def sparsify(
 
     def make(name: str, layer: nn.Linear) -> Optional[nn.Module]:
         sparse = SparseLinear(layer, chunk=chunk, repeats=repeats, timer=timer, kernels=kernels, values=values)
-        return sparse if sparse_enough(layer.weight, sparse.kernels) else None
+        return sparse if _tried_at(sparse.density, sparse.kernels) else None
 
     replace_linears(runner, make)
     if batch_sizes:
@@ -150,8 +151,16 @@ def sparse_enough(weight: Tensor, kernels: Sequence[str] = DEFAULT_KERNELS) -> b
         >>> sparse_enough(torch.ones(4, 4)), sparse_enough(torch.eye(4))
         (False, True)
     """
-    density = float(torch.count_nonzero(weight)) / max(weight.numel(), 1)
-    return any(k != "dense" and density <= kernel_density_limit(k) for k in usable_kernels(kernels))
+    return _tried_at(float(torch.count_nonzero(weight)) / max(weight.numel(), 1), usable_kernels(kernels))
+
+
+def _tried_at(density: float, kernels: Sequence[str]) -> bool:
+    return any(k != "dense" and density <= kernel_density_limit(k) for k in kernels)
+
+
+def is_linear_layer(module: nn.Module) -> bool:
+    """An ``nn.Linear``, transformers' ``Conv1D`` or a :class:`SparseLinear` (a layer :func:`sparsify` made)."""
+    return isinstance(module, (nn.Linear, SparseLinear)) or is_conv1d(module)
 
 
 def is_conv1d(module: nn.Module) -> bool:

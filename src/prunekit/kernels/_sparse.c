@@ -216,6 +216,7 @@ SCALAR static void csr_b1_fast(const int64_t *offsets, const void *cols, const v
     CSR_B1(IDX_U16, VAL_F32) CSR_B1(IDX_U16, VAL_F16) CSR_B1(IDX_U16, VAL_BF16)
     CSR_B1(IDX_I32, VAL_F32) CSR_B1(IDX_I32, VAL_F16) CSR_B1(IDX_I32, VAL_BF16)
 #undef CSR_B1
+    csr_b1_rows(offsets, cols, vals, ikind, vkind, x, y, bias, lo, hi);  /* no other kinds exist; never silent */
 }
 
 /* Batch 1, bitmask: four groups of 8 columns per step from one 32-bit load of the mask; each group's first
@@ -280,6 +281,7 @@ AVX2 static void bitmask_b1_avx2(const int64_t *offsets, const uint8_t *mask, in
 #define BM_B1(V) if (vkind == V) { bitmask_b1_rows(offsets, mask, row_bytes, vals, V, x, in_features, y, bias, lo, hi); return; }
     BM_B1(VAL_F32) BM_B1(VAL_F16) BM_B1(VAL_BF16)
 #undef BM_B1
+    bitmask_b1_rows(offsets, mask, row_bytes, vals, vkind, x, in_features, y, bias, lo, hi);
 }
 
 /* xt: [in_features][TILE] (a tile of x's rows, transposed; rows past the batch are zero) */
@@ -334,6 +336,7 @@ AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const v
     CSR_TILE(IDX_U16, VAL_F32) CSR_TILE(IDX_U16, VAL_F16) CSR_TILE(IDX_U16, VAL_BF16)
     CSR_TILE(IDX_I32, VAL_F32) CSR_TILE(IDX_I32, VAL_F16) CSR_TILE(IDX_I32, VAL_BF16)
 #undef CSR_TILE
+    csr_tile_rows(offsets, cols, vals, ikind, vkind, xt, y, out_features, rows_in_tile, bias, lo, hi);
 }
 
 AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
@@ -365,6 +368,7 @@ AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, 
         bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
     BM_TILE(VAL_F32) BM_TILE(VAL_F16) BM_TILE(VAL_BF16)
 #undef BM_TILE
+    bitmask_tile_rows(offsets, mask, row_bytes, vals, vkind, xt, y, out_features, rows_in_tile, bias, lo, hi);
 }
 #endif
 
