@@ -11,8 +11,8 @@ Example:
     True
 """
 
-from .compiled import NOT_BUILT, available, note_if_missing, vector_isa
+from .compiled import NOT_BUILT, available, note_if_missing, use_vector_isa, vector_isa
 from .packed import FORMATS, VALUE_TYPES, PackedWeight, check_pattern
 
 __all__ = ["FORMATS", "NOT_BUILT", "PackedWeight", "VALUE_TYPES", "available", "check_pattern", "note_if_missing",
-           "vector_isa"]
+           "use_vector_isa", "vector_isa"]

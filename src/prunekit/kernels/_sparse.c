@@ -8,7 +8,13 @@
  * Batch 1 reads each weight once (bound by memory bandwidth); larger batches transpose a tile of 16
  * rows of x so each stored weight does 16 multiply-adds from one cache line. Rows are split over
  * OpenMP threads by equal numbers of stored weights. AVX2 + FMA + F16C code paths are compiled with
- * target attributes and chosen at run time; other CPUs run the portable loops.
+ * target attributes and chosen at run time; other CPUs run the portable loops (set_vector_isa picks them on
+ * any CPU, for tests).
+ *
+ * Sums are kept in fp64 and rounded once: the product of two fp32 numbers is exact in fp64, so each output is
+ * the exact product's nearest fp32 value (a sparse model's logits then differ from its dense computation's
+ * only by the dense product's own rounding). The one exception is AVX2's batch-1 bitmask kernel, bound by its
+ * arithmetic as much as by its bytes: it keeps 32 fp32 sums per row (about half the dense product's error).
  *
  * Called from Python with raw addresses (ctypes-free CPython API): the caller checks shapes, dtypes,
  * contiguity and devices (prunekit/kernels/ops.py). The values array must hold 8 extra zero entries
@@ -104,10 +110,10 @@ static void csr_rows_portable(const int64_t *offsets, const void *cols, const vo
     for (int64_t b = 0; b < batch; b++) {
         const float *xb = x + b * in_features;
         for (int64_t r = lo; r < hi; r++) {
-            float s = 0.0f;
+            double s = 0.0;
             for (int64_t k = offsets[r]; k < offsets[r + 1]; k++)
-                s += value_at(vals, k, vkind) * xb[index_at(cols, k, ikind)];
-            y[b * out_features + r] = s + (bias ? bias[r] : 0.0f);
+                s += (double)value_at(vals, k, vkind) * xb[index_at(cols, k, ikind)];
+            y[b * out_features + r] = (float)(s + (bias ? bias[r] : 0.0f));
         }
     }
 }
@@ -120,16 +126,16 @@ static void bitmask_rows_portable(const int64_t *offsets, const uint8_t *mask, i
         for (int64_t r = lo; r < hi; r++) {
             const uint8_t *m = mask + r * row_bytes;
             int64_t k = offsets[r];
-            float s = 0.0f;
+            double s = 0.0;
             for (int64_t g = 0; g < row_bytes; g++) {
                 unsigned bits = m[g];
                 while (bits) {
                     int j = __builtin_ctz(bits);
-                    s += value_at(vals, k++, vkind) * xb[g * 8 + j];
+                    s += (double)value_at(vals, k++, vkind) * xb[g * 8 + j];
                     bits &= bits - 1;
                 }
             }
-            y[b * out_features + r] = s + (bias ? bias[r] : 0.0f);
+            y[b * out_features + r] = (float)(s + (bias ? bias[r] : 0.0f));
         }
     }
 }
@@ -142,13 +148,6 @@ static int32_t expand_lanes[256][8] __attribute__((aligned(32)));   /* all ones 
 static int32_t first_lanes[9][8] __attribute__((aligned(32)));      /* all ones in the first n lanes */
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 AVX2 static inline __m256 load8(const void *vals, int64_t k, int vkind) {
     if (vkind == VAL_F32) return _mm256_loadu_ps((const float *)vals + k);
@@ -187,31 +186,31 @@ SCALAR static inline float scalar_value(const void *vals, int64_t k, int vkind) 
 }
 
 SCALAR static inline void csr_b1_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
-                                      int vkind, const float *x, float *y, const float *bias, int64_t lo,
+                                      int vkind, const double *x, float *y, const float *bias, int64_t lo,
                                       int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         int64_t k = offsets[r], end = offsets[r + 1];
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, s4 = 0.0f, s5 = 0.0f, s6 = 0.0f, s7 = 0.0f;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0;
         for (; k + 8 <= end; k += 8) {
             _mm_prefetch((const char *)vals + (k << (vkind == VAL_F32 ? 2 : 1)) + PREFETCH, _MM_HINT_T0);
             _mm_prefetch((const char *)cols + (k << (ikind == IDX_U16 ? 1 : 2)) + PREFETCH, _MM_HINT_T0);
-            s0 = fmaf(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
-            s1 = fmaf(scalar_value(vals, k + 1, vkind), x[index_at(cols, k + 1, ikind)], s1);
-            s2 = fmaf(scalar_value(vals, k + 2, vkind), x[index_at(cols, k + 2, ikind)], s2);
-            s3 = fmaf(scalar_value(vals, k + 3, vkind), x[index_at(cols, k + 3, ikind)], s3);
-            s4 = fmaf(scalar_value(vals, k + 4, vkind), x[index_at(cols, k + 4, ikind)], s4);
-            s5 = fmaf(scalar_value(vals, k + 5, vkind), x[index_at(cols, k + 5, ikind)], s5);
-            s6 = fmaf(scalar_value(vals, k + 6, vkind), x[index_at(cols, k + 6, ikind)], s6);
-            s7 = fmaf(scalar_value(vals, k + 7, vkind), x[index_at(cols, k + 7, ikind)], s7);
+            s0 = fma(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
+            s1 = fma(scalar_value(vals, k + 1, vkind), x[index_at(cols, k + 1, ikind)], s1);
+            s2 = fma(scalar_value(vals, k + 2, vkind), x[index_at(cols, k + 2, ikind)], s2);
+            s3 = fma(scalar_value(vals, k + 3, vkind), x[index_at(cols, k + 3, ikind)], s3);
+            s4 = fma(scalar_value(vals, k + 4, vkind), x[index_at(cols, k + 4, ikind)], s4);
+            s5 = fma(scalar_value(vals, k + 5, vkind), x[index_at(cols, k + 5, ikind)], s5);
+            s6 = fma(scalar_value(vals, k + 6, vkind), x[index_at(cols, k + 6, ikind)], s6);
+            s7 = fma(scalar_value(vals, k + 7, vkind), x[index_at(cols, k + 7, ikind)], s7);
         }
-        for (; k < end; k++) s0 = fmaf(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
-        y[r] = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + (bias ? bias[r] : 0.0f);
+        for (; k < end; k++) s0 = fma(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
+        y[r] = (float)(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + (bias ? bias[r] : 0.0f));
     }
 }
 
 /* one copy per index and value type, so the inner loop has no type tests */
 SCALAR static void csr_b1_fast(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
-                               const float *x, float *y, const float *bias, int64_t lo, int64_t hi) {
+                               const double *x, float *y, const float *bias, int64_t lo, int64_t hi) {
 #define CSR_B1(I, V) if (ikind == I && vkind == V) { csr_b1_rows(offsets, cols, vals, I, V, x, y, bias, lo, hi); return; }
     CSR_B1(IDX_U16, VAL_F32) CSR_B1(IDX_U16, VAL_F16) CSR_B1(IDX_U16, VAL_BF16)
     CSR_B1(IDX_I32, VAL_F32) CSR_B1(IDX_I32, VAL_F16) CSR_B1(IDX_I32, VAL_BF16)
@@ -232,6 +231,13 @@ AVX2 static inline __m256 expand(const void *vals, int64_t k, unsigned bits, int
     }
     __m256 v = _mm256_permutevar8x32_ps(load8(vals, k, vkind), perm);
     return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)expand_lanes[bits])));
+}
+
+AVX2 static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
 AVX2 static inline void bitmask_b1_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
@@ -284,52 +290,52 @@ AVX2 static void bitmask_b1_avx2(const int64_t *offsets, const uint8_t *mask, in
     bitmask_b1_rows(offsets, mask, row_bytes, vals, vkind, x, in_features, y, bias, lo, hi);
 }
 
-/* xt: [in_features][TILE] (a tile of x's rows, transposed; rows past the batch are zero) */
-AVX2 static inline void fma_column(__m256 *a0, __m256 *a1, float v, const float *xt, int64_t c) {
-    __m256 w = _mm256_set1_ps(v);
-    *a0 = _mm256_fmadd_ps(w, _mm256_load_ps(xt + c * TILE), *a0);
-    *a1 = _mm256_fmadd_ps(w, _mm256_load_ps(xt + c * TILE + 8), *a1);
+/* The tiles accumulate in fp64 and round once: a product of two fp32 numbers is exact in fp64, so each output
+ * is the exact sum rounded to fp32, up to fp64's rounding (a sum in fp32 in another order than the dense
+ * product's moved a language model's logits by 1.5e-5 of the largest one; the exact sum moves them only by the
+ * dense product's own rounding). xt: [in_features][TILE] doubles (a tile of x's rows, transposed; rows past
+ * the batch are zero). Two sums per output (stored weight k, or group g, to sum k % 2): eight independent FMA
+ * chains per row keep the FMA units busy. */
+AVX2 static inline void fma_column(__m256d a[4], float v, const double *xt, int64_t c) {
+    __m256d w = _mm256_set1_pd((double)v);
+    const double *p = xt + c * TILE;
+    a[0] = _mm256_fmadd_pd(w, _mm256_load_pd(p), a[0]);
+    a[1] = _mm256_fmadd_pd(w, _mm256_load_pd(p + 4), a[1]);
+    a[2] = _mm256_fmadd_pd(w, _mm256_load_pd(p + 8), a[2]);
+    a[3] = _mm256_fmadd_pd(w, _mm256_load_pd(p + 12), a[3]);
 }
 
-AVX2 static inline void store_tile(__m256 a0, __m256 a1, float *y, int64_t out_features, int64_t r, int64_t rows_in_tile,
+AVX2 static inline void store_sums(__m256d a[2][4], float *y, int64_t out_features, int64_t r, int64_t rows_in_tile,
                                    const float *bias) {
     float t[TILE] __attribute__((aligned(32)));
-    _mm256_store_ps(t, a0);
-    _mm256_store_ps(t + 8, a1);
-    float add = bias ? bias[r] : 0.0f;
-    for (int64_t i = 0; i < rows_in_tile; i++) y[i * out_features + r] = t[i] + add;
+    __m256d add = _mm256_set1_pd(bias ? (double)bias[r] : 0.0);
+    for (int i = 0; i < 4; i++)
+        _mm_store_ps(t + 4 * i, _mm256_cvtpd_ps(_mm256_add_pd(_mm256_add_pd(a[0][i], a[1][i]), add)));
+    for (int64_t i = 0; i < rows_in_tile; i++) y[i * out_features + r] = t[i];
 }
 
-/* Tiles keep four sums per output, stored weight k going to sum k % 4 (CSR) or group g to sum g % 4 (bitmask):
- * four independent FMA chains instead of one, and each a quarter as long (rounding errors grow with a
- * chain's length: a single chain over a 1536-long row was 5x less exact than the dense product). */
-AVX2 static inline void store_sums(__m256 a[4][2], float *y, int64_t out_features, int64_t r, int64_t rows_in_tile,
-                                   const float *bias) {
-    store_tile(_mm256_add_ps(_mm256_add_ps(a[0][0], a[1][0]), _mm256_add_ps(a[2][0], a[3][0])),
-               _mm256_add_ps(_mm256_add_ps(a[0][1], a[1][1]), _mm256_add_ps(a[2][1], a[3][1])),
-               y, out_features, r, rows_in_tile, bias);
-}
+#define ZERO_SUMS(a) for (int i_ = 0; i_ < 4; i_++) a[0][i_] = a[1][i_] = _mm256_setzero_pd()
 
 AVX2 static inline void csr_tile_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
-                                      int vkind, const float *xt, float *y, int64_t out_features,
+                                      int vkind, const double *xt, float *y, int64_t out_features,
                                       int64_t rows_in_tile, const float *bias, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
-        __m256 a[4][2];
-        for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
+        __m256d a[2][4];
+        ZERO_SUMS(a);
         int64_t k = offsets[r], end = offsets[r + 1];
         for (; k + 4 <= end; k += 4) {
             float v[4] __attribute__((aligned(16)));
             values4(vals, k, vkind, v);
-            for (int i = 0; i < 4; i++) fma_column(&a[i][0], &a[i][1], v[i], xt, index_at(cols, k + i, ikind));
+            for (int i = 0; i < 4; i++) fma_column(a[i & 1], v[i], xt, index_at(cols, k + i, ikind));
         }
-        for (; k < end; k++) fma_column(&a[0][0], &a[0][1], value1(vals, k, vkind), xt, index_at(cols, k, ikind));
+        for (; k < end; k++) fma_column(a[0], value1(vals, k, vkind), xt, index_at(cols, k, ikind));
         store_sums(a, y, out_features, r, rows_in_tile, bias);
     }
 }
 
 /* one copy per index and value type, so the inner loops have no type tests */
 AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
-                               const float *xt, float *y, int64_t out_features, int64_t rows_in_tile,
+                               const double *xt, float *y, int64_t out_features, int64_t rows_in_tile,
                                const float *bias, int64_t lo, int64_t hi) {
 #define CSR_TILE(I, V) if (ikind == I && vkind == V) { \
         csr_tile_rows(offsets, cols, vals, I, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
@@ -340,20 +346,20 @@ AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const v
 }
 
 AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
-                                          const void *vals, int vkind, const float *xt, float *y,
+                                          const void *vals, int vkind, const double *xt, float *y,
                                           int64_t out_features, int64_t rows_in_tile, const float *bias, int64_t lo,
                                           int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         const uint8_t *m = mask + r * row_bytes;
         int64_t k = offsets[r];
-        __m256 a[4][2];
-        for (int i = 0; i < 4; i++) a[i][0] = a[i][1] = _mm256_setzero_ps();
+        __m256d a[2][4];
+        ZERO_SUMS(a);
         for (int64_t g = 0; g < row_bytes; g++) {
             unsigned bits = m[g];
-            __m256 *sum = a[g & 3];
+            __m256d *sum = a[g & 1];
             while (bits) {
                 int j = __builtin_ctz(bits);
-                fma_column(&sum[0], &sum[1], value1(vals, k++, vkind), xt, g * 8 + j);
+                fma_column(sum, value1(vals, k++, vkind), xt, g * 8 + j);
                 bits &= bits - 1;
             }
         }
@@ -362,7 +368,7 @@ AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t 
 }
 
 AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
-                                   int vkind, const float *xt, float *y, int64_t out_features, int64_t rows_in_tile,
+                                   int vkind, const double *xt, float *y, int64_t out_features, int64_t rows_in_tile,
                                    const float *bias, int64_t lo, int64_t hi) {
 #define BM_TILE(V) if (vkind == V) { \
         bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
@@ -386,8 +392,9 @@ typedef struct {
     int64_t rows, in_features;
 } Weight;
 
+/* scratch: 64-byte aligned doubles, in_features of them at batch 1 (x in fp64), in_features * TILE above */
 static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, const float *bias, int threads,
-                     float *xt) {
+                     double *scratch) {
     int vector = has_avx2;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -398,6 +405,7 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
 #endif
         int64_t lo, hi;
         share(w->offsets, w->rows, t, nt, &lo, &hi);
+        int64_t c0 = w->in_features * t / nt, c1 = w->in_features * (t + 1) / nt;  /* this thread's columns */
         if (!vector) {
             if (w->bitmask)
                 bitmask_rows_portable(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, batch,
@@ -408,28 +416,34 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
         }
 #if PK_X86
         else if (batch == 1) {
-            if (w->bitmask)
-                bitmask_b1_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, y, bias, lo, hi);
-            else
-                csr_b1_fast(w->offsets, w->cols, w->vals, w->ikind, w->vkind, x, y, bias, lo, hi);
+            if (w->bitmask) {
+                bitmask_b1_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, y, bias, lo,
+                                hi);
+            } else {
+                for (int64_t c = c0; c < c1; c++) scratch[c] = x[c];
+#pragma omp barrier
+                csr_b1_fast(w->offsets, w->cols, w->vals, w->ikind, w->vkind, scratch, y, bias, lo, hi);
+            }
         } else {
             for (int64_t start = 0; start < batch; start += TILE) {
                 int64_t n = batch - start < TILE ? batch - start : TILE;
                 /* transpose this tile of x (columns split over the threads), then every thread runs its rows */
-                int64_t c0 = w->in_features * t / nt, c1 = w->in_features * (t + 1) / nt;
                 for (int64_t c = c0; c < c1; c++)
                     for (int64_t i = 0; i < TILE; i++)
-                        xt[c * TILE + i] = i < n ? x[(start + i) * w->in_features + c] : 0.0f;
+                        scratch[c * TILE + i] = i < n ? x[(start + i) * w->in_features + c] : 0.0;
 #pragma omp barrier
                 if (w->bitmask)
-                    bitmask_tile_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, xt, y + start * w->rows,
-                                      w->rows, n, bias, lo, hi);
+                    bitmask_tile_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, scratch,
+                                      y + start * w->rows, w->rows, n, bias, lo, hi);
                 else
-                    csr_tile_avx2(w->offsets, w->cols, w->vals, w->ikind, w->vkind, xt, y + start * w->rows, w->rows,
-                                  n, bias, lo, hi);
+                    csr_tile_avx2(w->offsets, w->cols, w->vals, w->ikind, w->vkind, scratch, y + start * w->rows,
+                                  w->rows, n, bias, lo, hi);
 #pragma omp barrier
             }
         }
+#else
+        (void)c0;
+        (void)c1;
 #endif
     }
 }
@@ -437,16 +451,16 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
 static PyObject *matmul(PyObject *self, PyObject *args) {
     (void)self;
     int bitmask, ikind, vkind, threads;
-    unsigned long long offsets, cols, mask, vals, x, y, bias, xt;
+    unsigned long long offsets, cols, mask, vals, x, y, bias, scratch;
     long long row_bytes, rows, in_features, batch;
     if (!PyArg_ParseTuple(args, "iKKiKLKiLLKLKKiK", &bitmask, &offsets, &cols, &ikind, &mask, &row_bytes, &vals, &vkind,
-                          &rows, &in_features, &x, &batch, &y, &bias, &threads, &xt))
+                          &rows, &in_features, &x, &batch, &y, &bias, &threads, &scratch))
         return NULL;
     Weight w = {bitmask, (const int64_t *)(uintptr_t)offsets, (const void *)(uintptr_t)cols, ikind,
                 (const uint8_t *)(uintptr_t)mask, row_bytes, (const void *)(uintptr_t)vals, vkind, rows, in_features};
     Py_BEGIN_ALLOW_THREADS
     run_rows(&w, (const float *)(uintptr_t)x, batch, (float *)(uintptr_t)y, (const float *)(uintptr_t)bias,
-             threads < 1 ? 1 : threads, (float *)(uintptr_t)xt);
+             threads < 1 ? 1 : threads, (double *)(uintptr_t)scratch);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -478,10 +492,30 @@ static PyObject *vector_isa(PyObject *self, PyObject *args) {
     return PyUnicode_FromString(has_avx2 ? "avx2" : "portable");
 }
 
+static int cpu_has_avx2 = 0;
+
+static PyObject *set_vector_isa(PyObject *self, PyObject *args) {
+    (void)self;
+    /* run the portable loops (tests run them on any CPU), or the AVX2 ones where the CPU has them */
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    if (strcmp(name, "portable") == 0) {
+        has_avx2 = 0;
+    } else if (strcmp(name, "avx2") == 0 && cpu_has_avx2) {
+        has_avx2 = 1;
+    } else {
+        PyErr_Format(PyExc_ValueError, "vector ISA %R: expected 'portable'%s", PyTuple_GET_ITEM(args, 0),
+                     cpu_has_avx2 ? " or 'avx2'" : " (this CPU lacks AVX2, FMA or F16C)");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"matmul", matmul, METH_VARARGS, "y = x W^T (+ b) for a CSR or bitmask W (raw addresses; see ops.py)"},
     {"read_bandwidth", read_bandwidth, METH_VARARGS, "sum n floats (a read-bandwidth probe)"},
     {"vector_isa", vector_isa, METH_NOARGS, "the vector code path in use: avx2 or portable"},
+    {"set_vector_isa", set_vector_isa, METH_VARARGS, "choose the code path: 'portable', or 'avx2' where the CPU has it"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sparse", "prunekit's sparse CPU kernels", -1, methods,
@@ -490,7 +524,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sparse", "prunekit'
 PyMODINIT_FUNC PyInit__sparse(void) {
 #if PK_X86
     __builtin_cpu_init();
-    has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    has_avx2 = cpu_has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                              __builtin_cpu_supports("f16c");
     for (int m = 0; m < 256; m++) {
         int packed = 0;
         for (int j = 0; j < 8; j++) {

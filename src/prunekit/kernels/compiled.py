@@ -65,3 +65,24 @@ def module() -> Any:
 def vector_isa() -> str:
     """``avx2`` or ``portable`` (the compiled code path this CPU runs), or ``none`` when not built."""
     return module().vector_isa() if available() else "none"
+
+
+def use_vector_isa(name: str) -> str:
+    """Run the compiled kernels' ``portable`` loops, or their ``avx2`` ones where the CPU has them (the default
+    where it does); gives the code path in use before. Tests use it to check the portable loops on any CPU.
+
+    Example:
+        >>> if available():
+        ...     before = use_vector_isa("portable")
+        ...     assert vector_isa() == "portable"
+        ...     _ = use_vector_isa(before)
+
+    Raises:
+        ConfigError: an unknown name, ``avx2`` on a CPU without it, or the kernels not built.
+    """
+    before = vector_isa()
+    try:
+        module().set_vector_isa(name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return before

@@ -188,9 +188,11 @@ class PackedWeight:
         def product(x: Tensor) -> Tensor:
             x = x.contiguous()
             y = torch.empty(*x.shape[:-1], rows)
-            tile = torch.empty(cols * 16 + 16) if batch > 1 else None  # scratch of this call (calls may overlap)
+            # the kernel's scratch for this call (calls may overlap): x in fp64 at batch 1, else a transposed
+            # tile of 16 rows of x in fp64
+            scratch = torch.empty(cols * (2 if batch == 1 else 32) + 16)
             run(*weight, x.data_ptr(), batch, y.data_ptr(), bias_address,
-                threads or (1 if small else torch.get_num_threads()), 0 if tile is None else _aligned(tile))
+                threads or (1 if small else torch.get_num_threads()), _aligned(scratch))
             return y
 
         product.keep = (self, bias)  # what the bound addresses point into lives as long as the function
