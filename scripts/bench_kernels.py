@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--values", default="fp32,fp16", help="value types of prunekit's kernels to time")
+    parser.add_argument("--values", default="fp32,fp16,int8", help="value types of prunekit's kernels to time")
     parser.add_argument("--library", action="store_true", help="also time scipy's and torch's CSR kernels")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

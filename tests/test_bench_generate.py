@@ -136,3 +136,22 @@ def test_the_rounding_floor_changes_only_the_linear_layers_it_names(tmp_path):
     assert 0.0 < rounding_floor(model, tokens=8, decoded=2) < 1e-4  # it moves the logits, by rounding alone
     with pytest.raises(ConfigError, match="model.norm"):
         exact_linears(model, ["model.norm"])
+
+
+@pytest.mark.skipif(not available(), reason="prunekit's compiled kernels are not built here")
+def test_a_model_quantized_to_8_bits_runs_int8_kernels_with_its_own_logits(tmp_path):
+    from prunekit.deploy.sparse_linear import SparseLinear
+    from prunekit.quantize.uniform import dequantize_uniform, quantize_uniform
+
+    model = _pruned(tmp_path, "llama", 70.0)
+    with torch.no_grad():  # what `prunekit compress --quantization uniform --bits 8` loads as: codes times scales
+        for layer in model.model.layers.modules():
+            if isinstance(layer, nn.Linear):
+                layer.weight.copy_(dequantize_uniform(*quantize_uniform(layer.weight, 8)))
+    runner = sparse_runner(model, prompt_tokens=16, repeats=2, values="int8")
+    layers = [m for m in runner.modules() if isinstance(m, SparseLinear)]
+    assert layers
+    for layer in layers:  # the kernels, whatever this machine's timings chose
+        layer.choice.update({1: "prunekit_bitmask", 16: "prunekit_csr"})
+        assert layer.packed("bitmask").values_type == "int8"
+    assert max_logit_difference(model, runner, tokens=16) < 1e-5

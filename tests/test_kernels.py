@@ -18,9 +18,10 @@ from prunekit.deploy.sparse_linear import SparseLinear
 from prunekit.deploy.sparsify import kernel_choices
 from prunekit.errors import ConfigError
 from prunekit.kernels import PackedWeight, available, check_pattern, use_vector_isa, vector_isa
+from prunekit.quantize.uniform import quantize_uniform
 
 pytestmark = pytest.mark.skipif(not available(), reason="prunekit's compiled kernels are not built here")
-TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 1e-2}
+TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 1e-2, "int8": 1e-2}
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -42,7 +43,7 @@ def isas() -> list[str]:
 @settings(max_examples=60, deadline=None)
 @given(rows=st.integers(1, 70), cols=st.integers(1, 300), density=st.sampled_from([0.0, 0.01, 0.1, 0.5, 0.9, 1.0]),
        batch=st.sampled_from([1, 2, 15, 16, 17, 40]), form=st.sampled_from(["csr", "bitmask"]),
-       values=st.sampled_from(["fp32", "fp16", "bf16"]), threads=st.sampled_from([1, 2]), bias=st.booleans(),
+       values=st.sampled_from(["fp32", "fp16", "bf16", "int8"]), threads=st.sampled_from([1, 2]), bias=st.booleans(),
        seed=st.integers(0, 2 ** 16), isa=st.sampled_from(isas()))
 def test_kernels_equal_the_dense_product(rows, cols, density, batch, form, values, threads, bias, seed, isa):
     gen = torch.Generator().manual_seed(seed)
@@ -62,6 +63,9 @@ def test_kernels_equal_the_dense_product(rows, cols, density, batch, form, value
     finally:
         use_vector_isa(before)
     assert got.shape == (batch, rows) and relative_error(got, want) < TOLERANCE["fp32"]
+    if values == "int8":  # the kernel sums codes and scales each row once: exact against the codes, not the
+        codes, scales = quantize_uniform(w, 8)  # fp32 weights they dequantize to (each rounded)
+        want = (x.double() @ codes.double().T) * scales.double() + (0 if b is None else b.double())
     if isa == "portable" or form == "csr" or batch > 1:  # all but AVX2's batch-1 bitmask kernel sum in fp64
         assert rounded_once(got, want)
     assert relative_error(stored, w.double()) < TOLERANCE[values]
@@ -74,7 +78,7 @@ def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
     assert packed.columns.itemsize == 4
     x = torch.randn(3, 140000, generator=gen)[:, ::2]  # a strided view
     assert relative_error(packed.matmul(x), x.double() @ w.double().T) < 1e-5
-    for values in ("fp16", "bf16"):  # 32-bit indices with 16-bit values, batch 1 and batched
+    for values in ("fp16", "bf16", "int8"):  # 32-bit indices with 16-bit or 8-bit values, batch 1 and batched
         rounded = PackedWeight.pack(w, "csr", values=values)
         stored = rounded.dense().double()
         for rows in (x[:1], x):
@@ -87,7 +91,7 @@ def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
             assert torch.equal(p.matmul(x, threads=1), p.matmul(x, threads=2))  # each row summed by one thread
 
 
-@pytest.mark.parametrize("values", ["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize("values", ["fp32", "fp16", "bf16", "int8"])
 def test_batch_one_bitmask_rows_of_whole_32_column_steps_equal_the_dense_product(values):
     # the vector path's 4 x 8-column steps: each group's values are loaded by its count and moved to their lanes
     gen = torch.Generator().manual_seed(7)
@@ -98,6 +102,27 @@ def test_batch_one_bitmask_rows_of_whole_32_column_steps_equal_the_dense_product
         want = x.double() @ packed.dense().double().T
         for threads in (1, 2):
             assert relative_error(packed.matmul(x, threads=threads), want) < TOLERANCE["fp32"], (cols, density)
+
+
+def test_int8_values_hold_a_uniformly_quantized_weights_codes_in_a_quarter_of_the_value_bytes():
+    from prunekit.quantize.uniform import dequantize_uniform
+
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(48, 300, generator=gen) * (torch.rand(48, 300, generator=gen) < 0.3)
+    w[5] = 0  # an empty row: scale 0, outputs only the bias
+    codes, scales = quantize_uniform(w, 8)
+    quantized = dequantize_uniform(codes, scales)  # what `prunekit compress --quantization uniform` loads as
+    for form in ("csr", "bitmask"):
+        packed, fp32 = PackedWeight.pack(quantized, form, values="int8"), PackedWeight.pack(quantized, form)
+        assert torch.equal(torch.from_numpy(packed.values[:packed.nnz].astype(np.int64)),
+                           codes[quantized != 0].long())  # the same codes: nothing rounded twice
+        assert relative_error(packed.dense(), quantized.double()) < 1e-6
+        saved = (fp32.nnz * 3) - 48 * 4  # 3 of 4 value bytes per stored weight, less a scale per row
+        assert fp32.nbytes - packed.nbytes == saved
+        x, b = torch.randn(3, 300, generator=gen), torch.randn(48, generator=gen)
+        got = packed.matmul(x, b)
+        assert relative_error(got, x.double() @ quantized.double().T + b.double()) < 1e-6
+        assert torch.equal(got[:, 5], b[5].expand(3))
 
 
 def test_nm_patterns_are_checked_on_the_stored_form_and_pack_as_bits():

@@ -15,6 +15,7 @@ from ..bench.roofline import read_bandwidth
 from ..deploy.sparsify import is_linear_layer, sparse_enough
 from ..errors import ConfigError
 from ..hf import LMCheckpoint, load_model_or_checkpoint
+from ..kernels import VALUE_TYPES
 from .common import add_command, positive_int
 
 
@@ -46,8 +47,9 @@ def register_generate(sub) -> None:
                         "rest of the model costs, the most faster linear kernels could buy; and give each model "
                         "of the first one's layout its decode limit: its linear layers reading their bytes at "
                         "the read bandwidth measured in the same run, the rest costing the floor")
-    parser.add_argument("--values", choices=("fp32", "fp16", "bf16"), default="fp32",
-                        help="value type of the sparse kernels' weights (fp16/bf16 round them: lossy)")
+    parser.add_argument("--values", choices=tuple(VALUE_TYPES), default="fp32",
+                        help="value type of the sparse kernels' weights (fp16/bf16 round them, int8 stores per-row "
+                        "codes and scales: lossy, but exact for a model quantized uniformly to 8 bits)")
 
 
 def run_bench_generate(args: argparse.Namespace) -> int:

@@ -60,7 +60,8 @@ class SparseLinear(nn.Module):
         repeats: timed calls per kernel when calibrating (the median counts).
         timer: how one call is timed (see :data:`Timer`).
         kernels: the candidates (``"dense"`` always among them; prunekit's own are dropped where not built).
-        values: the value type prunekit's kernels store (``fp32``; ``fp16`` or ``bf16`` round the weights).
+        values: the value type prunekit's kernels store (``fp32``; ``fp16``, ``bf16`` or ``int8`` codes round the
+            weights).
 
     Attributes:
         choice: ``{batch size: kernel}``; a batch size not in it is calibrated on first use,

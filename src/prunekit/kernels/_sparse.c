@@ -1,6 +1,7 @@
 /* prunekit's sparse CPU kernels: y = x W^T (+ b) for a pruned W, in two stored forms.
  *
- *   CSR:     row offsets (int64), column indices (uint16 or int32), values (fp32, fp16 or bf16).
+ *   CSR:     row offsets (int64), column indices (uint16 or int32), values (fp32, fp16, bf16, or int8 codes
+ *            with one fp32 scale per row).
  *   bitmask: row offsets into the values (int64), one bit per column (rows padded to whole bytes),
  *            values in row order (fp32, fp16 or bf16). N:M patterns run in this form (1 bit per column,
  *            the size of 2:4's 2-bit positions).
@@ -41,7 +42,9 @@
 #define PREFETCH 1024  /* bytes ahead of the streams read at batch 1 (software prefetch) */
 #endif
 
-enum { VAL_F32 = 0, VAL_F16 = 1, VAL_BF16 = 2 };
+enum { VAL_F32 = 0, VAL_F16 = 1, VAL_BF16 = 2, VAL_I8 = 3 };  /* int8: codes, times a scale per row */
+
+static inline int value_bytes(int vkind) { return vkind == VAL_F32 ? 4 : vkind == VAL_I8 ? 1 : 2; }
 enum { IDX_U16 = 0, IDX_I32 = 1 };
 
 static int has_avx2 = 0;
@@ -77,12 +80,19 @@ static inline float bf16_to_float(uint16_t h) {
 
 static inline float value_at(const void *vals, int64_t k, int vkind) {
     if (vkind == VAL_F32) return ((const float *)vals)[k];
+    if (vkind == VAL_I8) return (float)((const int8_t *)vals)[k];
     uint16_t h = ((const uint16_t *)vals)[k];
     return vkind == VAL_F16 ? half_to_float(h) : bf16_to_float(h);
 }
 
 static inline int64_t index_at(const void *cols, int64_t k, int ikind) {
     return ikind == IDX_U16 ? (int64_t)((const uint16_t *)cols)[k] : (int64_t)((const int32_t *)cols)[k];
+}
+
+/* an output: its fp64 sum times the row's scale (int8 values), plus the bias, rounded once to fp32 */
+static inline float finish(double s, const float *scale, const float *bias, int64_t r) {
+    if (scale) s *= scale[r];
+    return (float)(s + (bias ? bias[r] : 0.0f));
 }
 
 /* Rows [lo, hi) of thread t of nt: equal shares of the stored weights (offsets is rows + 1 long). */
@@ -106,21 +116,21 @@ static void share(const int64_t *offsets, int64_t rows, int t, int nt, int64_t *
 
 static void csr_rows_portable(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
                               const float *x, int64_t in_features, int64_t batch, float *y, int64_t out_features,
-                              const float *bias, int64_t lo, int64_t hi) {
+                              const float *bias, const float *scale, int64_t lo, int64_t hi) {
     for (int64_t b = 0; b < batch; b++) {
         const float *xb = x + b * in_features;
         for (int64_t r = lo; r < hi; r++) {
             double s = 0.0;
             for (int64_t k = offsets[r]; k < offsets[r + 1]; k++)
                 s += (double)value_at(vals, k, vkind) * xb[index_at(cols, k, ikind)];
-            y[b * out_features + r] = (float)(s + (bias ? bias[r] : 0.0f));
+            y[b * out_features + r] = finish(s, scale, bias, r);
         }
     }
 }
 
 static void bitmask_rows_portable(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
                                   int vkind, const float *x, int64_t in_features, int64_t batch, float *y,
-                                  int64_t out_features, const float *bias, int64_t lo, int64_t hi) {
+                                  int64_t out_features, const float *bias, const float *scale, int64_t lo, int64_t hi) {
     for (int64_t b = 0; b < batch; b++) {
         const float *xb = x + b * in_features;
         for (int64_t r = lo; r < hi; r++) {
@@ -135,7 +145,7 @@ static void bitmask_rows_portable(const int64_t *offsets, const uint8_t *mask, i
                     bits &= bits - 1;
                 }
             }
-            y[b * out_features + r] = (float)(s + (bias ? bias[r] : 0.0f));
+            y[b * out_features + r] = finish(s, scale, bias, r);
         }
     }
 }
@@ -151,6 +161,8 @@ static int32_t first_lanes[9][8] __attribute__((aligned(32)));      /* all ones 
 
 AVX2 static inline __m256 load8(const void *vals, int64_t k, int vkind) {
     if (vkind == VAL_F32) return _mm256_loadu_ps((const float *)vals + k);
+    if (vkind == VAL_I8)
+        return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)vals + k))));
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)vals + k));
     if (vkind == VAL_F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -158,6 +170,7 @@ AVX2 static inline __m256 load8(const void *vals, int64_t k, int vkind) {
 
 AVX2 static inline float value1(const void *vals, int64_t k, int vkind) {
     if (vkind == VAL_F32) return ((const float *)vals)[k];
+    if (vkind == VAL_I8) return (float)((const int8_t *)vals)[k];
     if (vkind == VAL_F16) return _cvtsh_ss(((const uint16_t *)vals)[k]);
     return bf16_to_float(((const uint16_t *)vals)[k]);
 }
@@ -166,6 +179,12 @@ AVX2 static inline float value1(const void *vals, int64_t k, int vkind) {
 AVX2 static inline void values4(const void *vals, int64_t k, int vkind, float *out) {
     if (vkind == VAL_F32) {
         memcpy(out, (const float *)vals + k, 4 * sizeof(float));
+        return;
+    }
+    if (vkind == VAL_I8) {
+        int32_t four;
+        memcpy(&four, (const int8_t *)vals + k, 4);
+        _mm_store_ps(out, _mm_cvtepi32_ps(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(four))));
         return;
     }
     __m128i h = _mm_loadl_epi64((const __m128i *)((const uint16_t *)vals + k));
@@ -181,18 +200,19 @@ AVX2 static inline void values4(const void *vals, int64_t k, int vkind, float *o
 
 SCALAR static inline float scalar_value(const void *vals, int64_t k, int vkind) {
     if (vkind == VAL_F32) return ((const float *)vals)[k];
+    if (vkind == VAL_I8) return (float)((const int8_t *)vals)[k];
     if (vkind == VAL_F16) return _cvtsh_ss(((const uint16_t *)vals)[k]);
     return bf16_to_float(((const uint16_t *)vals)[k]);
 }
 
 SCALAR static inline void csr_b1_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
-                                      int vkind, const double *x, float *y, const float *bias, int64_t lo,
+                                      int vkind, const double *x, float *y, const float *bias, const float *scale, int64_t lo,
                                       int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         int64_t k = offsets[r], end = offsets[r + 1];
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0;
         for (; k + 8 <= end; k += 8) {
-            _mm_prefetch((const char *)vals + (k << (vkind == VAL_F32 ? 2 : 1)) + PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)vals + k * value_bytes(vkind) + PREFETCH, _MM_HINT_T0);
             _mm_prefetch((const char *)cols + (k << (ikind == IDX_U16 ? 1 : 2)) + PREFETCH, _MM_HINT_T0);
             s0 = fma(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
             s1 = fma(scalar_value(vals, k + 1, vkind), x[index_at(cols, k + 1, ikind)], s1);
@@ -204,18 +224,18 @@ SCALAR static inline void csr_b1_rows(const int64_t *offsets, const void *cols, 
             s7 = fma(scalar_value(vals, k + 7, vkind), x[index_at(cols, k + 7, ikind)], s7);
         }
         for (; k < end; k++) s0 = fma(scalar_value(vals, k, vkind), x[index_at(cols, k, ikind)], s0);
-        y[r] = (float)(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + (bias ? bias[r] : 0.0f));
+        y[r] = finish(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), scale, bias, r);
     }
 }
 
 /* one copy per index and value type, so the inner loop has no type tests */
 SCALAR static void csr_b1_fast(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
-                               const double *x, float *y, const float *bias, int64_t lo, int64_t hi) {
-#define CSR_B1(I, V) if (ikind == I && vkind == V) { csr_b1_rows(offsets, cols, vals, I, V, x, y, bias, lo, hi); return; }
-    CSR_B1(IDX_U16, VAL_F32) CSR_B1(IDX_U16, VAL_F16) CSR_B1(IDX_U16, VAL_BF16)
-    CSR_B1(IDX_I32, VAL_F32) CSR_B1(IDX_I32, VAL_F16) CSR_B1(IDX_I32, VAL_BF16)
+                               const double *x, float *y, const float *bias, const float *scale, int64_t lo, int64_t hi) {
+#define CSR_B1(I, V) if (ikind == I && vkind == V) { csr_b1_rows(offsets, cols, vals, I, V, x, y, bias, scale, lo, hi); return; }
+    CSR_B1(IDX_U16, VAL_F32) CSR_B1(IDX_U16, VAL_F16) CSR_B1(IDX_U16, VAL_BF16) CSR_B1(IDX_U16, VAL_I8)
+    CSR_B1(IDX_I32, VAL_F32) CSR_B1(IDX_I32, VAL_F16) CSR_B1(IDX_I32, VAL_BF16) CSR_B1(IDX_I32, VAL_I8)
 #undef CSR_B1
-    csr_b1_rows(offsets, cols, vals, ikind, vkind, x, y, bias, lo, hi);  /* no other kinds exist; never silent */
+    csr_b1_rows(offsets, cols, vals, ikind, vkind, x, y, bias, scale, lo, hi);  /* no other kinds exist; never silent */
 }
 
 /* Batch 1, bitmask: four groups of 8 columns per step from one 32-bit load of the mask; each group's first
@@ -242,7 +262,7 @@ AVX2 static inline float hsum(__m256 v) {
 
 AVX2 static inline void bitmask_b1_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
                                         const void *vals, int vkind, const float *x, int64_t in_features, float *y,
-                                        const float *bias, int64_t lo, int64_t hi) {
+                                        const float *bias, const float *scale, int64_t lo, int64_t hi) {
     int64_t full = in_features / 8;  /* groups whose 8 columns all exist in x */
     for (int64_t r = lo; r < hi; r++) {
         const uint8_t *m = mask + r * row_bytes;
@@ -253,7 +273,7 @@ AVX2 static inline void bitmask_b1_rows(const int64_t *offsets, const uint8_t *m
         for (; g + 4 <= full; g += 4) {
             uint32_t m4;
             memcpy(&m4, m + g, 4);
-            _mm_prefetch((const char *)vals + (k << (vkind == VAL_F32 ? 2 : 1)) + PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)vals + k * value_bytes(vkind) + PREFETCH, _MM_HINT_T0);
             _mm_prefetch((const char *)m + g + PREFETCH / 4, _MM_HINT_T0);
             int64_t k1 = k + __builtin_popcount(m4 & 0xffu), k2 = k + __builtin_popcount(m4 & 0xffffu),
                     k3 = k + __builtin_popcount(m4 & 0xffffffu);
@@ -277,17 +297,17 @@ AVX2 static inline void bitmask_b1_rows(const int64_t *offsets, const uint8_t *m
                 bits &= bits - 1;
             }
         }
-        y[r] = s + (bias ? bias[r] : 0.0f);
+        y[r] = finish(s, scale, bias, r);
     }
 }
 
 AVX2 static void bitmask_b1_avx2(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
-                                 int vkind, const float *x, int64_t in_features, float *y, const float *bias,
+                                 int vkind, const float *x, int64_t in_features, float *y, const float *bias, const float *scale,
                                  int64_t lo, int64_t hi) {
-#define BM_B1(V) if (vkind == V) { bitmask_b1_rows(offsets, mask, row_bytes, vals, V, x, in_features, y, bias, lo, hi); return; }
-    BM_B1(VAL_F32) BM_B1(VAL_F16) BM_B1(VAL_BF16)
+#define BM_B1(V) if (vkind == V) { bitmask_b1_rows(offsets, mask, row_bytes, vals, V, x, in_features, y, bias, scale, lo, hi); return; }
+    BM_B1(VAL_F32) BM_B1(VAL_F16) BM_B1(VAL_BF16) BM_B1(VAL_I8)
 #undef BM_B1
-    bitmask_b1_rows(offsets, mask, row_bytes, vals, vkind, x, in_features, y, bias, lo, hi);
+    bitmask_b1_rows(offsets, mask, row_bytes, vals, vkind, x, in_features, y, bias, scale, lo, hi);
 }
 
 /* The tiles accumulate in fp64 and round once: a product of two fp32 numbers is exact in fp64, so each output
@@ -306,11 +326,11 @@ AVX2 static inline void fma_column(__m256d a[4], float v, const double *xt, int6
 }
 
 AVX2 static inline void store_sums(__m256d a[2][4], float *y, int64_t out_features, int64_t r, int64_t rows_in_tile,
-                                   const float *bias) {
+                                   const float *bias, const float *scale) {
     float t[TILE] __attribute__((aligned(32)));
-    __m256d add = _mm256_set1_pd(bias ? (double)bias[r] : 0.0);
+    __m256d add = _mm256_set1_pd(bias ? (double)bias[r] : 0.0), times = _mm256_set1_pd(scale ? (double)scale[r] : 1.0);
     for (int i = 0; i < 4; i++)
-        _mm_store_ps(t + 4 * i, _mm256_cvtpd_ps(_mm256_add_pd(_mm256_add_pd(a[0][i], a[1][i]), add)));
+        _mm_store_ps(t + 4 * i, _mm256_cvtpd_ps(_mm256_fmadd_pd(_mm256_add_pd(a[0][i], a[1][i]), times, add)));
     for (int64_t i = 0; i < rows_in_tile; i++) y[i * out_features + r] = t[i];
 }
 
@@ -318,7 +338,7 @@ AVX2 static inline void store_sums(__m256d a[2][4], float *y, int64_t out_featur
 
 AVX2 static inline void csr_tile_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
                                       int vkind, const double *xt, float *y, int64_t out_features,
-                                      int64_t rows_in_tile, const float *bias, int64_t lo, int64_t hi) {
+                                      int64_t rows_in_tile, const float *bias, const float *scale, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         __m256d a[2][4];
         ZERO_SUMS(a);
@@ -329,25 +349,25 @@ AVX2 static inline void csr_tile_rows(const int64_t *offsets, const void *cols, 
             for (int i = 0; i < 4; i++) fma_column(a[i & 1], v[i], xt, index_at(cols, k + i, ikind));
         }
         for (; k < end; k++) fma_column(a[0], value1(vals, k, vkind), xt, index_at(cols, k, ikind));
-        store_sums(a, y, out_features, r, rows_in_tile, bias);
+        store_sums(a, y, out_features, r, rows_in_tile, bias, scale);
     }
 }
 
 /* one copy per index and value type, so the inner loops have no type tests */
 AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
                                const double *xt, float *y, int64_t out_features, int64_t rows_in_tile,
-                               const float *bias, int64_t lo, int64_t hi) {
+                               const float *bias, const float *scale, int64_t lo, int64_t hi) {
 #define CSR_TILE(I, V) if (ikind == I && vkind == V) { \
-        csr_tile_rows(offsets, cols, vals, I, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
-    CSR_TILE(IDX_U16, VAL_F32) CSR_TILE(IDX_U16, VAL_F16) CSR_TILE(IDX_U16, VAL_BF16)
-    CSR_TILE(IDX_I32, VAL_F32) CSR_TILE(IDX_I32, VAL_F16) CSR_TILE(IDX_I32, VAL_BF16)
+        csr_tile_rows(offsets, cols, vals, I, V, xt, y, out_features, rows_in_tile, bias, scale, lo, hi); return; }
+    CSR_TILE(IDX_U16, VAL_F32) CSR_TILE(IDX_U16, VAL_F16) CSR_TILE(IDX_U16, VAL_BF16) CSR_TILE(IDX_U16, VAL_I8)
+    CSR_TILE(IDX_I32, VAL_F32) CSR_TILE(IDX_I32, VAL_F16) CSR_TILE(IDX_I32, VAL_BF16) CSR_TILE(IDX_I32, VAL_I8)
 #undef CSR_TILE
-    csr_tile_rows(offsets, cols, vals, ikind, vkind, xt, y, out_features, rows_in_tile, bias, lo, hi);
+    csr_tile_rows(offsets, cols, vals, ikind, vkind, xt, y, out_features, rows_in_tile, bias, scale, lo, hi);
 }
 
 AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
                                           const void *vals, int vkind, const double *xt, float *y,
-                                          int64_t out_features, int64_t rows_in_tile, const float *bias, int64_t lo,
+                                          int64_t out_features, int64_t rows_in_tile, const float *bias, const float *scale, int64_t lo,
                                           int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         const uint8_t *m = mask + r * row_bytes;
@@ -363,18 +383,18 @@ AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t 
                 bits &= bits - 1;
             }
         }
-        store_sums(a, y, out_features, r, rows_in_tile, bias);
+        store_sums(a, y, out_features, r, rows_in_tile, bias, scale);
     }
 }
 
 AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
                                    int vkind, const double *xt, float *y, int64_t out_features, int64_t rows_in_tile,
-                                   const float *bias, int64_t lo, int64_t hi) {
+                                   const float *bias, const float *scale, int64_t lo, int64_t hi) {
 #define BM_TILE(V) if (vkind == V) { \
-        bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, lo, hi); return; }
-    BM_TILE(VAL_F32) BM_TILE(VAL_F16) BM_TILE(VAL_BF16)
+        bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, scale, lo, hi); return; }
+    BM_TILE(VAL_F32) BM_TILE(VAL_F16) BM_TILE(VAL_BF16) BM_TILE(VAL_I8)
 #undef BM_TILE
-    bitmask_tile_rows(offsets, mask, row_bytes, vals, vkind, xt, y, out_features, rows_in_tile, bias, lo, hi);
+    bitmask_tile_rows(offsets, mask, row_bytes, vals, vkind, xt, y, out_features, rows_in_tile, bias, scale, lo, hi);
 }
 #endif
 
@@ -389,6 +409,7 @@ typedef struct {
     int64_t row_bytes;
     const void *vals;
     int vkind;
+    const float *scales;         /* int8 values: one scale per row; else NULL */
     int64_t rows, in_features;
 } Weight;
 
@@ -409,20 +430,20 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
         if (!vector) {
             if (w->bitmask)
                 bitmask_rows_portable(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, batch,
-                                      y, w->rows, bias, lo, hi);
+                                      y, w->rows, bias, w->scales, lo, hi);
             else
                 csr_rows_portable(w->offsets, w->cols, w->vals, w->ikind, w->vkind, x, w->in_features, batch, y,
-                                  w->rows, bias, lo, hi);
+                                  w->rows, bias, w->scales, lo, hi);
         }
 #if PK_X86
         else if (batch == 1) {
             if (w->bitmask) {
-                bitmask_b1_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, y, bias, lo,
+                bitmask_b1_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, y, bias, w->scales, lo,
                                 hi);
             } else {
                 for (int64_t c = c0; c < c1; c++) scratch[c] = x[c];
 #pragma omp barrier
-                csr_b1_fast(w->offsets, w->cols, w->vals, w->ikind, w->vkind, scratch, y, bias, lo, hi);
+                csr_b1_fast(w->offsets, w->cols, w->vals, w->ikind, w->vkind, scratch, y, bias, w->scales, lo, hi);
             }
         } else {
             for (int64_t start = 0; start < batch; start += TILE) {
@@ -434,10 +455,10 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
 #pragma omp barrier
                 if (w->bitmask)
                     bitmask_tile_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, scratch,
-                                      y + start * w->rows, w->rows, n, bias, lo, hi);
+                                      y + start * w->rows, w->rows, n, bias, w->scales, lo, hi);
                 else
                     csr_tile_avx2(w->offsets, w->cols, w->vals, w->ikind, w->vkind, scratch, y + start * w->rows,
-                                  w->rows, n, bias, lo, hi);
+                                  w->rows, n, bias, w->scales, lo, hi);
 #pragma omp barrier
             }
         }
@@ -451,13 +472,18 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
 static PyObject *matmul(PyObject *self, PyObject *args) {
     (void)self;
     int bitmask, ikind, vkind, threads;
-    unsigned long long offsets, cols, mask, vals, x, y, bias, scratch;
+    unsigned long long offsets, cols, mask, vals, scales, x, y, bias, scratch;
     long long row_bytes, rows, in_features, batch;
-    if (!PyArg_ParseTuple(args, "iKKiKLKiLLKLKKiK", &bitmask, &offsets, &cols, &ikind, &mask, &row_bytes, &vals, &vkind,
-                          &rows, &in_features, &x, &batch, &y, &bias, &threads, &scratch))
+    if (!PyArg_ParseTuple(args, "iKKiKLKiKLLKLKKiK", &bitmask, &offsets, &cols, &ikind, &mask, &row_bytes, &vals,
+                          &vkind, &scales, &rows, &in_features, &x, &batch, &y, &bias, &threads, &scratch))
         return NULL;
+    if (vkind < VAL_F32 || vkind > VAL_I8 || (vkind == VAL_I8) != (scales != 0)) {
+        PyErr_SetString(PyExc_ValueError, "value kind and scales do not match (int8 values need one scale per row)");
+        return NULL;
+    }
     Weight w = {bitmask, (const int64_t *)(uintptr_t)offsets, (const void *)(uintptr_t)cols, ikind,
-                (const uint8_t *)(uintptr_t)mask, row_bytes, (const void *)(uintptr_t)vals, vkind, rows, in_features};
+                (const uint8_t *)(uintptr_t)mask, row_bytes, (const void *)(uintptr_t)vals, vkind,
+                (const float *)(uintptr_t)scales, rows, in_features};
     Py_BEGIN_ALLOW_THREADS
     run_rows(&w, (const float *)(uintptr_t)x, batch, (float *)(uintptr_t)y, (const float *)(uintptr_t)bias,
              threads < 1 ? 1 : threads, (double *)(uintptr_t)scratch);

@@ -1,7 +1,8 @@
 """A pruned weight packed for prunekit's sparse kernels, and ``y = x W^T (+ b)`` with it.
 
-Two forms (:data:`FORMATS`), each with fp32, fp16 or bf16 values (:data:`VALUE_TYPES`; the 16-bit ones round
-the weights, so they are chosen, never implied):
+Two forms (:data:`FORMATS`), each with fp32, fp16 or bf16 values, or int8 codes with one fp32 scale per row
+(:data:`VALUE_TYPES`; all but fp32 round the weights, so they are chosen, never implied; int8 codes are
+:func:`prunekit.quantize.uniform.quantize_uniform`'s, the row's largest magnitude over 127 apart):
 
 * ``csr``: row offsets, one column index per non-zero (16-bit when the layer has at most 65,536 inputs, else
   32-bit), the values: ``nnz * (value + index)`` bytes;
@@ -31,10 +32,12 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..quantize.uniform import quantize_uniform
 from .compiled import module as compiled_module
 
 FORMATS = ("csr", "bitmask")
-VALUE_TYPES = {"fp32": (torch.float32, 0), "fp16": (torch.float16, 1), "bf16": (torch.bfloat16, 2)}
+VALUE_TYPES = {"fp32": (torch.float32, 0), "fp16": (torch.float16, 1), "bf16": (torch.bfloat16, 2),
+               "int8": (torch.int8, 3)}
 """Stored value type: its torch dtype and the kernel's code for it."""
 PAD = 8
 """Zero values stored after the last one: the kernels' vector loads may read them."""
@@ -50,10 +53,11 @@ class PackedWeight:
     shape: tuple[int, int]
     values_type: str
     offsets: np.ndarray          # int64 [rows + 1]: where each row's values start
-    values: np.ndarray           # uint16 or float32 bits [nnz + PAD]
+    values: np.ndarray           # float32, uint16 (fp16/bf16 bits) or int8 [nnz + PAD]
     columns: Optional[np.ndarray] = None   # csr: uint16 or int32 [nnz]
     mask: Optional[np.ndarray] = None      # bitmask: uint8 [rows, ceil(cols / 8)]
     pattern: Optional[tuple[int, int]] = None
+    scales: Optional[np.ndarray] = None    # int8 values: float32 [rows], a row's weight = code * scale
 
     def __post_init__(self):
         # the kernel's fixed arguments, computed once: a product of a small layer takes microseconds
@@ -62,7 +66,8 @@ class PackedWeight:
             0 if self.columns is None else self.columns.ctypes.data,
             int(self.columns is not None and self.columns.dtype == np.int32),
             0 if self.mask is None else self.mask.ctypes.data, 0 if self.mask is None else self.mask.shape[1],
-            self.values.ctypes.data, VALUE_TYPES[self.values_type][1], self.shape[0], self.shape[1]))
+            self.values.ctypes.data, VALUE_TYPES[self.values_type][1],
+            0 if self.scales is None else self.scales.ctypes.data, self.shape[0], self.shape[1]))
         object.__setattr__(self, "_nbytes", self._count_bytes())
 
     def __getstate__(self) -> dict:
@@ -84,9 +89,9 @@ class PackedWeight:
 
     def _count_bytes(self) -> int:
         """The bytes one product reads of the weight (values, indices or bits, row offsets)."""
-        value = np.dtype(np.float32 if self.values_type == "fp32" else np.uint16).itemsize
         index = self.columns.itemsize * self.nnz if self.columns is not None else self.mask.nbytes
-        return self.nnz * value + index + self.offsets.nbytes
+        scales = 0 if self.scales is None else self.scales.nbytes
+        return self.nnz * self.values.itemsize + index + self.offsets.nbytes + scales
 
     @classmethod
     def pack(cls, weight: Tensor, form: str, *, values: str = "fp32",
@@ -117,16 +122,21 @@ class PackedWeight:
         counts = keep.sum(dim=1).numpy().astype(np.int64)
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
+        scales = None
+        if values == "int8":  # the codes of prunekit.quantize's uniform 8-bit quantization, in fp32
+            codes, row_scales = quantize_uniform(w, 8)
+            w, scales = codes.float(), row_scales.numpy().astype(np.float32)
         stored = w[keep].to(VALUE_TYPES[values][0])
-        bits = stored.view(torch.int16).numpy().view(np.uint16) if values != "fp32" else stored.numpy()
+        bits = stored.view(torch.int16).numpy().view(np.uint16) if values in ("fp16", "bf16") else stored.numpy()
         packed_values = np.zeros(len(bits) + PAD, dtype=bits.dtype)
         packed_values[:len(bits)] = bits
+        parts = {"pattern": pattern, "scales": scales}
         if form == "csr":
             index = np.uint16 if cols <= 65536 else np.int32
             columns = torch.nonzero(keep, as_tuple=True)[1].numpy().astype(index)
-            return cls(form, (rows, cols), values, offsets, packed_values, columns=columns, pattern=pattern)
+            return cls(form, (rows, cols), values, offsets, packed_values, columns=columns, **parts)
         mask = np.packbits(keep.numpy(), axis=1, bitorder="little")
-        return cls(form, (rows, cols), values, offsets, packed_values, mask=np.ascontiguousarray(mask), pattern=pattern)
+        return cls(form, (rows, cols), values, offsets, packed_values, mask=np.ascontiguousarray(mask), **parts)
 
     def dense(self) -> Tensor:
         """The fp32 weight these parts hold."""
@@ -149,6 +159,9 @@ class PackedWeight:
     def stored_values(self) -> Tensor:
         """The non-zero values as fp32, in row order."""
         raw = self.values[:self.nnz]
+        if self.values_type == "int8":
+            row_of = np.repeat(np.arange(self.shape[0]), np.diff(self.offsets))
+            return torch.from_numpy(raw.astype(np.float32) * self.scales[row_of])
         if self.values_type == "fp32":
             return torch.from_numpy(raw.copy())
         return torch.from_numpy(raw.view(np.int16).copy()).view(VALUE_TYPES[self.values_type][0]).float()
