@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from prunekit.bench.roofline import read_bandwidth
 from prunekit.kernels import PackedWeight, available, vector_isa
 from prunekit.prune.nm import nm_keep_mask
+from prunekit.quantize.uniform import pack_int8
 from prunekit.timing import measure
 
 TARGETS = {(1, "50"): 0.75, (1, "2:4"): 0.70, (1, "80"): 0.35, (1, "90"): 0.22, (1, "95"): 0.14, (16, "90"): 0.40}
@@ -62,7 +63,8 @@ def main() -> None:
             w = pruned_weight(rows, cols, sparsity, gen)
             pattern = tuple(map(int, sparsity.split(":"))) if ":" in sparsity else None
             packed = {f"prunekit_{form}" + ("" if values == "fp32" else f"_{values}"):
-                      PackedWeight.pack(w, form, values=values, pattern=pattern)
+                      (pack_int8(w, form, pattern=pattern) if values == "int8"
+                       else PackedWeight.pack(w, form, values=values, pattern=pattern))
                       for form in ("csr", "bitmask") for values in args.values.split(",")}
             dense_bytes = w.numel() * 4
             sizes = {"dense": dense_bytes, **{k: p.nbytes for k, p in packed.items()}}

@@ -18,7 +18,8 @@ from prunekit.deploy.sparse_linear import SparseLinear
 from prunekit.deploy.sparsify import kernel_choices
 from prunekit.errors import ConfigError
 from prunekit.kernels import PackedWeight, available, check_pattern, use_vector_isa, vector_isa
-from prunekit.quantize.uniform import quantize_uniform
+from prunekit.deploy.sparse_linear import pack_weight
+from prunekit.quantize.uniform import pack_int8, quantize_uniform
 
 pytestmark = pytest.mark.skipif(not available(), reason="prunekit's compiled kernels are not built here")
 TOLERANCE = {"fp32": 1e-5, "fp16": 1e-2, "bf16": 1e-2, "int8": 1e-2}
@@ -40,7 +41,7 @@ def isas() -> list[str]:
     return ["portable"] + (["avx2"] if vector_isa() == "avx2" else [])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rows=st.integers(1, 70), cols=st.integers(1, 300), density=st.sampled_from([0.0, 0.01, 0.1, 0.5, 0.9, 1.0]),
        batch=st.sampled_from([1, 2, 15, 16, 17, 40]), form=st.sampled_from(["csr", "bitmask"]),
        values=st.sampled_from(["fp32", "fp16", "bf16", "int8"]), threads=st.sampled_from([1, 2]), bias=st.booleans(),
@@ -50,7 +51,7 @@ def test_kernels_equal_the_dense_product(rows, cols, density, batch, form, value
     w = torch.randn(rows, cols, generator=gen) * (torch.rand(rows, cols, generator=gen) < density)
     w[rows // 2] = 0  # an empty row
     b = torch.randn(rows, generator=gen) if bias else None
-    packed = PackedWeight.pack(w, form, values=values)
+    packed = pack_weight(w, form, values)
     stored = packed.dense()  # the weight as its value type rounds it
     assert torch.equal(stored != 0, w != 0) or values != "fp32"
     if values == "fp32":
@@ -79,7 +80,7 @@ def test_large_inputs_non_contiguous_inputs_and_thread_counts_agree():
     x = torch.randn(3, 140000, generator=gen)[:, ::2]  # a strided view
     assert relative_error(packed.matmul(x), x.double() @ w.double().T) < 1e-5
     for values in ("fp16", "bf16", "int8"):  # 32-bit indices with 16-bit or 8-bit values, batch 1 and batched
-        rounded = PackedWeight.pack(w, "csr", values=values)
+        rounded = pack_weight(w, "csr", values)
         stored = rounded.dense().double()
         for rows in (x[:1], x):
             assert relative_error(rounded.matmul(rows), rows.double() @ stored.T) < 1e-5
@@ -97,7 +98,7 @@ def test_batch_one_bitmask_rows_of_whole_32_column_steps_equal_the_dense_product
     gen = torch.Generator().manual_seed(7)
     for cols, density in ((576, 0.3), (1536, 0.7), (96, 0.05), (64, 1.0)):
         w = torch.randn(40, cols, generator=gen) * (torch.rand(40, cols, generator=gen) < density)
-        packed = PackedWeight.pack(w, "bitmask", values=values)
+        packed = pack_weight(w, "bitmask", values)
         x = torch.randn(1, cols, generator=gen)
         want = x.double() @ packed.dense().double().T
         for threads in (1, 2):
@@ -113,9 +114,9 @@ def test_int8_values_hold_a_uniformly_quantized_weights_codes_in_a_quarter_of_th
     codes, scales = quantize_uniform(w, 8)
     quantized = dequantize_uniform(codes, scales)  # what `prunekit compress --quantization uniform` loads as
     for form in ("csr", "bitmask"):
-        packed, fp32 = PackedWeight.pack(quantized, form, values="int8"), PackedWeight.pack(quantized, form)
-        assert torch.equal(torch.from_numpy(packed.values[:packed.nnz].astype(np.int64)),
-                           codes[quantized != 0].long())  # the same codes: nothing rounded twice
+        packed, fp32 = pack_int8(quantized, form), PackedWeight.pack(quantized, form)
+        assert packed.nnz == fp32.nnz and torch.equal(torch.from_numpy(packed.values[:packed.nnz].astype(np.int64)),
+                           codes[quantized != 0].long())  # the same codes back
         assert relative_error(packed.dense(), quantized.double()) < 1e-6
         saved = (fp32.nnz * 3) - 48 * 4  # 3 of 4 value bytes per stored weight, less a scale per row
         assert fp32.nbytes - packed.nbytes == saved
@@ -149,6 +150,14 @@ def test_bad_weights_and_inputs_are_refused():
         PackedWeight.pack(torch.ones(2, 2), "coo")
     with pytest.raises(ConfigError, match="unknown value type"):
         PackedWeight.pack(torch.ones(2, 2), "csr", values="int3")
+    with pytest.raises(ConfigError, match="one scale per row"):
+        PackedWeight.pack(torch.ones(2, 2), "csr", values="int8")
+    with pytest.raises(ConfigError, match=r"integers in \[-127, 127\]"):
+        PackedWeight.pack(torch.full((2, 2), 0.5), "csr", values="int8", scales=torch.ones(2))
+    with pytest.raises(ConfigError, match="2 finite scales"):
+        PackedWeight.pack(torch.ones(2, 2), "csr", values="int8", scales=torch.ones(3))
+    with pytest.raises(ConfigError, match="scales are for int8"):
+        PackedWeight.pack(torch.ones(2, 2), "csr", scales=torch.ones(2))
     with pytest.raises(ConfigError, match="2-D weight"):
         PackedWeight.pack(torch.ones(2, 2, 2), "csr")
     packed = PackedWeight.pack(torch.eye(4), "bitmask")
@@ -216,8 +225,8 @@ def test_without_the_compiled_kernels_prunekit_falls_back_with_one_note(monkeypa
 
 
 @pytest.mark.parametrize("isa", isas())
-def test_the_kernels_round_once_and_the_batch_one_bitmask_kernel_as_well_as_dense(isa):
-    # fp64 sums rounded once to fp32: the exact product's nearest fp32 value (one sum per output in fp32 was
+def test_the_kernels_round_once_and_the_batch_one_bitmask_kernel_keeps_short_fp32_sums(isa):
+    # fp64 sums rounded once to fp32: within a step of the exact product (one sum per output in fp32 was
     # 3.6x less exact than the dense product; four sums in fp32 moved a language model's logits by 1.5e-5)
     g = torch.Generator().manual_seed(0)
     before = use_vector_isa(isa)
@@ -228,12 +237,13 @@ def test_the_kernels_round_once_and_the_batch_one_bitmask_kernel_as_well_as_dens
             for batch in (1, 32):
                 x = torch.randn(batch, cols, generator=g)
                 exact = x.double() @ w.double().t() + b.double()
-                dense = (torch.nn.functional.linear(x, w, b).double() - exact).abs().mean()
+                unit = float((x.double().abs() @ w.double().abs().t()).mean()) * 2 ** -24  # fp32's step, summed
                 for form in ("csr", "bitmask"):
                     got = PackedWeight.pack(w, form).matmul(x, b)
                     if form == "bitmask" and batch == 1 and isa == "avx2":
-                        # 32 fp32 sums per row (its arithmetic, not only its bytes, bounds its time)
-                        assert (got.double() - exact).abs().mean() < dense, (cols, form, batch)
+                        # 32 fp32 sums per row (its arithmetic, not only its bytes, bounds its time): measured
+                        # 0.08-0.14 units; one fp32 sum per row 0.24-0.30, F.linear here 0.18-0.21
+                        assert (got.double() - exact).abs().mean() < 0.2 * unit, (cols, form, batch)
                     else:
                         assert rounded_once(got, exact), (cols, form, batch)
     finally:

@@ -49,7 +49,7 @@ def register_generate(sub) -> None:
                         "the read bandwidth measured in the same run, the rest costing the floor")
     parser.add_argument("--values", choices=tuple(VALUE_TYPES), default="fp32",
                         help="value type of the sparse kernels' weights (fp16/bf16 round them, int8 stores per-row "
-                        "codes and scales: lossy, but exact for a model quantized uniformly to 8 bits)")
+                        "codes and scales: lossy, but a model quantized uniformly to 8 bits keeps its own codes)")
 
 
 def run_bench_generate(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..kernels import PackedWeight, VALUE_TYPES, available, note_if_missing
+from ..quantize.uniform import pack_int8
 from ..timing import Timer, measure, wall_timer
 
 OWN_KERNELS = ("prunekit_csr", "prunekit_bitmask")
@@ -51,6 +52,11 @@ def kernel_density_limit(kernel: str) -> float:
     return MAX_OWN_DENSITY if kernel in OWN_KERNELS else MAX_SPARSE_DENSITY
 
 
+def pack_weight(weight: Tensor, form: str, values: str) -> PackedWeight:
+    """``weight`` packed in ``form`` with ``values`` (int8: its uniform 8-bit codes, :func:`pack_int8`)."""
+    return pack_int8(weight, form) if values == "int8" else PackedWeight.pack(weight, form, values=values)
+
+
 class SparseLinear(nn.Module):
     """An ``nn.Linear`` that runs with the fastest measured kernel for each batch size.
 
@@ -61,7 +67,7 @@ class SparseLinear(nn.Module):
         timer: how one call is timed (see :data:`Timer`).
         kernels: the candidates (``"dense"`` always among them; prunekit's own are dropped where not built).
         values: the value type prunekit's kernels store (``fp32``; ``fp16``, ``bf16`` or ``int8`` codes round the
-            weights).
+            weights, and every kernel, dense included, then computes with the rounded weight).
 
     Attributes:
         choice: ``{batch size: kernel}``; a batch size not in it is calibrated on first use,
@@ -82,7 +88,9 @@ class SparseLinear(nn.Module):
             raise ConfigError(f"sparse kernels run on the CPU; the layer's weight is on {w.device}: move the model "
                               f"to the CPU first")
         self.in_features, self.out_features = w.shape[1], w.shape[0]
-        self.register_buffer("weight", w)  # shares the layer's storage; sparsify() works on a copy
+        if values in VALUE_TYPES and values != "fp32":  # every kernel, dense too, computes with the rounded weight
+            w = pack_weight(w, "csr", values).dense()
+        self.register_buffer("weight", w)  # shares the layer's storage (fp32 values); sparsify() works on a copy
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
         self.density = float(torch.count_nonzero(w)) / max(w.numel(), 1)
         self.chunk, self.repeats, self.timer = chunk, repeats, timer
@@ -150,7 +158,7 @@ class SparseLinear(nn.Module):
 
     def packed(self, form: str) -> PackedWeight:
         """The weight packed for prunekit's ``form`` kernel (built on first use)."""
-        return self._format(f"prunekit_{form}", lambda: PackedWeight.pack(self.weight, form, values=self.values))
+        return self._format(f"prunekit_{form}", lambda: pack_weight(self.weight, form, self.values))
 
     def _torch(self, x: Tensor) -> Tensor:
         csr = self._format("torch_csr", self._to_torch_csr)

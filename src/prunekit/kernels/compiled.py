@@ -69,7 +69,8 @@ def vector_isa() -> str:
 
 def use_vector_isa(name: str) -> str:
     """Run the compiled kernels' ``portable`` loops, or their ``avx2`` ones where the CPU has them (the default
-    where it does); gives the code path in use before. Tests use it to check the portable loops on any CPU.
+    where it does); gives the code path in use before. For tests (they check the portable loops on any CPU):
+    call it while no kernel runs, and re-measure any kernel choices made before (``sparsify``'s timings).
 
     Example:
         >>> if available():

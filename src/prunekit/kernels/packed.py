@@ -1,8 +1,8 @@
 """A pruned weight packed for prunekit's sparse kernels, and ``y = x W^T (+ b)`` with it.
 
 Two forms (:data:`FORMATS`), each with fp32, fp16 or bf16 values, or int8 codes with one fp32 scale per row
-(:data:`VALUE_TYPES`; all but fp32 round the weights, so they are chosen, never implied; int8 codes are
-:func:`prunekit.quantize.uniform.quantize_uniform`'s, the row's largest magnitude over 127 apart):
+(:data:`VALUE_TYPES`; all but fp32 round the weights, so they are chosen, never implied; int8 takes the codes
+and scales, e.g. :func:`prunekit.quantize.uniform.pack_int8`'s):
 
 * ``csr``: row offsets, one column index per non-zero (16-bit when the layer has at most 65,536 inputs, else
   32-bit), the values: ``nnz * (value + index)`` bytes;
@@ -32,7 +32,6 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from ..quantize.uniform import quantize_uniform
 from .compiled import module as compiled_module
 
 FORMATS = ("csr", "bitmask")
@@ -94,14 +93,16 @@ class PackedWeight:
         return self.nnz * self.values.itemsize + index + self.offsets.nbytes + scales
 
     @classmethod
-    def pack(cls, weight: Tensor, form: str, *, values: str = "fp32",
-             pattern: Optional[tuple[int, int]] = None) -> "PackedWeight":
-        """Pack the non-zero entries of the 2-D ``weight``.
+    def pack(cls, weight: Tensor, form: str, *, values: str = "fp32", pattern: Optional[tuple[int, int]] = None,
+             scales: Optional[Tensor] = None) -> "PackedWeight":
+        """Pack the non-zero entries of the 2-D ``weight``; for ``int8`` values, ``weight`` holds integer codes
+        in [-127, 127] and ``scales`` one fp32 scale per row (a row's weights are its codes times its scale).
 
         Raises:
             ConfigError: an unknown form or value type, a weight that is not 2-D, on another device or holds NaN
-                or infinite values, or (with ``pattern``) one that breaks the N:M pattern or whose rows do not
-                divide into groups of M.
+                or infinite values, (with ``pattern``) one that breaks the N:M pattern or whose rows do not
+                divide into groups of M, or int8 codes that are not integers in [-127, 127] or come without
+                finite scales (or scales with another value type).
         """
         if form not in FORMATS:
             raise ConfigError(f"unknown sparse form {form!r}; expected one of {FORMATS}")
@@ -118,19 +119,18 @@ class PackedWeight:
             check_pattern(w != 0, pattern)
             form = "bitmask"
         rows, cols = w.shape
+        row_scales = _int8_scales(w, scales) if values == "int8" else None
+        if values != "int8" and scales is not None:
+            raise ConfigError(f"scales are for int8 codes; the values are {values}")
         keep = w != 0
         counts = keep.sum(dim=1).numpy().astype(np.int64)
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        scales = None
-        if values == "int8":  # the codes of prunekit.quantize's uniform 8-bit quantization, in fp32
-            codes, row_scales = quantize_uniform(w, 8)
-            w, scales = codes.float(), row_scales.numpy().astype(np.float32)
         stored = w[keep].to(VALUE_TYPES[values][0])
         bits = stored.view(torch.int16).numpy().view(np.uint16) if values in ("fp16", "bf16") else stored.numpy()
         packed_values = np.zeros(len(bits) + PAD, dtype=bits.dtype)
         packed_values[:len(bits)] = bits
-        parts = {"pattern": pattern, "scales": scales}
+        parts = {"pattern": pattern, "scales": row_scales}
         if form == "csr":
             index = np.uint16 if cols <= 65536 else np.int32
             columns = torch.nonzero(keep, as_tuple=True)[1].numpy().astype(index)
@@ -197,19 +197,33 @@ class PackedWeight:
         bias_address = 0 if bias is None else bias.data_ptr()
         weight = self._weight_args
         small = self._nbytes < SINGLE_THREAD_BYTES
+        csr = self.form == "csr"
 
         def product(x: Tensor) -> Tensor:
             x = x.contiguous()
             y = torch.empty(*x.shape[:-1], rows)
-            # the kernel's scratch for this call (calls may overlap): x in fp64 at batch 1, else a transposed
-            # tile of 16 rows of x in fp64
-            scratch = torch.empty(cols * (2 if batch == 1 else 32) + 16)
+            # the kernel's scratch for this call (calls may overlap): x in fp64 for CSR at batch 1, a transposed
+            # tile of 16 rows of x in fp64 above (the batch-1 bitmask kernel sums in fp32 and needs none)
+            scratch = torch.empty(cols * 32 + 16) if batch > 1 else torch.empty(cols * 2 + 16) if csr else None
             run(*weight, x.data_ptr(), batch, y.data_ptr(), bias_address,
-                threads or (1 if small else torch.get_num_threads()), _aligned(scratch))
+                threads or (1 if small else torch.get_num_threads()), 0 if scratch is None else _aligned(scratch))
             return y
 
         product.keep = (self, bias)  # what the bound addresses point into lives as long as the function
         return product
+
+
+def _int8_scales(codes: Tensor, scales: Optional[Tensor]) -> np.ndarray:
+    """``scales`` as a float32 array, after checking them and the codes they scale."""
+    if scales is None:
+        raise ConfigError("int8 values need their codes and one scale per row (prunekit.quantize.uniform.pack_int8 "
+                          "quantizes a weight and packs it)")
+    if not torch.equal(codes, codes.round()) or (codes.numel() and float(codes.abs().max()) > 127):
+        raise ConfigError("int8 codes must be integers in [-127, 127]")
+    if tuple(scales.shape) != (codes.shape[0],) or not torch.isfinite(scales).all():
+        raise ConfigError(f"int8 codes need {codes.shape[0]} finite scales (one per row), got shape "
+                          f"{tuple(scales.shape)}")
+    return scales.detach().cpu().to(torch.float32).numpy().copy()
 
 
 def _aligned(buffer: Tensor) -> int:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from ..kernels import PackedWeight
 
 
 def check_bits(bits: int, *, low: int = 1, high: int = 8) -> int:
@@ -47,3 +48,17 @@ def dequantize_uniform(codes: Tensor, scales: Tensor) -> Tensor:
     """The fp32 weight ``codes * scale`` of each output channel."""
     rows = codes.reshape(codes.shape[0], -1).to(torch.float32) * scales[:, None]
     return rows.reshape(codes.shape)
+
+
+def pack_int8(weight: Tensor, form: str, *, pattern: tuple[int, int] | None = None) -> PackedWeight:
+    """``weight`` quantized to 8 bits (:func:`quantize_uniform`) and packed for prunekit's sparse kernels with
+    int8 values: its non-zero codes and one scale per row. A weight that is already such codes times their
+    scales (``prunekit compress --quantization uniform --bits 8``) gets the same codes back.
+
+    Example:
+        >>> packed = pack_int8(torch.tensor([[0.0, 1.0, -0.5], [0.0, 0.0, 0.25]]), "csr")
+        >>> packed.values[:packed.nnz].tolist(), packed.nnz
+        ([127, -64, 127], 3)
+    """
+    codes, scales = quantize_uniform(weight, 8)
+    return PackedWeight.pack(codes.float(), form, values="int8", pattern=pattern, scales=scales)
