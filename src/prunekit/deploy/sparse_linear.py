@@ -88,7 +88,9 @@ class SparseLinear(nn.Module):
             raise ConfigError(f"sparse kernels run on the CPU; the layer's weight is on {w.device}: move the model "
                               f"to the CPU first")
         self.in_features, self.out_features = w.shape[1], w.shape[0]
-        if values in VALUE_TYPES and values != "fp32":  # every kernel, dense too, computes with the rounded weight
+        if values not in VALUE_TYPES:
+            raise ConfigError(f"unknown value type {values!r}; expected one of {tuple(VALUE_TYPES)}")
+        if values != "fp32":  # every kernel, dense too, computes with the rounded weight
             w = pack_weight(w, "csr", values).dense()
         self.register_buffer("weight", w)  # shares the layer's storage (fp32 values); sparsify() works on a copy
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach())
@@ -97,8 +99,6 @@ class SparseLinear(nn.Module):
         unknown = set(kernels) - set(KERNELS)
         if unknown or "dense" not in kernels:
             raise ConfigError(f"kernels must include 'dense' and come from {', '.join(KERNELS)}; got {list(kernels)}")
-        if values not in VALUE_TYPES:
-            raise ConfigError(f"unknown value type {values!r}; expected one of {tuple(VALUE_TYPES)}")
         self.values = values
         self.kernels = usable_kernels(kernels)
         self.choice: dict[int, str] = {}

@@ -207,8 +207,8 @@ SCALAR static inline float scalar_value(const void *vals, int64_t k, int vkind) 
 }
 
 SCALAR static inline void csr_b1_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
-                                      int vkind, const double *x, float *y, const float *bias, const float *scale, int64_t lo,
-                                      int64_t hi) {
+                                      int vkind, const double *x, float *y, const float *bias, const float *scale,
+                                      int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         int64_t k = offsets[r], end = offsets[r + 1];
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0;
@@ -231,8 +231,10 @@ SCALAR static inline void csr_b1_rows(const int64_t *offsets, const void *cols, 
 
 /* one copy per index and value type, so the inner loop has no type tests */
 SCALAR static void csr_b1_fast(const int64_t *offsets, const void *cols, const void *vals, int ikind, int vkind,
-                               const double *x, float *y, const float *bias, const float *scale, int64_t lo, int64_t hi) {
-#define CSR_B1(I, V) if (ikind == I && vkind == V) { csr_b1_rows(offsets, cols, vals, I, V, x, y, bias, scale, lo, hi); return; }
+                               const double *x, float *y, const float *bias, const float *scale, int64_t lo,
+                               int64_t hi) {
+#define CSR_B1(I, V) if (ikind == I && vkind == V) { \
+        csr_b1_rows(offsets, cols, vals, I, V, x, y, bias, scale, lo, hi); return; }
     CSR_B1(IDX_U16, VAL_F32) CSR_B1(IDX_U16, VAL_F16) CSR_B1(IDX_U16, VAL_BF16) CSR_B1(IDX_U16, VAL_I8)
     CSR_B1(IDX_I32, VAL_F32) CSR_B1(IDX_I32, VAL_F16) CSR_B1(IDX_I32, VAL_BF16) CSR_B1(IDX_I32, VAL_I8)
 #undef CSR_B1
@@ -303,9 +305,10 @@ AVX2 static inline void bitmask_b1_rows(const int64_t *offsets, const uint8_t *m
 }
 
 AVX2 static void bitmask_b1_avx2(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes, const void *vals,
-                                 int vkind, const float *x, int64_t in_features, float *y, const float *bias, const float *scale,
-                                 int64_t lo, int64_t hi) {
-#define BM_B1(V) if (vkind == V) { bitmask_b1_rows(offsets, mask, row_bytes, vals, V, x, in_features, y, bias, scale, lo, hi); return; }
+                                 int vkind, const float *x, int64_t in_features, float *y, const float *bias,
+                                 const float *scale, int64_t lo, int64_t hi) {
+#define BM_B1(V) if (vkind == V) { \
+        bitmask_b1_rows(offsets, mask, row_bytes, vals, V, x, in_features, y, bias, scale, lo, hi); return; }
     BM_B1(VAL_F32) BM_B1(VAL_F16) BM_B1(VAL_BF16) BM_B1(VAL_I8)
 #undef BM_B1
     bitmask_b1_rows(offsets, mask, row_bytes, vals, vkind, x, in_features, y, bias, scale, lo, hi);
@@ -339,7 +342,8 @@ AVX2 static inline void store_sums(__m256d a[2][4], float *y, int64_t out_featur
 
 AVX2 static inline void csr_tile_rows(const int64_t *offsets, const void *cols, const void *vals, int ikind,
                                       int vkind, const double *xt, float *y, int64_t out_features,
-                                      int64_t rows_in_tile, const float *bias, const float *scale, int64_t lo, int64_t hi) {
+                                      int64_t rows_in_tile, const float *bias, const float *scale, int64_t lo,
+                                      int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         __m256d a[2][4];
         ZERO_SUMS(a);
@@ -368,8 +372,8 @@ AVX2 static void csr_tile_avx2(const int64_t *offsets, const void *cols, const v
 
 AVX2 static inline void bitmask_tile_rows(const int64_t *offsets, const uint8_t *mask, int64_t row_bytes,
                                           const void *vals, int vkind, const double *xt, float *y,
-                                          int64_t out_features, int64_t rows_in_tile, const float *bias, const float *scale, int64_t lo,
-                                          int64_t hi) {
+                                          int64_t out_features, int64_t rows_in_tile, const float *bias,
+                                          const float *scale, int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; r++) {
         const uint8_t *m = mask + r * row_bytes;
         int64_t k = offsets[r];
@@ -392,7 +396,8 @@ AVX2 static void bitmask_tile_avx2(const int64_t *offsets, const uint8_t *mask, 
                                    int vkind, const double *xt, float *y, int64_t out_features, int64_t rows_in_tile,
                                    const float *bias, const float *scale, int64_t lo, int64_t hi) {
 #define BM_TILE(V) if (vkind == V) { \
-        bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, scale, lo, hi); return; }
+        bitmask_tile_rows(offsets, mask, row_bytes, vals, V, xt, y, out_features, rows_in_tile, bias, scale, lo, hi); \
+        return; }
     BM_TILE(VAL_F32) BM_TILE(VAL_F16) BM_TILE(VAL_BF16) BM_TILE(VAL_I8)
 #undef BM_TILE
     bitmask_tile_rows(offsets, mask, row_bytes, vals, vkind, xt, y, out_features, rows_in_tile, bias, scale, lo, hi);
@@ -439,8 +444,8 @@ static void run_rows(const Weight *w, const float *x, int64_t batch, float *y, c
 #if PK_X86
         else if (batch == 1) {
             if (w->bitmask) {
-                bitmask_b1_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, y, bias, w->scales, lo,
-                                hi);
+                bitmask_b1_avx2(w->offsets, w->mask, w->row_bytes, w->vals, w->vkind, x, w->in_features, y, bias,
+                                w->scales, lo, hi);
             } else {
                 for (int64_t c = c0; c < c1; c++) scratch[c] = x[c];
 #pragma omp barrier
@@ -542,7 +547,8 @@ static PyMethodDef methods[] = {
     {"matmul", matmul, METH_VARARGS, "y = x W^T (+ b) for a CSR or bitmask W (raw addresses; see packed.py)"},
     {"read_bandwidth", read_bandwidth, METH_VARARGS, "sum n floats (a read-bandwidth probe)"},
     {"vector_isa", vector_isa, METH_NOARGS, "the vector code path in use: avx2 or portable"},
-    {"set_vector_isa", set_vector_isa, METH_VARARGS, "choose the code path: 'portable', or 'avx2' where the CPU has it"},
+    {"set_vector_isa", set_vector_isa, METH_VARARGS,
+     "choose the code path: 'portable', or 'avx2' where the CPU has it"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sparse", "prunekit's sparse CPU kernels", -1, methods,

@@ -152,16 +152,18 @@ class PackedWeight:
         if self.mask is not None:
             return torch.from_numpy(np.unpackbits(self.mask, axis=1, count=cols, bitorder="little").astype(bool))
         keep = torch.zeros(rows, cols, dtype=torch.bool)
-        row_of = np.repeat(np.arange(rows), np.diff(self.offsets))
-        keep[torch.from_numpy(row_of), torch.from_numpy(self.columns.astype(np.int64))] = True
+        keep[torch.from_numpy(self._row_of_values()), torch.from_numpy(self.columns.astype(np.int64))] = True
         return keep
+
+    def _row_of_values(self) -> np.ndarray:
+        """The row of each stored value, in order."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.offsets))
 
     def stored_values(self) -> Tensor:
         """The non-zero values as fp32, in row order."""
         raw = self.values[:self.nnz]
         if self.values_type == "int8":
-            row_of = np.repeat(np.arange(self.shape[0]), np.diff(self.offsets))
-            return torch.from_numpy(raw.astype(np.float32) * self.scales[row_of])
+            return torch.from_numpy(raw.astype(np.float32) * self.scales[self._row_of_values()])
         if self.values_type == "fp32":
             return torch.from_numpy(raw.copy())
         return torch.from_numpy(raw.view(np.int16).copy()).view(VALUE_TYPES[self.values_type][0]).float()
@@ -197,14 +199,14 @@ class PackedWeight:
         bias_address = 0 if bias is None else bias.data_ptr()
         weight = self._weight_args
         small = self._nbytes < SINGLE_THREAD_BYTES
-        csr = self.form == "csr"
+        # the kernel's scratch, in fp32 slots (16 spare for alignment): a transposed tile of 16 rows of x in fp64
+        # above batch 1, x in fp64 for CSR at batch 1; the batch-1 bitmask kernel sums in fp32 and needs none
+        scratch_size = cols * 32 + 16 if batch > 1 else cols * 2 + 16 if self.form == "csr" else 0
 
         def product(x: Tensor) -> Tensor:
             x = x.contiguous()
             y = torch.empty(*x.shape[:-1], rows)
-            # the kernel's scratch for this call (calls may overlap): x in fp64 for CSR at batch 1, a transposed
-            # tile of 16 rows of x in fp64 above (the batch-1 bitmask kernel sums in fp32 and needs none)
-            scratch = torch.empty(cols * 32 + 16) if batch > 1 else torch.empty(cols * 2 + 16) if csr else None
+            scratch = torch.empty(scratch_size) if scratch_size else None  # this call's own: calls may overlap
             run(*weight, x.data_ptr(), batch, y.data_ptr(), bias_address,
                 threads or (1 if small else torch.get_num_threads()), 0 if scratch is None else _aligned(scratch))
             return y
